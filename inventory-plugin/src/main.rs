@@ -1,0 +1,116 @@
+//! `craton-inventory`: Ansible's script inventory contract over a Craton
+//! database or daemon. Ansible runs it with `--list` (and `--host NAME` only
+//! when `_meta` is missing); everything else comes from the environment or
+//! the config file, since Ansible and AWX pass no other arguments.
+//!
+//! Contract kept here: stdout holds one complete JSON document or nothing;
+//! any failure exits 1 with one line on stderr; success writes nothing on
+//! stderr (Ansible reports any stderr as an error); a closed pipe is not a crash.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use craton::config::Settings;
+use craton::render::{parse_filter, Options, Selection};
+use craton::source::{DbSource, InventorySource};
+use craton::store::DbUrl;
+
+const USAGE: &str = "usage: craton-inventory (--list | --host NAME) [--project NAME] [--group G] \
+[--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--database-url URL]";
+
+#[derive(Default)]
+struct Args {
+    list: bool,
+    host: Option<String>,
+    project: Option<String>,
+    database_url: Option<String>,
+    selection: Selection,
+    options: Options,
+}
+
+fn parse_args() -> Result<Option<Args>> {
+    let mut args = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String> {
+            inline.clone().or_else(|| it.next()).ok_or_else(|| anyhow!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--list" => args.list = true,
+            "--host" => args.host = Some(value("--host")?),
+            "--project" => args.project = Some(value("--project")?),
+            "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--group" => args.selection.group = Some(value("--group")?),
+            "--filter" => args.selection.filters.push(parse_filter(&value("--filter")?).map_err(|e| anyhow!(e))?),
+            "--resolved" => args.options.resolved = true,
+            "--include-inactive" => args.selection.include_inactive = true,
+            "--pretty" => args.options.pretty = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "--version" | "-V" => {
+                println!("craton-inventory {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            other => bail!("unknown argument {other:?} ({USAGE})"),
+        }
+    }
+    if args.list == args.host.is_some() {
+        bail!("give exactly one of --list or --host NAME");
+    }
+    Ok(Some(args))
+}
+
+fn run() -> Result<Option<Vec<u8>>> {
+    let Some(args) = parse_args()? else { return Ok(None) };
+    let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
+    let mut source: Box<dyn InventorySource> = match (&settings.url, &settings.database_url) {
+        (Some(url), None) => craton_rest(url, &settings)?,
+        (_, Some(db)) => Box::new(DbSource { url: DbUrl::parse(db)?, project: settings.project.clone() }),
+        (None, None) => Box::new(DbSource {
+            url: DbUrl::sqlite(&craton::config::default_sqlite_path()),
+            project: settings.project.clone(),
+        }),
+    };
+    let out = match &args.host {
+        Some(h) => source.host(h, &args.selection, args.options),
+        None => source.list(&args.selection, args.options),
+    }?;
+    Ok(Some(out))
+}
+
+fn craton_rest(url: &str, settings: &Settings) -> Result<Box<dyn InventorySource>> {
+    let project = settings.project_explicit.then(|| settings.project.clone());
+    Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(mut out)) => {
+            out.push(b'\n');
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&out).and_then(|_| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader went away (`| head`): nothing left to do.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("craton-inventory: writing output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            // One line, whatever the driver's message looked like.
+            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("craton-inventory: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,84 @@
+-- Inventory core (MySQL/MariaDB). utf8mb4 everywhere with a binary collation:
+-- Ansible names are case-sensitive, and VARCHAR(191) keys fit every index limit.
+-- Timestamps are BIGINT milliseconds since the Unix epoch
+-- (no 2038 problem, identical on all three backends).
+CREATE TABLE projects (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(191) NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE inventory_groups (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    name VARCHAR(191) NOT NULL,
+    kind VARCHAR(64) NOT NULL DEFAULT '',
+    description TEXT,
+    priority INTEGER,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (project_id, name),
+    FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE group_edges (
+    parent_id BIGINT NOT NULL,
+    child_id BIGINT NOT NULL,
+    PRIMARY KEY (parent_id, child_id),
+    FOREIGN KEY (parent_id) REFERENCES inventory_groups (id) ON DELETE CASCADE,
+    FOREIGN KEY (child_id) REFERENCES inventory_groups (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX group_edges_child ON group_edges (child_id);
+
+CREATE TABLE hosts (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    name VARCHAR(191) NOT NULL,
+    ip_address VARCHAR(64),
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    parent_id BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (project_id, name),
+    FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE,
+    FOREIGN KEY (parent_id) REFERENCES hosts (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX hosts_parent ON hosts (parent_id);
+
+CREATE TABLE memberships (
+    group_id BIGINT NOT NULL,
+    host_id BIGINT NOT NULL,
+    PRIMARY KEY (group_id, host_id),
+    FOREIGN KEY (group_id) REFERENCES inventory_groups (id) ON DELETE CASCADE,
+    FOREIGN KEY (host_id) REFERENCES hosts (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX memberships_host ON memberships (host_id);
+
+CREATE TABLE host_labels (
+    host_id BIGINT NOT NULL,
+    label VARCHAR(191) NOT NULL,
+    PRIMARY KEY (host_id, label),
+    FOREIGN KEY (host_id) REFERENCES hosts (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX host_labels_label ON host_labels (label);
+
+-- One row per (owner, key). owner_kind: 0 project (the `all` group), 1 group,
+-- 2 host. tier: 0 inventory (inline) vars, 1 group_vars/host_vars files,
+-- which Ansible ranks above every inline var of the same owner kind.
+-- source_id is reserved for the config ref that owns the row (git sync).
+CREATE TABLE variables (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    project_id BIGINT NOT NULL,
+    owner_kind INTEGER NOT NULL,
+    owner_id BIGINT NOT NULL,
+    var_key VARCHAR(191) NOT NULL,
+    var_value LONGTEXT NOT NULL,
+    tier INTEGER NOT NULL DEFAULT 0,
+    source_id BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (owner_kind, owner_id, var_key),
+    FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX variables_project_key ON variables (project_id, var_key);

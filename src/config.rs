@@ -1,0 +1,95 @@
+//! Where settings come from. Ansible and AWX run `craton-inventory` with no
+//! arguments, so every setting has an environment variable and may also come
+//! from a config file; flags win over the environment, which wins over the file.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The optional config file (TOML). Found at `$CRATON_CONFIG`, else
+/// `$XDG_CONFIG_HOME/craton/craton.toml` (`~/.config/...`), else `/etc/craton/craton.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub project: Option<String>,
+    /// Base URL of a Craton daemon (REST backend of craton-inventory).
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn home() -> Option<PathBuf> {
+    env("HOME").map(PathBuf::from)
+}
+
+fn config_path() -> Option<(PathBuf, bool)> {
+    if let Some(p) = env("CRATON_CONFIG") {
+        return Some((PathBuf::from(p), true));
+    }
+    let user = env("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home().map(|h| h.join(".config")));
+    if let Some(p) = user.map(|d| d.join("craton/craton.toml")).filter(|p| p.exists()) {
+        return Some((p, false));
+    }
+    Some((PathBuf::from("/etc/craton/craton.toml"), false))
+}
+
+/// Reads the config file; a missing default file is fine, a missing
+/// `$CRATON_CONFIG` or a malformed file is an error naming it.
+pub fn load_file_config() -> Result<FileConfig, String> {
+    let Some((path, explicit)) = config_path() else { return Ok(FileConfig::default()) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(FileConfig::default()),
+        Err(e) => return Err(format!("reading config file {}: {e}", path.display())),
+    };
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_string();
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        match line {
+            Some(l) => format!("{}:{l}: {msg}", path.display()),
+            None => format!("{}: {msg}", path.display()),
+        }
+    })
+}
+
+/// The embedded SQLite database used when no database URL is configured:
+/// `$CRATON_DATA_DIR/craton.sqlite3`, else `$XDG_DATA_HOME/craton/craton.sqlite3`,
+/// else `~/.local/share/craton/craton.sqlite3`.
+pub fn default_sqlite_path() -> PathBuf {
+    if let Some(d) = env("CRATON_DATA_DIR") {
+        return PathBuf::from(d).join("craton.sqlite3");
+    }
+    let data = env("XDG_DATA_HOME").map(PathBuf::from).or_else(|| home().map(|h| h.join(".local/share")));
+    data.unwrap_or_else(|| PathBuf::from(".")).join("craton/craton.sqlite3")
+}
+
+/// The settings after flags, environment and file are combined.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None` means the embedded SQLite default.
+    pub database_url: Option<String>,
+    pub project: String,
+    /// True when the project was named (flag, environment or file) rather
+    /// than defaulted; a daemon then infers it from the token.
+    pub project_explicit: bool,
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(flag_db: Option<String>, flag_project: Option<String>) -> Result<Settings, String> {
+        let file = load_file_config()?;
+        let project = flag_project.or_else(|| env("CRATON_PROJECT")).or(file.project);
+        Ok(Settings {
+            database_url: flag_db.or_else(|| env("CRATON_DATABASE_URL")).or(file.database_url),
+            project_explicit: project.is_some(),
+            project: project.unwrap_or_else(|| crate::DEFAULT_PROJECT.to_string()),
+            url: env("CRATON_URL").or(file.url),
+            token: env("CRATON_TOKEN").or(file.token),
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! What an input says a project should contain: the output of every importer
+//! (and later of a git sync), the input of the one code path that writes it
+//! ([`crate::store::apply`]). Building it touches no database, so bad input
+//! stops here with nothing written.
+
+use indexmap::IndexMap;
+
+use crate::model::OwnVars;
+
+#[derive(Debug, Clone, Default)]
+pub struct DesiredGroup {
+    pub priority: Option<i64>,
+    pub vars: OwnVars,
+    /// Child group names, in input order.
+    pub children: Vec<String>,
+    /// Member host names, in input order.
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DesiredHost {
+    pub ip_address: Option<String>,
+    /// Name of the parent host (a container's physical host).
+    pub parent: Option<String>,
+    pub vars: OwnVars,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// Variables of the `all` group (the project's own).
+    pub all_vars: OwnVars,
+    pub groups: IndexMap<String, DesiredGroup>,
+    pub hosts: IndexMap<String, DesiredHost>,
+}
+
+impl Desired {
+    pub fn variable_count(&self) -> usize {
+        self.all_vars.len()
+            + self.groups.values().map(|g| g.vars.len()).sum::<usize>()
+            + self.hosts.values().map(|h| h.vars.len()).sum::<usize>()
+    }
+}

@@ -1,0 +1,25 @@
+//! Craton core: the inventory model, Ansible's variable precedence, the store
+//! over SQLite/PostgreSQL/MySQL, the importers and the inventory renderer.
+//! The binaries (`craton-inventory`, `cratond`) are thin layers over this.
+
+pub mod config;
+pub mod desired;
+pub mod model;
+pub mod render;
+pub mod resolve;
+pub mod source;
+
+#[cfg(feature = "import")]
+pub mod import;
+#[cfg(not(feature = "import"))]
+pub mod import {
+    //! Name checks shared with the store when the parsers are not built.
+    pub use crate::names::check_name;
+}
+#[cfg(feature = "db")]
+pub mod store;
+
+mod names;
+
+/// The project used when none is named.
+pub const DEFAULT_PROJECT: &str = "default";

@@ -1,0 +1,143 @@
+//! Loads one project's whole inventory into a [`Snapshot`] with one query
+//! per table, whatever the number of hosts.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, variables};
+use super::{find_project, DbConn, StoreError};
+use crate::model::{raw_from_string, GroupNode, HostNode, OwnVars, OwnerKind, Project, Snapshot, Tier, Var};
+
+type GroupRow = (i64, String, String, Option<String>, Option<i32>);
+type HostRow = (i64, String, Option<String>, bool, Option<i64>);
+type VarRow = (i32, i64, String, String, i32);
+
+pub fn load_snapshot(conn: &mut DbConn, project: &str) -> Result<Snapshot, StoreError> {
+    let project = find_project(conn, project)?.ok_or_else(|| StoreError::UnknownProject(project.to_string()))?;
+    load_project(conn, project)
+}
+
+pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, StoreError> {
+    let pid = project.id;
+    let group_rows: Vec<GroupRow> = inventory_groups::table
+        .filter(inventory_groups::project_id.eq(pid))
+        .order(inventory_groups::id.asc())
+        .select((
+            inventory_groups::id,
+            inventory_groups::name,
+            inventory_groups::kind,
+            inventory_groups::description,
+            inventory_groups::priority,
+        ))
+        .load(conn)?;
+    let edges: Vec<(i64, i64)> = group_edges::table
+        .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::child_id)))
+        .filter(inventory_groups::project_id.eq(pid))
+        .select((group_edges::parent_id, group_edges::child_id))
+        .load(conn)?;
+    let host_rows: Vec<HostRow> = hosts::table
+        .filter(hosts::project_id.eq(pid))
+        .order(hosts::id.asc())
+        .select((hosts::id, hosts::name, hosts::ip_address, hosts::active, hosts::parent_id))
+        .load(conn)?;
+    let members: Vec<(i64, i64)> = memberships::table
+        .inner_join(hosts::table)
+        .filter(hosts::project_id.eq(pid))
+        .select((memberships::group_id, memberships::host_id))
+        .load(conn)?;
+    let labels: Vec<(i64, String)> = host_labels::table
+        .inner_join(hosts::table)
+        .filter(hosts::project_id.eq(pid))
+        .select((host_labels::host_id, host_labels::label))
+        .load(conn)?;
+    let var_rows: Vec<VarRow> = variables::table
+        .filter(variables::project_id.eq(pid))
+        .order(variables::id.asc())
+        .select((
+            variables::owner_kind,
+            variables::owner_id,
+            variables::var_key,
+            variables::var_value,
+            variables::tier,
+        ))
+        .load(conn)?;
+
+    let group_ix: HashMap<i64, usize> = group_rows.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
+    let host_ix: HashMap<i64, usize> = host_rows.iter().enumerate().map(|(i, h)| (h.0, i)).collect();
+
+    let mut groups: Vec<GroupNode> = group_rows
+        .into_iter()
+        .map(|(id, name, kind, description, priority)| GroupNode {
+            id,
+            name,
+            kind,
+            description,
+            priority: priority.map(i64::from),
+            parents: Vec::new(),
+            children: Vec::new(),
+            hosts: Vec::new(),
+            vars: OwnVars::new(),
+        })
+        .collect();
+    let mut hosts: Vec<HostNode> = host_rows
+        .iter()
+        .map(|(id, name, ip, active, _)| HostNode {
+            id: *id,
+            name: name.clone(),
+            ip_address: ip.clone(),
+            active: *active,
+            parent: None,
+            labels: Vec::new(),
+            groups: Vec::new(),
+            vars: OwnVars::new(),
+        })
+        .collect();
+    for (i, (_, _, _, _, parent)) in host_rows.iter().enumerate() {
+        hosts[i].parent = parent.and_then(|p| host_ix.get(&p).copied());
+    }
+    for (p, c) in edges {
+        if let (Some(&p), Some(&c)) = (group_ix.get(&p), group_ix.get(&c)) {
+            groups[p].children.push(c);
+            groups[c].parents.push(p);
+        }
+    }
+    for (g, h) in members {
+        if let (Some(&g), Some(&h)) = (group_ix.get(&g), host_ix.get(&h)) {
+            groups[g].hosts.push(h);
+            hosts[h].groups.push(g);
+        }
+    }
+    for (h, label) in labels {
+        if let Some(&h) = host_ix.get(&h) {
+            hosts[h].labels.push(label);
+        }
+    }
+    // Creation order everywhere, whatever order the database returned.
+    for g in &mut groups {
+        g.parents.sort_unstable();
+        g.children.sort_unstable();
+        g.hosts.sort_unstable();
+    }
+    for h in &mut hosts {
+        h.groups.sort_unstable();
+        h.labels.sort();
+    }
+
+    let mut all_vars = OwnVars::new();
+    for (kind, owner, key, value, tier) in var_rows {
+        let value = raw_from_string(value)
+            .map_err(|e| StoreError::Invalid(format!("variable {key:?} holds invalid JSON: {e}")))?;
+        let var = Var { value, tier: Tier::from_i32(tier) };
+        let target = match OwnerKind::from_i32(kind) {
+            Some(OwnerKind::Project) => Some(&mut all_vars),
+            Some(OwnerKind::Group) => group_ix.get(&owner).map(|&i| &mut groups[i].vars),
+            Some(OwnerKind::Host) => host_ix.get(&owner).map(|&i| &mut hosts[i].vars),
+            None => None,
+        };
+        if let Some(t) = target {
+            t.insert(key, var);
+        }
+    }
+    Ok(Snapshot { project, all_vars, groups, hosts })
+}

@@ -1,0 +1,263 @@
+//! The database: one diesel code path over SQLite, PostgreSQL and
+//! MySQL/MariaDB. The backend is chosen from the URL scheme (an unknown
+//! scheme is refused, never taken for a SQLite file name); migrations are
+//! embedded per backend and kept in step under `migrations/`.
+
+pub mod apply;
+pub mod load;
+pub mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::model::Project;
+use schema::projects;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+
+/// One connection to whichever backend the URL named.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+    Mysql(MysqlConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrating the database: {0}")]
+    Migration(String),
+    #[error("the database at {0} has pending migrations: run `cratond migrate`")]
+    NotMigrated(String),
+    #[error("project {0:?} not found")]
+    UnknownProject(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// True when the error means "the database is not reachable right now"
+    /// rather than "the request was wrong" (the API answers 503 for these).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Connect { .. }
+                | StoreError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+        )
+    }
+}
+
+/// A parsed `CRATON_DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+    Mysql(String),
+}
+
+impl DbUrl {
+    pub fn parse(url: &str) -> Result<DbUrl, StoreError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            if rest.is_empty() {
+                return Err(StoreError::BadUrl("sqlite:// URL without a path (use sqlite:///abs/path or sqlite://relative/path)".into()));
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DbUrl::Postgres(url.to_string()));
+        }
+        if url.starts_with("mysql://") {
+            return Ok(DbUrl::Mysql(url.to_string()));
+        }
+        if let Some(rest) = url.strip_prefix("mariadb://") {
+            return Ok(DbUrl::Mysql(format!("mysql://{rest}")));
+        }
+        let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or(url);
+        Err(StoreError::BadUrl(format!(
+            "unsupported database URL scheme {scheme:?}: use sqlite://PATH, postgres://... or mysql://..."
+        )))
+    }
+
+    pub fn sqlite(path: &Path) -> DbUrl {
+        DbUrl::Sqlite(path.to_path_buf())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DbUrl::Sqlite(_) => "sqlite",
+            DbUrl::Postgres(_) => "postgres",
+            DbUrl::Mysql(_) => "mysql",
+        }
+    }
+}
+
+/// Shown in messages and logs: never the password.
+impl fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            DbUrl::Postgres(u) | DbUrl::Mysql(u) => f.write_str(&redact(u)),
+        }
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    match auth {
+        Some(a) => match a.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{a}@{host}"),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Collapses a driver's multi-line message (libpq's are) into one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Opens a connection and applies per-connection settings.
+pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
+    let err = |e: ConnectionError| StoreError::Connect { url: url.to_string(), message: one_line(&e.to_string()) };
+    match url {
+        DbUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect {
+                    url: url.to_string(),
+                    message: format!("creating {}: {e}", dir.display()),
+                })?;
+            }
+            let path_str = path.to_str().ok_or_else(|| StoreError::BadUrl("SQLite path is not UTF-8".into()))?;
+            let mut c = SqliteConnection::establish(path_str).map_err(err)?;
+            // Foreign keys are off by default in SQLite; WAL and a busy
+            // timeout keep readers and a writer from failing on each other.
+            c.batch_execute(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+            )?;
+            Ok(DbConn::Sqlite(c))
+        }
+        DbUrl::Postgres(u) => Ok(DbConn::Postgres(PgConnection::establish(u).map_err(err)?)),
+        DbUrl::Mysql(u) => Ok(DbConn::Mysql(MysqlConnection::establish(u).map_err(err)?)),
+    }
+}
+
+/// Applies pending migrations; returns the versions applied (empty when
+/// the database was up to date).
+pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
+    let applied = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
+        DbConn::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
+    };
+    ensure_project(conn, crate::DEFAULT_PROJECT)?;
+    Ok(applied)
+}
+
+/// True when the database has migrations that were not applied yet.
+pub fn has_pending_migrations(conn: &mut DbConn) -> Result<bool, StoreError> {
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
+    match conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS).map_err(m),
+        DbConn::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS).map_err(m),
+        DbConn::Mysql(c) => c.has_pending_migration(MYSQL_MIGRATIONS).map_err(m),
+    }
+}
+
+/// Connects for a reader: a SQLite database is created and migrated on first
+/// use (the embedded default must just work); a server database must have
+/// been migrated with `cratond migrate`.
+pub fn connect_ready(url: &DbUrl) -> Result<DbConn, StoreError> {
+    let mut conn = connect(url)?;
+    if has_pending_migrations(&mut conn)? {
+        match url {
+            DbUrl::Sqlite(_) => {
+                migrate(&mut conn)?;
+            }
+            _ => return Err(StoreError::NotMigrated(url.to_string())),
+        }
+    }
+    Ok(conn)
+}
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn find_project(conn: &mut DbConn, name: &str) -> Result<Option<Project>, StoreError> {
+    Ok(projects::table
+        .filter(projects::name.eq(name))
+        .select((projects::id, projects::name, projects::created_at, projects::updated_at))
+        .first::<(i64, String, i64, i64)>(conn)
+        .optional()?
+        .map(|(id, name, created_at, updated_at)| Project { id, name, created_at, updated_at }))
+}
+
+/// Returns the project, creating it when missing.
+pub fn ensure_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreError> {
+    crate::import::check_name("project", name).map_err(StoreError::Invalid)?;
+    if let Some(p) = find_project(conn, name)? {
+        return Ok(p);
+    }
+    let now = now_ms();
+    diesel::insert_into(projects::table)
+        .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
+        .execute(conn)?;
+    find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes() {
+        assert_eq!(DbUrl::parse("sqlite:///tmp/x.db").unwrap(), DbUrl::Sqlite("/tmp/x.db".into()));
+        assert_eq!(DbUrl::parse("sqlite://rel.db").unwrap(), DbUrl::Sqlite("rel.db".into()));
+        assert!(matches!(DbUrl::parse("postgresql://u@h/db").unwrap(), DbUrl::Postgres(_)));
+        assert_eq!(DbUrl::parse("mariadb://root@h/db").unwrap(), DbUrl::Mysql("mysql://root@h/db".into()));
+        for bad in ["/tmp/x.db", "oracle://x", "sqlite://", "", "craton.db"] {
+            let e = DbUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("unsupported") || e.contains("without a path"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_shown() {
+        let u = DbUrl::parse("postgres://craton:s3cret@db:5432/craton").unwrap();
+        assert_eq!(u.to_string(), "postgres://craton:***@db:5432/craton");
+        assert!(!format!("{u:?}").contains("s3cret"));
+    }
+}
