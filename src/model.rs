@@ -79,8 +79,9 @@ pub struct GroupNode {
     pub priority: Option<i64>,
     /// Indexes into [`Snapshot::groups`], ascending (creation order).
     pub parents: Vec<usize>,
+    /// Indexes into [`Snapshot::groups`], in stored order (the input's).
     pub children: Vec<usize>,
-    /// Indexes into [`Snapshot::hosts`], ascending (creation order).
+    /// Indexes into [`Snapshot::hosts`], in stored order (the input's).
     pub hosts: Vec<usize>,
     pub vars: OwnVars,
 }

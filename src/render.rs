@@ -140,13 +140,18 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
             }
         })
         .collect();
-    let mut out_hosts = Vec::with_capacity(hosts.len());
+    let mut host_new = vec![None; snap.hosts.len()];
     for (new, &h) in hosts.iter().enumerate() {
+        host_new[h] = Some(new);
+    }
+    // Members in the stored (input) order: Ansible runs hosts in inventory order.
+    for (new, &old) in group_set.iter().enumerate() {
+        groups[new].hosts = snap.groups[old].hosts.iter().filter_map(|&h| host_new[h]).collect();
+    }
+    let mut out_hosts = Vec::with_capacity(hosts.len());
+    for &h in &hosts {
         let src = &snap.hosts[h];
         let member_of: Vec<usize> = src.groups.iter().filter_map(|&g| in_set[g]).collect();
-        for &g in &member_of {
-            groups[g].hosts.push(new);
-        }
         out_hosts.push(HostNode {
             id: src.id,
             name: src.name.clone(),

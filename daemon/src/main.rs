@@ -92,12 +92,13 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Resu
     }
     let c = |n: &store::apply::Counts| format!("{} created, {} updated, {} removed", n.created, n.updated, n.removed);
     println!(
-        "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} removed{}",
+        "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{}",
         summary.project,
         c(&summary.groups),
         c(&summary.hosts),
         c(&summary.variables),
         summary.relations.created,
+        summary.relations.updated,
         summary.relations.removed,
         if summary.is_noop() { " (no changes)" } else { "" }
     );

@@ -12,7 +12,7 @@ use super::load::load_project;
 use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, variables};
 use super::{ensure_project, now_ms, DbConn, StoreError};
 use crate::desired::Desired;
-use crate::model::{OwnVars, OwnerKind, Snapshot};
+use crate::model::{OwnVars, OwnerKind};
 
 /// Multi-row INSERT on the concrete connection: diesel's `MultiBackend`
 /// cannot express batch inserts, each backend can.
@@ -101,6 +101,7 @@ struct NewVar<'a> {
 struct NewEdge {
     parent_id: i64,
     child_id: i64,
+    position: i32,
 }
 
 #[derive(Insertable)]
@@ -108,6 +109,7 @@ struct NewEdge {
 struct NewMembership {
     group_id: i64,
     host_id: i64,
+    position: i32,
 }
 
 fn priority_i32(p: Option<i64>, group: &str) -> Result<Option<i32>, StoreError> {
@@ -116,6 +118,44 @@ fn priority_i32(p: Option<i64>, group: &str) -> Result<Option<i32>, StoreError> 
             .map_err(|_| StoreError::Invalid(format!("group {group:?}: ansible_group_priority {v} is out of range")))
     })
     .transpose()
+}
+
+fn add_counts(into: &mut Counts, c: Counts) {
+    into.created += c.created;
+    into.updated += c.updated;
+    into.removed += c.removed;
+}
+
+/// Brings a (pair -> position) relation table from `old` to `want`: inserts
+/// the missing pairs, moves the ones whose position changed, and (with
+/// `replace`) deletes the rest. `change` updates a pair's position (`Some`)
+/// or deletes it (`None`).
+fn sync_relation(
+    conn: &mut DbConn,
+    old: &HashMap<(i64, i64), i32>,
+    want: &HashMap<(i64, i64), i32>,
+    replace: bool,
+    insert: impl Fn(&mut DbConn, &[(i64, i64, i32)]) -> QueryResult<usize>,
+    change: impl Fn(&mut DbConn, (i64, i64), Option<i32>) -> QueryResult<usize>,
+) -> Result<Counts, StoreError> {
+    let mut counts = Counts::default();
+    let mut rows: Vec<(i64, i64, i32)> =
+        want.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(&(a, b), &pos)| (a, b, pos)).collect();
+    rows.sort_unstable();
+    for chunk in rows.chunks(CHUNK) {
+        counts.created += insert(conn, chunk)?;
+    }
+    for (k, &pos) in want {
+        if old.get(k).is_some_and(|&p| p != pos) {
+            counts.updated += change(conn, *k, Some(pos))?;
+        }
+    }
+    if replace {
+        for k in old.keys().filter(|k| !want.contains_key(*k)) {
+            counts.removed += change(conn, *k, None)?;
+        }
+    }
+    Ok(counts)
 }
 
 /// Finds a cycle in parent -> child edges; returns it as a list of nodes.
@@ -320,71 +360,84 @@ fn apply_in_tx(
     let newly_created: HashSet<&str> = new_hosts.iter().map(|h| h.name).collect();
     summary.hosts.updated += parent_updates.iter().filter(|(id, _)| !newly_created.contains(host_names[id])).count();
 
-    // Group nesting and membership.
-    let gid = |snap: &Snapshot, i: usize| snap.groups[i].id;
-    let old_edges: HashSet<(i64, i64)> = snap
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(i, g)| g.children.iter().map(move |&c| (i, c)))
-        .map(|(p, c)| (gid(&snap, p), gid(&snap, c)))
-        .filter(|(p, c)| group_id_set.contains(p) && group_id_set.contains(c))
+    // Group nesting and membership, with their input order.
+    let old_edges: HashMap<(i64, i64), i32> = group_edges::table
+        .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::child_id)))
+        .filter(inventory_groups::project_id.eq(pid))
+        .select((group_edges::parent_id, group_edges::child_id, group_edges::position))
+        .load::<(i64, i64, i32)>(conn)?
+        .into_iter()
+        .map(|(p, c, pos)| ((p, c), pos))
         .collect();
-    let want_edges: HashSet<(i64, i64)> = desired
-        .groups
-        .iter()
-        .flat_map(|(p, g)| g.children.iter().map(move |c| (p, c)))
-        .map(|(p, c)| {
-            let child = group_ids.get(c).ok_or_else(|| StoreError::Invalid(format!("group {p:?}: child group {c:?} is not in the inventory")))?;
-            Ok((group_ids[p], *child))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    let final_edges: Vec<(i64, i64)> =
-        if replace { want_edges.iter().copied().collect() } else { old_edges.union(&want_edges).copied().collect() };
+    let mut want_edges: HashMap<(i64, i64), i32> = HashMap::new();
+    for (p, g) in &desired.groups {
+        for (pos, c) in g.children.iter().enumerate() {
+            let child = group_ids
+                .get(c)
+                .ok_or_else(|| StoreError::Invalid(format!("group {p:?}: child group {c:?} is not in the inventory")))?;
+            want_edges.insert((group_ids[p], *child), pos as i32);
+        }
+    }
+    let final_edges: Vec<(i64, i64)> = if replace {
+        want_edges.keys().copied().collect()
+    } else {
+        old_edges.keys().chain(want_edges.keys()).copied().collect::<HashSet<_>>().into_iter().collect()
+    };
     if let Some(cycle) = find_cycle(&final_edges) {
         let by_id: HashMap<i64, &str> = group_ids.iter().map(|(n, &i)| (i, n.as_str())).collect();
         let names: Vec<&str> = cycle.iter().map(|i| by_id[i]).collect();
         return Err(StoreError::Invalid(format!("group nesting forms a cycle: {}", names.join(" -> "))));
     }
-    let mut add_edges: Vec<NewEdge> =
-        want_edges.difference(&old_edges).map(|&(parent_id, child_id)| NewEdge { parent_id, child_id }).collect();
-    add_edges.sort_by_key(|e| (e.parent_id, e.child_id));
-    for chunk in add_edges.chunks(CHUNK) {
-        summary.relations.created += batch_insert!(conn, group_edges::table, chunk)?;
-    }
-    if replace {
-        for (p, c) in old_edges.difference(&want_edges) {
-            summary.relations.removed += diesel::delete(group_edges::table.find((*p, *c))).execute(conn)?;
-        }
-    }
+    let rel = sync_relation(
+        conn,
+        &old_edges,
+        &want_edges,
+        replace,
+        |conn, rows: &[(i64, i64, i32)]| {
+            let rows: Vec<NewEdge> =
+                rows.iter().map(|&(parent_id, child_id, position)| NewEdge { parent_id, child_id, position }).collect();
+            batch_insert!(conn, group_edges::table, &rows)
+        },
+        |conn, (p, c), pos| match pos {
+            Some(pos) => diesel::update(group_edges::table.find((p, c))).set(group_edges::position.eq(pos)).execute(conn),
+            None => diesel::delete(group_edges::table.find((p, c))).execute(conn),
+        },
+    )?;
+    add_counts(&mut summary.relations, rel);
 
-    let old_members: HashSet<(i64, i64)> = snap
-        .groups
-        .iter()
-        .flat_map(|g| g.hosts.iter().map(move |&h| (g.id, h)))
-        .map(|(g, h)| (g, snap.hosts[h].id))
-        .filter(|(g, h)| group_id_set.contains(g) && host_id_set.contains(h))
+    let old_members: HashMap<(i64, i64), i32> = memberships::table
+        .inner_join(hosts::table)
+        .filter(hosts::project_id.eq(pid))
+        .select((memberships::group_id, memberships::host_id, memberships::position))
+        .load::<(i64, i64, i32)>(conn)?
+        .into_iter()
+        .map(|(g, h, pos)| ((g, h), pos))
         .collect();
-    let want_members: HashSet<(i64, i64)> = desired
-        .groups
-        .iter()
-        .flat_map(|(g, d)| d.hosts.iter().map(move |h| (g, h)))
-        .map(|(g, h)| {
-            let host = host_ids.get(h).ok_or_else(|| StoreError::Invalid(format!("group {g:?}: host {h:?} is not in the inventory")))?;
-            Ok((group_ids[g], *host))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    let mut add_members: Vec<NewMembership> =
-        want_members.difference(&old_members).map(|&(group_id, host_id)| NewMembership { group_id, host_id }).collect();
-    add_members.sort_by_key(|m| (m.group_id, m.host_id));
-    for chunk in add_members.chunks(CHUNK) {
-        summary.relations.created += batch_insert!(conn, memberships::table, chunk)?;
-    }
-    if replace {
-        for (g, h) in old_members.difference(&want_members) {
-            summary.relations.removed += diesel::delete(memberships::table.find((*g, *h))).execute(conn)?;
+    let mut want_members: HashMap<(i64, i64), i32> = HashMap::new();
+    for (g, d) in &desired.groups {
+        for (pos, h) in d.hosts.iter().enumerate() {
+            let host = host_ids
+                .get(h)
+                .ok_or_else(|| StoreError::Invalid(format!("group {g:?}: host {h:?} is not in the inventory")))?;
+            want_members.insert((group_ids[g], *host), pos as i32);
         }
     }
+    let rel = sync_relation(
+        conn,
+        &old_members,
+        &want_members,
+        replace,
+        |conn, rows: &[(i64, i64, i32)]| {
+            let rows: Vec<NewMembership> =
+                rows.iter().map(|&(group_id, host_id, position)| NewMembership { group_id, host_id, position }).collect();
+            batch_insert!(conn, memberships::table, &rows)
+        },
+        |conn, (g, h), pos| match pos {
+            Some(pos) => diesel::update(memberships::table.find((g, h))).set(memberships::position.eq(pos)).execute(conn),
+            None => diesel::delete(memberships::table.find((g, h))).execute(conn),
+        },
+    )?;
+    add_counts(&mut summary.relations, rel);
 
     // Variables.
     let mut old_vars: HashMap<(i32, i64, &str), (&str, i32)> = HashMap::new();

@@ -31,20 +31,20 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             inventory_groups::priority,
         ))
         .load(conn)?;
-    let edges: Vec<(i64, i64)> = group_edges::table
+    let mut edges: Vec<(i64, i64, i32)> = group_edges::table
         .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::child_id)))
         .filter(inventory_groups::project_id.eq(pid))
-        .select((group_edges::parent_id, group_edges::child_id))
+        .select((group_edges::parent_id, group_edges::child_id, group_edges::position))
         .load(conn)?;
     let host_rows: Vec<HostRow> = hosts::table
         .filter(hosts::project_id.eq(pid))
         .order(hosts::id.asc())
         .select((hosts::id, hosts::name, hosts::ip_address, hosts::active, hosts::parent_id))
         .load(conn)?;
-    let members: Vec<(i64, i64)> = memberships::table
+    let mut members: Vec<(i64, i64, i32)> = memberships::table
         .inner_join(hosts::table)
         .filter(hosts::project_id.eq(pid))
-        .select((memberships::group_id, memberships::host_id))
+        .select((memberships::group_id, memberships::host_id, memberships::position))
         .load(conn)?;
     let labels: Vec<(i64, String)> = host_labels::table
         .inner_join(hosts::table)
@@ -96,13 +96,16 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
     for (i, (_, _, _, _, parent)) in host_rows.iter().enumerate() {
         hosts[i].parent = parent.and_then(|p| host_ix.get(&p).copied());
     }
-    for (p, c) in edges {
+    // Children and members in their stored order (input order), ties by creation.
+    edges.sort_unstable_by_key(|&(p, c, pos)| (p, pos, c));
+    members.sort_unstable_by_key(|&(g, h, pos)| (g, pos, h));
+    for (p, c, _) in edges {
         if let (Some(&p), Some(&c)) = (group_ix.get(&p), group_ix.get(&c)) {
             groups[p].children.push(c);
             groups[c].parents.push(p);
         }
     }
-    for (g, h) in members {
+    for (g, h, _) in members {
         if let (Some(&g), Some(&h)) = (group_ix.get(&g), host_ix.get(&h)) {
             groups[g].hosts.push(h);
             hosts[h].groups.push(g);
@@ -113,11 +116,8 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             hosts[h].labels.push(label);
         }
     }
-    // Creation order everywhere, whatever order the database returned.
     for g in &mut groups {
         g.parents.sort_unstable();
-        g.children.sort_unstable();
-        g.hosts.sort_unstable();
     }
     for h in &mut hosts {
         h.groups.sort_unstable();

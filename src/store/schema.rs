@@ -27,6 +27,7 @@ diesel::table! {
     group_edges (parent_id, child_id) {
         parent_id -> BigInt,
         child_id -> BigInt,
+        position -> Integer,
     }
 }
 
@@ -47,6 +48,7 @@ diesel::table! {
     memberships (group_id, host_id) {
         group_id -> BigInt,
         host_id -> BigInt,
+        position -> Integer,
     }
 }
 

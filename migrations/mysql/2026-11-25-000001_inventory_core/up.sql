@@ -22,9 +22,12 @@ CREATE TABLE inventory_groups (
     FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- position keeps the input order of children and members: Ansible runs
+-- hosts in inventory order.
 CREATE TABLE group_edges (
     parent_id BIGINT NOT NULL,
     child_id BIGINT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (parent_id, child_id),
     FOREIGN KEY (parent_id) REFERENCES inventory_groups (id) ON DELETE CASCADE,
     FOREIGN KEY (child_id) REFERENCES inventory_groups (id) ON DELETE CASCADE
@@ -49,6 +52,7 @@ CREATE INDEX hosts_parent ON hosts (parent_id);
 CREATE TABLE memberships (
     group_id BIGINT NOT NULL,
     host_id BIGINT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (group_id, host_id),
     FOREIGN KEY (group_id) REFERENCES inventory_groups (id) ON DELETE CASCADE,
     FOREIGN KEY (host_id) REFERENCES hosts (id) ON DELETE CASCADE

@@ -19,9 +19,12 @@ CREATE TABLE inventory_groups (
     UNIQUE (project_id, name)
 );
 
+-- position keeps the input order of children and members: Ansible runs
+-- hosts in inventory order.
 CREATE TABLE group_edges (
     parent_id BIGINT NOT NULL REFERENCES inventory_groups (id) ON DELETE CASCADE,
     child_id BIGINT NOT NULL REFERENCES inventory_groups (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (parent_id, child_id)
 );
 CREATE INDEX group_edges_child ON group_edges (child_id);
@@ -42,6 +45,7 @@ CREATE INDEX hosts_parent ON hosts (parent_id);
 CREATE TABLE memberships (
     group_id BIGINT NOT NULL REFERENCES inventory_groups (id) ON DELETE CASCADE,
     host_id BIGINT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (group_id, host_id)
 );
 CREATE INDEX memberships_host ON memberships (host_id);
