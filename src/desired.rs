@@ -10,6 +10,8 @@ use crate::model::OwnVars;
 #[derive(Debug, Clone, Default)]
 pub struct DesiredGroup {
     pub priority: Option<i64>,
+    /// Position among the explicit children of `all`, if listed there.
+    pub all_position: Option<i32>,
     pub vars: OwnVars,
     /// Child group names, in input order.
     pub children: Vec<String>,

@@ -77,6 +77,8 @@ pub struct GroupNode {
     pub description: Option<String>,
     /// `ansible_group_priority` as set inline; Ansible's default is 1.
     pub priority: Option<i64>,
+    /// Position among the explicit children of `all`, if listed there.
+    pub all_position: Option<i32>,
     /// Indexes into [`Snapshot::groups`], ascending (creation order).
     pub parents: Vec<usize>,
     /// Indexes into [`Snapshot::groups`], in stored order (the input's).

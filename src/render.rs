@@ -133,6 +133,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
                 kind: src.kind.clone(),
                 description: None,
                 priority: src.priority,
+                all_position: if sel.group.is_some() { None } else { src.all_position },
                 parents: src.parents.iter().filter_map(|&p| in_set[p]).collect(),
                 children: src.children.iter().filter_map(|&c| in_set[c]).collect(),
                 hosts: Vec::new(),
@@ -271,7 +272,12 @@ pub fn write_list<W: Write>(e: &Emitted, opts: Options, out: W) -> Result<(), Re
         .collect();
     let ungrouped_hosts: Vec<&str> = s.hosts.iter().filter(|h| h.groups.is_empty()).map(|h| h.name.as_str()).collect();
     let has_ungrouped_group = s.groups.iter().any(|g| g.name == "ungrouped");
-    let mut roots: Vec<&str> = s.groups.iter().filter(|g| g.parents.is_empty()).map(|g| g.name.as_str()).collect();
+    // `all`'s children as Ansible lists them: the ones named there in the
+    // input, in order, then every other group without a parent.
+    let mut listed: Vec<&GroupNode> = s.groups.iter().filter(|g| g.all_position.is_some()).collect();
+    listed.sort_by_key(|g| g.all_position);
+    let mut roots: Vec<&str> = listed.iter().map(|g| g.name.as_str()).collect();
+    roots.extend(s.groups.iter().filter(|g| g.parents.is_empty() && g.all_position.is_none()).map(|g| g.name.as_str()));
     if !ungrouped_hosts.is_empty() && !has_ungrouped_group {
         roots.push("ungrouped");
     }

@@ -166,13 +166,16 @@ fn to_desired(inv: ParsedInventory, files: vars_files::VarsFiles) -> Desired {
             continue;
         }
         let file_vars = files.groups.get(name);
-        if name == "ungrouped" && g.vars.is_empty() && file_vars.is_none() && g.priority.is_none() && g.children.is_empty() {
+        // `ungrouped` is implicit in Ansible; it is stored only when the
+        // input gives it something of its own.
+        if name == "ungrouped" && g.vars.is_empty() && file_vars.is_none() && g.priority.is_none() && g.children.is_empty() && g.hosts.is_empty() {
             continue;
         }
         d.groups.insert(
             name.clone(),
             DesiredGroup {
                 priority: g.priority,
+                all_position: all.children.get_index_of(name).map(|i| i as i32),
                 vars: own_vars(&g.vars, file_vars),
                 children: g.children.iter().cloned().collect(),
                 hosts: g.hosts.iter().cloned().collect(),

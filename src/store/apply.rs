@@ -68,6 +68,7 @@ struct NewGroup<'a> {
     name: &'a str,
     kind: &'a str,
     priority: Option<i32>,
+    all_position: Option<i32>,
     created_at: i64,
     updated_at: i64,
 }
@@ -248,10 +249,22 @@ fn apply_in_tx(
     for (name, g) in &desired.groups {
         let priority = priority_i32(g.priority, name)?;
         match existing_groups.get(name.as_str()) {
-            None => new_groups.push(NewGroup { project_id: pid, name, kind: "", priority, created_at: now, updated_at: now }),
-            Some(&i) if snap.groups[i].priority != g.priority => {
+            None => new_groups.push(NewGroup {
+                project_id: pid,
+                name,
+                kind: "",
+                priority,
+                all_position: g.all_position,
+                created_at: now,
+                updated_at: now,
+            }),
+            Some(&i) if snap.groups[i].priority != g.priority || snap.groups[i].all_position != g.all_position => {
                 diesel::update(inventory_groups::table.find(snap.groups[i].id))
-                    .set((inventory_groups::priority.eq(priority), inventory_groups::updated_at.eq(now)))
+                    .set((
+                        inventory_groups::priority.eq(priority),
+                        inventory_groups::all_position.eq(g.all_position),
+                        inventory_groups::updated_at.eq(now),
+                    ))
                     .execute(conn)?;
                 summary.groups.updated += 1;
             }

@@ -9,7 +9,7 @@ use super::schema::{group_edges, host_labels, hosts, inventory_groups, membershi
 use super::{find_project, DbConn, StoreError};
 use crate::model::{raw_from_string, GroupNode, HostNode, OwnVars, OwnerKind, Project, Snapshot, Tier, Var};
 
-type GroupRow = (i64, String, String, Option<String>, Option<i32>);
+type GroupRow = (i64, String, String, Option<String>, Option<i32>, Option<i32>);
 type HostRow = (i64, String, Option<String>, bool, Option<i64>);
 type VarRow = (i32, i64, String, String, i32);
 
@@ -29,6 +29,7 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             inventory_groups::kind,
             inventory_groups::description,
             inventory_groups::priority,
+            inventory_groups::all_position,
         ))
         .load(conn)?;
     let mut edges: Vec<(i64, i64, i32)> = group_edges::table
@@ -68,12 +69,13 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
 
     let mut groups: Vec<GroupNode> = group_rows
         .into_iter()
-        .map(|(id, name, kind, description, priority)| GroupNode {
+        .map(|(id, name, kind, description, priority, all_position)| GroupNode {
             id,
             name,
             kind,
             description,
             priority: priority.map(i64::from),
+            all_position,
             parents: Vec::new(),
             children: Vec::new(),
             hosts: Vec::new(),

@@ -18,6 +18,7 @@ diesel::table! {
         kind -> Text,
         description -> Nullable<Text>,
         priority -> Nullable<Integer>,
+        all_position -> Nullable<Integer>,
         created_at -> BigInt,
         updated_at -> BigInt,
     }

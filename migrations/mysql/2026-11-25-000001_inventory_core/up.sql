@@ -16,6 +16,9 @@ CREATE TABLE inventory_groups (
     kind VARCHAR(64) NOT NULL DEFAULT '',
     description TEXT,
     priority INTEGER,
+    -- Position among the `all` group's explicit children (NULL: not listed
+    -- there; Ansible still puts a group without parents under `all`).
+    all_position INTEGER,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     UNIQUE (project_id, name),

@@ -1,0 +1,172 @@
+//! Shared test fixtures: a fresh database per test on each backend, the
+//! real binaries, and the real ansible-core from the project's venv.
+//!
+//! Backends come from `CRATON_TEST_BACKENDS` (default `sqlite,postgres,mysql`);
+//! one that is listed but unreachable fails the test rather than skipping it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use craton::store::{self, DbConn, DbUrl};
+use diesel::RunQueryDsl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+pub fn backends() -> Vec<Backend> {
+    let list = std::env::var("CRATON_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mysql".into());
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "postgresql" => Backend::Postgres,
+            "mysql" | "mariadb" => Backend::Mysql,
+            other => panic!("unknown backend {other:?} in CRATON_TEST_BACKENDS"),
+        })
+        .collect()
+}
+
+fn pg_admin() -> String {
+    std::env::var("CRATON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn mysql_admin() -> String {
+    std::env::var("CRATON_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A database of its own for one test; dropped afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn admin(backend: Backend) -> DbConn {
+    let url = match backend {
+        Backend::Postgres => format!("{}/postgres", pg_admin()),
+        Backend::Mysql => format!("{}/mysql", mysql_admin()),
+        Backend::Sqlite => unreachable!(),
+    };
+    store::connect(&DbUrl::parse(&url).unwrap())
+        .unwrap_or_else(|e| panic!("{backend:?} test server unreachable ({e}); start it or drop it from CRATON_TEST_BACKENDS"))
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("craton_t{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos);
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("craton.sqlite3").display());
+                TestDb { backend, url, name, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin(backend)).unwrap();
+                TestDb { backend, url: format!("{}/{name}", pg_admin()), name, _dir: None }
+            }
+            Backend::Mysql => {
+                diesel::sql_query(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+                    .execute(&mut admin(backend))
+                    .unwrap();
+                TestDb { backend, url: format!("{}/{name}", mysql_admin()), name, _dir: None }
+            }
+        }
+    }
+
+    /// A connection with the schema migrated.
+    pub fn conn(&self) -> DbConn {
+        let mut c = store::connect(&DbUrl::parse(&self.url).unwrap()).unwrap();
+        store::migrate(&mut c).unwrap();
+        c
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = match self.backend {
+            Backend::Sqlite => return,
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Backend::Mysql => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let _ = diesel::sql_query(sql).execute(&mut admin(self.backend));
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A workspace binary, built by `cargo build --workspace` before the tests
+/// (the test command in README.rst does that).
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let p = target.join("debug").join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
+    p
+}
+
+/// A tool from the venv that holds the real ansible-core.
+pub fn ansible(name: &str) -> PathBuf {
+    let dir = std::env::var("CRATON_TEST_ANSIBLE_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin"));
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: tests/run.sh installs ansible-core into .venv", p.display());
+    p
+}
+
+/// Environment that keeps ansible quiet, strict and out of $HOME.
+pub fn ansible_env<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    cmd.env("ANSIBLE_HOME", home.join(".ansible"))
+        .env("ANSIBLE_LOCAL_TEMP", home.join(".ansible/tmp"))
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+        .env("ANSIBLE_DEPRECATION_WARNINGS", "false")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
+        .env("ANSIBLE_CONFIG", home.join("no-ansible.cfg"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must succeed, returning stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    assert!(o.status.success(), "{cmd:?} failed: {}\n{}", o.status, stderr(&o));
+    stdout(&o)
+}
+
+/// `cratond` pointed at a database.
+pub fn cratond(db: &TestDb) -> Command {
+    let mut c = Command::new(bin("cratond"));
+    c.env("CRATON_DATABASE_URL", &db.url).env_remove("CRATON_PROJECT").env("CRATON_CONFIG", "/dev/null");
+    c
+}
+
+/// `craton-inventory` pointed at a database.
+pub fn inventory(db: &TestDb) -> Command {
+    let mut c = Command::new(bin("craton-inventory"));
+    c.env("CRATON_DATABASE_URL", &db.url)
+        .env_remove("CRATON_PROJECT")
+        .env_remove("CRATON_URL")
+        .env("CRATON_CONFIG", "/dev/null");
+    c
+}
