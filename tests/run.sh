@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and integration tests on SQLite, PostgreSQL and
+# MariaDB, with real ansible-core. Installs and starts what it needs on a
+# fresh machine of the project's kind (Debian, root): the MariaDB C client
+# for diesel, PostgreSQL and MariaDB servers if stopped, and a venv with
+# ansible-core from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ANSIBLE_CORE_VERSION=2.19.14
+
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+missing=()
+for p in libmariadb-dev-compat libpq-dev python3-venv; do have_pkg "$p" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+if ! pg_up; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  for _ in $(seq 60); do pg_up && break; sleep 1; done
+fi
+pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+my_up() { mariadb-admin -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; }
+if ! my_up; then
+  echo "starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 60); do my_up && break; sleep 1; done
+fi
+my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; }
+
+if ! .venv/bin/ansible-inventory --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
+  echo "installing ansible-core $ANSIBLE_CORE_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
+fi
+
+export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"
+cargo build --workspace --locked
+cargo test --workspace --locked "$@"
