@@ -2,6 +2,8 @@
 //! over SQLite/PostgreSQL/MySQL, the importers and the inventory renderer.
 //! The binaries (`craton-inventory`, `cratond`) are thin layers over this.
 
+#[cfg(feature = "bundle")]
+pub mod bundle;
 pub mod config;
 pub mod desired;
 pub mod model;

@@ -66,17 +66,55 @@ pub struct Options {
     /// of its own (plus lifted) ones.
     pub resolved: bool,
     pub pretty: bool,
+    pub layout: Layout,
+}
+
+/// How the output will reach Ansible, which decides the tiers available.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Script JSON: one tier; every variable is emitted inline.
+    #[default]
+    Script,
+    /// An inventory file plus `group_vars/` and `host_vars/` files (bundles):
+    /// both tiers kept, except for names that cannot be file names.
+    Files,
+}
+
+/// True when `name` can be the extension-less file name of its vars under
+/// `group_vars/` or `host_vars/`: it cannot leave that directory, is not
+/// skipped by Ansible, and cannot be found by another name's lookup
+/// (Ansible tries `NAME`, then `NAME.yml`, `NAME.yaml`, `NAME.json`).
+pub fn file_safe(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && !name.ends_with('~')
+        && ![".yml", ".yaml", ".json"].iter().any(|e| name.ends_with(e))
+        && name.len() <= 200
 }
 
 /// The structure to emit (all variables on the inventory tier, exactly what
 /// Ansible will read) and, per emitted host, its `_meta.hostvars` entry.
 pub struct Emitted {
+    /// All vars on the tiers they will be emitted on.
     pub structure: Snapshot,
-    /// Parallel to `structure.hosts`.
-    pub hostvars: Vec<IndexMap<String, Box<RawValue>>>,
+    /// Parallel to `structure.hosts`: each host's own vars plus lifted ones,
+    /// on the tier they will be emitted on.
+    pub hostvars: Vec<OwnVars>,
 }
 
 const RESERVED: [&str; 2] = ["all", "_meta"];
+
+/// An owner's vars as they will be emitted: kept on their tiers where the
+/// layout can express it, else all inline (`ansible_group_priority` from a
+/// vars file is then dropped: inline it would change the group's priority;
+/// lifting restores its value where it shows).
+fn emitted_vars(vars: &OwnVars, layout: Layout, name: &str, is_group: bool) -> OwnVars {
+    if layout == Layout::Files && file_safe(name) {
+        return vars.clone();
+    }
+    merged_tiers(vars, is_group)
+}
 
 fn merged_tiers(vars: &OwnVars, drop_file_priority: bool) -> OwnVars {
     vars.iter()
@@ -137,7 +175,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
                 parents: src.parents.iter().filter_map(|&p| in_set[p]).collect(),
                 children: src.children.iter().filter_map(|&c| in_set[c]).collect(),
                 hosts: Vec::new(),
-                vars: merged_tiers(&src.vars, true),
+                vars: emitted_vars(&src.vars, opts.layout, &src.name, true),
             }
         })
         .collect();
@@ -166,7 +204,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
     }
     let structure = Snapshot {
         project: snap.project.clone(),
-        all_vars: merged_tiers(&snap.all_vars, false),
+        all_vars: emitted_vars(&snap.all_vars, opts.layout, "all", false),
         groups,
         hosts: out_hosts,
     };
@@ -175,13 +213,16 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
     let mut lifts_cache: HashMap<(Vec<usize>, Vec<usize>), Vec<(String, Box<RawValue>)>> = HashMap::new();
     let mut hostvars = Vec::with_capacity(hosts.len());
     for (new, &h) in hosts.iter().enumerate() {
-        let own = &snap.hosts[h].vars;
-        let mut hv: IndexMap<String, Box<RawValue>> =
-            own.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+        let src = &snap.hosts[h];
+        let own = &src.vars;
+        let mut hv = emitted_vars(own, opts.layout, &src.name, false);
+        // Lifted values must beat every group var: the host's top tier.
+        let lift_tier =
+            if opts.layout == Layout::Files && file_safe(&src.name) { Tier::VarsFile } else { Tier::Inventory };
         if opts.resolved {
             for (k, r) in full.group_part(h).iter() {
                 if !own.contains_key(*k) {
-                    hv.insert(k.to_string(), r.value.to_owned());
+                    hv.insert(k.to_string(), Var { value: r.value.to_owned(), tier: lift_tier });
                 }
             }
         } else {
@@ -198,7 +239,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
             }
             for (k, v) in &lifts_cache[&key] {
                 if !own.contains_key(k) {
-                    hv.insert(k.clone(), v.clone());
+                    hv.insert(k.clone(), Var { value: v.clone(), tier: lift_tier });
                 }
             }
         }
@@ -224,7 +265,7 @@ struct ListOut<'a>(&'a Emitted, Vec<(&'a str, GroupOut<'a>)>);
 
 #[derive(Serialize)]
 struct Meta<'a> {
-    hostvars: IndexMap<&'a str, &'a IndexMap<String, Box<RawValue>>>,
+    hostvars: IndexMap<&'a str, IndexMap<&'a str, &'a RawValue>>,
 }
 
 impl Serialize for ListOut<'_> {
@@ -233,13 +274,20 @@ impl Serialize for ListOut<'_> {
         for (name, g) in &self.1 {
             m.serialize_entry(name, g)?;
         }
-        let hostvars = self.0.structure.hosts.iter().map(|h| h.name.as_str()).zip(self.0.hostvars.iter()).collect();
+        let hostvars = self
+            .0
+            .structure
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .zip(self.0.hostvars.iter().map(|v| vars_out(v, None)))
+            .collect();
         m.serialize_entry("_meta", &Meta { hostvars })?;
         m.end()
     }
 }
 
-fn group_vars_out<'a>(vars: &'a OwnVars, priority: Option<&'a RawValue>) -> IndexMap<&'a str, &'a RawValue> {
+fn vars_out<'a>(vars: &'a OwnVars, priority: Option<&'a RawValue>) -> IndexMap<&'a str, &'a RawValue> {
     let mut out: IndexMap<&str, &RawValue> = vars.iter().map(|(k, v)| (k.as_str(), &*v.value)).collect();
     if let Some(p) = priority {
         out.insert("ansible_group_priority", p);
@@ -281,7 +329,7 @@ pub fn write_list<W: Write>(e: &Emitted, opts: Options, out: W) -> Result<(), Re
     if !ungrouped_hosts.is_empty() && !has_ungrouped_group {
         roots.push("ungrouped");
     }
-    let mut entries = vec![("all", GroupOut { hosts: None, children: Some(roots), vars: group_vars_out(&s.all_vars, None) })];
+    let mut entries = vec![("all", GroupOut { hosts: None, children: Some(roots), vars: vars_out(&s.all_vars, None) })];
     for (g, p) in s.groups.iter().zip(&priorities) {
         let mut hosts: Vec<&str> = g.hosts.iter().map(|&h| s.hosts[h].name.as_str()).collect();
         if g.name == "ungrouped" {
@@ -292,7 +340,7 @@ pub fn write_list<W: Write>(e: &Emitted, opts: Options, out: W) -> Result<(), Re
             GroupOut {
                 hosts: Some(hosts),
                 children: Some(g.children.iter().map(|&c| s.groups[c].name.as_str()).collect()).filter(|c: &Vec<_>| !c.is_empty()),
-                vars: group_vars_out(&g.vars, p.as_deref()),
+                vars: vars_out(&g.vars, p.as_deref()),
             },
         ));
     }
@@ -310,5 +358,5 @@ pub fn write_host<W: Write>(e: &Emitted, name: &str, opts: Options, out: W) -> R
         .iter()
         .position(|h| h.name == name)
         .ok_or_else(|| RenderError::UnknownHost(name.to_string(), e.structure.project.name.clone()))?;
-    write_json(out, &e.hostvars[i], opts.pretty)
+    write_json(out, &vars_out(&e.hostvars[i], None), opts.pretty)
 }

@@ -1,0 +1,1 @@
+//! Inventory bundles: placeholder until the bundle writer lands.
