@@ -56,7 +56,14 @@ pub struct Resolver<'a> {
 
 fn overlay<'a>(out: &mut ResolvedVars<'a>, vars: &'a OwnVars, tier: Tier, owner: Owner) {
     for (k, v) in vars.iter().filter(|(_, v)| v.tier == tier) {
-        out.insert(k.as_str(), Resolved { value: &v.value, owner, tier });
+        out.insert(
+            k.as_str(),
+            Resolved {
+                value: &v.value,
+                owner,
+                tier,
+            },
+        );
     }
 }
 
@@ -149,7 +156,11 @@ impl<'a> Resolver<'a> {
     pub fn resolve_key(&mut self, host: usize, key: &str) -> Option<Resolved<'a>> {
         let h = &self.snap.hosts[host];
         if let Some(v) = h.vars.get(key) {
-            return Some(Resolved { value: &v.value, owner: Owner::Host(host), tier: v.tier });
+            return Some(Resolved {
+                value: &v.value,
+                owner: Owner::Host(host),
+                tier: v.tier,
+            });
         }
         self.group_part(host).get(key).copied()
     }
@@ -160,6 +171,10 @@ impl<'a> Resolver<'a> {
             Owner::Group(g) => ("group", self.snap.groups[g].name.clone()),
             Owner::Host(h) => ("host", self.snap.hosts[h].name.clone()),
         };
-        Blame { owner_type, owner: name, tier }
+        Blame {
+            owner_type,
+            owner: name,
+            tier,
+        }
     }
 }

@@ -4,44 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::{ansible, ansible_env, backends, bin, cratond, ok, TestDb};
+use common::{ansible_list, ansible_via_craton, backends, bin, cat_script, cratond, ok, TestDb};
 use serde_json::Value;
-
-/// `ansible-inventory --list [--export]` over a source, with only `plugins`
-/// enabled.
-pub fn ansible_list(source: &Path, plugins: &str, export: bool, env: &[(&str, &str)]) -> Value {
-    let home = tempfile::tempdir().unwrap();
-    let mut c = Command::new(ansible("ansible-inventory"));
-    ansible_env(&mut c, home.path()).env("ANSIBLE_INVENTORY_ENABLED", plugins).arg("-i").arg(source).arg("--list");
-    if export {
-        c.arg("--export");
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.env("CRATON_CONFIG", "/dev/null").env_remove("CRATON_URL").env_remove("CRATON_PROJECT");
-    let out = ok(&mut c);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ansible-inventory printed no JSON ({e}): {out}"))
-}
-
-/// ansible-inventory over `craton-inventory` reading `db`.
-pub fn ansible_via_craton(db: &TestDb, export: bool, extra: &[(&str, &str)]) -> Value {
-    let mut env = vec![("CRATON_DATABASE_URL", db.url.as_str())];
-    env.extend_from_slice(extra);
-    ansible_list(&bin("craton-inventory"), "script", export, &env)
-}
-
-/// A script that prints a fixed JSON document, as an inventory source.
-fn cat_script(dir: &Path, json_file: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let s = dir.join("inventory.sh");
-    std::fs::write(&s, format!("#!/bin/sh\nexec cat '{}'\n", json_file.display())).unwrap();
-    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s
-}
 
 fn osa_json() -> PathBuf {
     let p = common::repo_root().join("../shared/testdata/osa-test/openstack_inventory.json");
@@ -60,18 +26,32 @@ fn openstack_ansible_round_trips_exactly() {
     for b in backends() {
         let db = TestDb::new(b);
         ok(cratond(&db).args(["import", "ansible"]).arg(osa_json()));
-        assert_eq!(ansible_via_craton(&db, false, &[]), original, "{b:?}: --list differs");
-        assert_eq!(ansible_via_craton(&db, true, &[]), original_export, "{b:?}: --list --export differs");
+        assert_eq!(
+            ansible_via_craton(&db, false, &[]),
+            original,
+            "{b:?}: --list differs"
+        );
+        assert_eq!(
+            ansible_via_craton(&db, true, &[]),
+            original_export,
+            "{b:?}: --list --export differs"
+        );
         // Containers hang off their physical host.
         let mut c = db.conn();
         let snap = craton::store::load::load_snapshot(&mut c, "default").unwrap();
-        let containers: Vec<_> = snap.hosts.iter().filter(|h| h.name.contains("-container-")).collect();
+        let containers: Vec<_> = snap
+            .hosts
+            .iter()
+            .filter(|h| h.name.contains("-container-"))
+            .collect();
         assert!(containers.len() >= 10, "{b:?}");
         for h in containers {
             let parent = h.parent.map(|p| snap.hosts[p].name.as_str());
             assert_eq!(parent, Some("infra1"), "{b:?}: {}", h.name);
         }
-        assert!(snap.hosts[snap.host_index("infra1").unwrap()].parent.is_none());
+        assert!(snap.hosts[snap.host_index("infra1").unwrap()]
+            .parent
+            .is_none());
         // Importing again changes nothing.
         let again = ok(cratond(&db).args(["import", "ansible"]).arg(osa_json()));
         assert!(again.contains("(no changes)"), "{b:?}: {again}");
@@ -88,8 +68,13 @@ fn resolved_output_equals_ansibles_hostvars() {
         let db = TestDb::new(b);
         ok(cratond(&db).args(["import", "ansible"]).arg(&f));
         assert_eq!(ansible_via_craton(&db, false, &[]), original, "{b:?}");
-        let ours: Value = serde_json::from_str(&ok(common::inventory(&db).args(["--list", "--resolved"]))).unwrap();
-        assert_eq!(ours["_meta"]["hostvars"], original["_meta"]["hostvars"], "{b:?}: resolver differs from ansible");
+        let ours: Value =
+            serde_json::from_str(&ok(common::inventory(&db).args(["--list", "--resolved"])))
+                .unwrap();
+        assert_eq!(
+            ours["_meta"]["hostvars"], original["_meta"]["hostvars"],
+            "{b:?}: resolver differs from ansible"
+        );
     }
 }
 
@@ -105,7 +90,14 @@ fn group_subtree_hosts_keep_their_whole_inventory_values() {
     use std::os::unix::fs::PermissionsExt;
     for group in ["cell_a", "racks", "region_b"] {
         let w = dir.path().join(format!("craton-{group}"));
-        std::fs::write(&w, format!("#!/bin/sh\nexec '{}' --group {group} \"$@\"\n", bin("craton-inventory").display())).unwrap();
+        std::fs::write(
+            &w,
+            format!(
+                "#!/bin/sh\nexec '{}' --group {group} \"$@\"\n",
+                bin("craton-inventory").display()
+            ),
+        )
+        .unwrap();
         std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
         let sub = ansible_list(&w, "script", false, &[("CRATON_DATABASE_URL", &db.url)]);
         let hv = sub["_meta"]["hostvars"].as_object().unwrap();

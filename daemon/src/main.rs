@@ -90,7 +90,12 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Resu
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let c = |n: &store::apply::Counts| format!("{} created, {} updated, {} removed", n.created, n.updated, n.removed);
+    let c = |n: &store::apply::Counts| {
+        format!(
+            "{} created, {} updated, {} removed",
+            n.created, n.updated, n.removed
+        )
+    };
     println!(
         "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{}",
         summary.project,
@@ -118,9 +123,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Import { kind: ImportKind::Ansible { path, project, replace } } => {
-            import_ansible(&url, &path, &project, replace)
-        }
+        Command::Import {
+            kind:
+                ImportKind::Ansible {
+                    path,
+                    project,
+                    replace,
+                },
+        } => import_ansible(&url, &path, &project, replace),
     }
 }
 
@@ -128,7 +138,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            let msg = format!("{e:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             eprintln!("cratond: error: {msg}");
             ExitCode::FAILURE
         }

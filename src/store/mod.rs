@@ -125,7 +125,9 @@ impl fmt::Debug for DbUrl {
 }
 
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (auth, host) = match rest.rsplit_once('@') {
         Some((a, h)) => (Some(a), h),
         None => (None, rest),
@@ -146,7 +148,10 @@ fn one_line(s: &str) -> String {
 
 /// Opens a connection and applies per-connection settings.
 pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
-    let err = |e: ConnectionError| StoreError::Connect { url: url.to_string(), message: one_line(&e.to_string()) };
+    let err = |e: ConnectionError| StoreError::Connect {
+        url: url.to_string(),
+        message: one_line(&e.to_string()),
+    };
     match url {
         DbUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -155,7 +160,9 @@ pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
                     message: format!("creating {}: {e}", dir.display()),
                 })?;
             }
-            let path_str = path.to_str().ok_or_else(|| StoreError::BadUrl("SQLite path is not UTF-8".into()))?;
+            let path_str = path
+                .to_str()
+                .ok_or_else(|| StoreError::BadUrl("SQLite path is not UTF-8".into()))?;
             let mut c = SqliteConnection::establish(path_str).map_err(err)?;
             // Foreign keys are off by default in SQLite; WAL and a busy
             // timeout keep readers and a writer from failing on each other.
@@ -172,11 +179,28 @@ pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
 /// Applies pending migrations; returns the versions applied (empty when
 /// the database was up to date).
 pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
-    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::Migration(one_line(&e.to_string()))
+    };
     let applied = match conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
-        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
-        DbConn::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect(),
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(m)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
+        DbConn::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map_err(m)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
+        DbConn::Mysql(c) => c
+            .run_pending_migrations(MYSQL_MIGRATIONS)
+            .map_err(m)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
     };
     ensure_project(conn, crate::DEFAULT_PROJECT)?;
     Ok(applied)
@@ -184,7 +208,9 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
 
 /// True when the database has migrations that were not applied yet.
 pub fn has_pending_migrations(conn: &mut DbConn) -> Result<bool, StoreError> {
-    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::Migration(one_line(&e.to_string()))
+    };
     match conn {
         DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS).map_err(m),
         DbConn::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS).map_err(m),
@@ -219,10 +245,20 @@ pub fn now_ms() -> i64 {
 pub fn find_project(conn: &mut DbConn, name: &str) -> Result<Option<Project>, StoreError> {
     Ok(projects::table
         .filter(projects::name.eq(name))
-        .select((projects::id, projects::name, projects::created_at, projects::updated_at))
+        .select((
+            projects::id,
+            projects::name,
+            projects::created_at,
+            projects::updated_at,
+        ))
         .first::<(i64, String, i64, i64)>(conn)
         .optional()?
-        .map(|(id, name, created_at, updated_at)| Project { id, name, created_at, updated_at }))
+        .map(|(id, name, created_at, updated_at)| Project {
+            id,
+            name,
+            created_at,
+            updated_at,
+        }))
 }
 
 /// Returns the project, creating it when missing.
@@ -233,7 +269,11 @@ pub fn ensure_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreErr
     }
     let now = now_ms();
     diesel::insert_into(projects::table)
-        .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
+        .values((
+            projects::name.eq(name),
+            projects::created_at.eq(now),
+            projects::updated_at.eq(now),
+        ))
         .execute(conn)?;
     find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
 }
@@ -244,13 +284,28 @@ mod tests {
 
     #[test]
     fn url_schemes() {
-        assert_eq!(DbUrl::parse("sqlite:///tmp/x.db").unwrap(), DbUrl::Sqlite("/tmp/x.db".into()));
-        assert_eq!(DbUrl::parse("sqlite://rel.db").unwrap(), DbUrl::Sqlite("rel.db".into()));
-        assert!(matches!(DbUrl::parse("postgresql://u@h/db").unwrap(), DbUrl::Postgres(_)));
-        assert_eq!(DbUrl::parse("mariadb://root@h/db").unwrap(), DbUrl::Mysql("mysql://root@h/db".into()));
+        assert_eq!(
+            DbUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DbUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite://rel.db").unwrap(),
+            DbUrl::Sqlite("rel.db".into())
+        );
+        assert!(matches!(
+            DbUrl::parse("postgresql://u@h/db").unwrap(),
+            DbUrl::Postgres(_)
+        ));
+        assert_eq!(
+            DbUrl::parse("mariadb://root@h/db").unwrap(),
+            DbUrl::Mysql("mysql://root@h/db".into())
+        );
         for bad in ["/tmp/x.db", "oracle://x", "sqlite://", "", "craton.db"] {
             let e = DbUrl::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("unsupported") || e.contains("without a path"), "{bad}: {e}");
+            assert!(
+                e.contains("unsupported") || e.contains("without a path"),
+                "{bad}: {e}"
+            );
         }
     }
 
