@@ -65,6 +65,8 @@ pub type OwnVars = IndexMap<String, Var>;
 pub struct Project {
     pub id: i64,
     pub name: String,
+    /// Bumped by every write to the project's inventory.
+    pub revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -642,6 +642,9 @@ fn apply_in_tx(
             .execute(conn)?;
         }
     }
+    if !summary.is_noop() {
+        super::bump_revision(conn, pid)?;
+    }
     Ok(summary)
 }
 

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod load;
 pub mod schema;
+pub mod tokens;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -248,17 +249,39 @@ pub fn find_project(conn: &mut DbConn, name: &str) -> Result<Option<Project>, St
         .select((
             projects::id,
             projects::name,
+            projects::revision,
             projects::created_at,
             projects::updated_at,
         ))
-        .first::<(i64, String, i64, i64)>(conn)
+        .first::<(i64, String, i64, i64, i64)>(conn)
         .optional()?
-        .map(|(id, name, created_at, updated_at)| Project {
+        .map(|(id, name, revision, created_at, updated_at)| Project {
             id,
             name,
+            revision,
             created_at,
             updated_at,
         }))
+}
+
+/// Marks a project's inventory as changed (cached snapshots become stale).
+pub fn bump_revision(conn: &mut DbConn, project_id: i64) -> Result<(), StoreError> {
+    diesel::update(projects::table.find(project_id))
+        .set((
+            projects::revision.eq(projects::revision + 1),
+            projects::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The project's current revision, or None when it no longer exists.
+pub fn project_revision(conn: &mut DbConn, project_id: i64) -> Result<Option<i64>, StoreError> {
+    Ok(projects::table
+        .find(project_id)
+        .select(projects::revision)
+        .first::<i64>(conn)
+        .optional()?)
 }
 
 /// Returns the project, creating it when missing.

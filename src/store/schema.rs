@@ -5,8 +5,22 @@ diesel::table! {
     projects (id) {
         id -> BigInt,
         name -> Text,
+        revision -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        project_id -> Nullable<BigInt>,
+        role -> Text,
+        description -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
     }
 }
 
@@ -82,8 +96,11 @@ diesel::joinable!(memberships -> inventory_groups (group_id));
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(variables -> projects (project_id));
 
+diesel::joinable!(api_tokens -> projects (project_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
+    api_tokens,
     inventory_groups,
     group_edges,
     hosts,

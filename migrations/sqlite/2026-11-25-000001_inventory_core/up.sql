@@ -3,6 +3,9 @@
 CREATE TABLE projects (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name VARCHAR(191) NOT NULL UNIQUE,
+    -- Bumped by every write to the project's inventory: readers cache a
+    -- project's snapshot and check this one number per request.
+    revision BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
