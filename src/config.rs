@@ -30,13 +30,8 @@ fn config_path() -> Option<(PathBuf, bool)> {
     if let Some(p) = env("CRATON_CONFIG") {
         return Some((PathBuf::from(p), true));
     }
-    let user = env("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".config")));
-    if let Some(p) = user
-        .map(|d| d.join("craton/craton.toml"))
-        .filter(|p| p.exists())
-    {
+    let user = env("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home().map(|h| h.join(".config")));
+    if let Some(p) = user.map(|d| d.join("craton/craton.toml")).filter(|p| p.exists()) {
         return Some((p, false));
     }
     Some((PathBuf::from("/etc/craton/craton.toml"), false))
@@ -50,9 +45,7 @@ pub fn load_file_config() -> Result<FileConfig, String> {
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(FileConfig::default())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(FileConfig::default()),
         Err(e) => return Err(format!("reading config file {}: {e}", path.display())),
     };
     toml::from_str(&text).map_err(|e| {
@@ -72,11 +65,8 @@ pub fn default_sqlite_path() -> PathBuf {
     if let Some(d) = env("CRATON_DATA_DIR") {
         return PathBuf::from(d).join("craton.sqlite3");
     }
-    let data = env("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".local/share")));
-    data.unwrap_or_else(|| PathBuf::from("."))
-        .join("craton/craton.sqlite3")
+    let data = env("XDG_DATA_HOME").map(PathBuf::from).or_else(|| home().map(|h| h.join(".local/share")));
+    data.unwrap_or_else(|| PathBuf::from(".")).join("craton/craton.sqlite3")
 }
 
 /// The settings after flags, environment and file are combined.
@@ -93,18 +83,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn resolve(
-        flag_db: Option<String>,
-        flag_project: Option<String>,
-    ) -> Result<Settings, String> {
+    pub fn resolve(flag_db: Option<String>, flag_project: Option<String>) -> Result<Settings, String> {
         let file = load_file_config()?;
-        let project = flag_project
-            .or_else(|| env("CRATON_PROJECT"))
-            .or(file.project);
+        let project = flag_project.or_else(|| env("CRATON_PROJECT")).or(file.project);
         Ok(Settings {
-            database_url: flag_db
-                .or_else(|| env("CRATON_DATABASE_URL"))
-                .or(file.database_url),
+            database_url: flag_db.or_else(|| env("CRATON_DATABASE_URL")).or(file.database_url),
             project_explicit: project.is_some(),
             project: project.unwrap_or_else(|| crate::DEFAULT_PROJECT.to_string()),
             url: env("CRATON_URL").or(file.url),

@@ -136,22 +136,11 @@ impl Snapshot {
                     continue;
                 }
                 if expanded {
-                    depth[g] = self.groups[g]
-                        .parents
-                        .iter()
-                        .map(|&p| depth[p] + 1)
-                        .max()
-                        .unwrap_or(1);
+                    depth[g] = self.groups[g].parents.iter().map(|&p| depth[p] + 1).max().unwrap_or(1);
                     done[g] = true;
                 } else {
                     stack.push((g, true));
-                    stack.extend(
-                        self.groups[g]
-                            .parents
-                            .iter()
-                            .filter(|&&p| !done[p])
-                            .map(|&p| (p, false)),
-                    );
+                    stack.extend(self.groups[g].parents.iter().filter(|&&p| !done[p]).map(|&p| (p, false)));
                 }
             }
         }
@@ -180,6 +169,5 @@ pub fn raw_from_string(text: String) -> Result<Raw, serde_json::Error> {
 /// Serializes a JSON value into its stored form (compact, key order kept).
 pub fn raw_from_value(v: &serde_json::Value) -> Raw {
     // Serializing a Value cannot fail: its keys are strings and numbers finite.
-    RawValue::from_string(serde_json::to_string(v).expect("serializing a Value"))
-        .expect("valid JSON")
+    RawValue::from_string(serde_json::to_string(v).expect("serializing a Value")).expect("valid JSON")
 }

@@ -13,14 +13,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
         return Err(format!("{what} name {name:?} contains a NUL character"));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(format!(
-            "{what} name {name:?} is longer than {MAX_NAME_CHARS} characters"
-        ));
+        return Err(format!("{what} name {name:?} is longer than {MAX_NAME_CHARS} characters"));
     }
     if name.trim() != name {
-        return Err(format!(
-            "{what} name {name:?} has leading or trailing white space"
-        ));
+        return Err(format!("{what} name {name:?} has leading or trailing white space"));
     }
     Ok(())
 }

@@ -50,9 +50,7 @@ pub struct Selection {
 /// Parses a `key=value` filter term; the value is JSON, or a plain string
 /// when it is not valid JSON (`env=prod` means `env="prod"`).
 pub fn parse_filter(term: &str) -> Result<(String, Value), String> {
-    let (k, v) = term
-        .split_once('=')
-        .ok_or_else(|| format!("filter {term:?} is not of the form key=value"))?;
+    let (k, v) = term.split_once('=').ok_or_else(|| format!("filter {term:?} is not of the form key=value"))?;
     if k.is_empty() {
         return Err(format!("filter {term:?} has an empty key"));
     }
@@ -118,36 +116,22 @@ fn emitted_vars(vars: &OwnVars, layout: Layout, name: &str, is_group: bool) -> O
 
 fn merged_tiers(vars: &OwnVars, drop_file_priority: bool) -> OwnVars {
     vars.iter()
-        .filter(|(k, v)| {
-            !(drop_file_priority && v.tier == Tier::VarsFile && *k == "ansible_group_priority")
-        })
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Var {
-                    value: v.value.clone(),
-                    tier: Tier::Inventory,
-                },
-            )
-        })
+        .filter(|(k, v)| !(drop_file_priority && v.tier == Tier::VarsFile && *k == "ansible_group_priority"))
+        .map(|(k, v)| (k.clone(), Var { value: v.value.clone(), tier: Tier::Inventory }))
         .collect()
 }
 
 /// Picks hosts and groups, and computes what to emit for them.
 pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, RenderError> {
-    if let Some(g) = snap
-        .groups
-        .iter()
-        .find(|g| RESERVED.contains(&g.name.as_str()))
-    {
+    if let Some(g) = snap.groups.iter().find(|g| RESERVED.contains(&g.name.as_str())) {
         return Err(RenderError::ReservedGroup(g.name.clone()));
     }
     let group_set: Vec<usize> = match &sel.group {
         None => (0..snap.groups.len()).collect(),
         Some(name) => {
-            let g = snap.group_index(name).ok_or_else(|| {
-                RenderError::UnknownGroup(name.clone(), snap.project.name.clone())
-            })?;
+            let g = snap
+                .group_index(name)
+                .ok_or_else(|| RenderError::UnknownGroup(name.clone(), snap.project.name.clone()))?;
             snap.subtree(g)
         }
     };
@@ -166,9 +150,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
             continue;
         }
         for (k, want) in &sel.filters {
-            let got = full
-                .resolve_key(h, k)
-                .and_then(|r| serde_json::from_str::<Value>(r.value.get()).ok());
+            let got = full.resolve_key(h, k).and_then(|r| serde_json::from_str::<Value>(r.value.get()).ok());
             if got.as_ref() != Some(want) {
                 continue 'host;
             }
@@ -187,11 +169,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
                 kind: src.kind.clone(),
                 description: None,
                 priority: src.priority,
-                all_position: if sel.group.is_some() {
-                    None
-                } else {
-                    src.all_position
-                },
+                all_position: if sel.group.is_some() { None } else { src.all_position },
                 parents: src.parents.iter().filter_map(|&p| in_set[p]).collect(),
                 children: src.children.iter().filter_map(|&c| in_set[c]).collect(),
                 hosts: Vec::new(),
@@ -205,11 +183,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
     }
     // Members in the stored (input) order: Ansible runs hosts in inventory order.
     for (new, &old) in group_set.iter().enumerate() {
-        groups[new].hosts = snap.groups[old]
-            .hosts
-            .iter()
-            .filter_map(|&h| host_new[h])
-            .collect();
+        groups[new].hosts = snap.groups[old].hosts.iter().filter_map(|&h| host_new[h]).collect();
     }
     let mut out_hosts = Vec::with_capacity(hosts.len());
     for &h in &hosts {
@@ -234,29 +208,19 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
     };
 
     let mut naive = Resolver::new(&structure);
-    let mut lifts_cache: HashMap<(Vec<usize>, Vec<usize>), Vec<(String, Box<RawValue>)>> =
-        HashMap::new();
+    let mut lifts_cache: HashMap<(Vec<usize>, Vec<usize>), Vec<(String, Box<RawValue>)>> = HashMap::new();
     let mut hostvars = Vec::with_capacity(hosts.len());
     for (new, &h) in hosts.iter().enumerate() {
         let src = &snap.hosts[h];
         let own = &src.vars;
         let mut hv = emitted_vars(own, opts.layout, &src.name, false);
         // Lifted values must beat every group var: the host's top tier.
-        let lift_tier = if opts.layout == Layout::Files && file_safe(&src.name) {
-            Tier::VarsFile
-        } else {
-            Tier::Inventory
-        };
+        let lift_tier =
+            if opts.layout == Layout::Files && file_safe(&src.name) { Tier::VarsFile } else { Tier::Inventory };
         if opts.resolved {
             for (k, r) in full.group_part(h).iter() {
                 if !own.contains_key(*k) {
-                    hv.insert(
-                        k.to_string(),
-                        Var {
-                            value: r.value.to_owned(),
-                            tier: lift_tier,
-                        },
-                    );
+                    hv.insert(k.to_string(), Var { value: r.value.to_owned(), tier: lift_tier });
                 }
             }
         } else {
@@ -273,22 +237,13 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
             }
             for (k, v) in &lifts_cache[&key] {
                 if !own.contains_key(k) {
-                    hv.insert(
-                        k.clone(),
-                        Var {
-                            value: v.clone(),
-                            tier: lift_tier,
-                        },
-                    );
+                    hv.insert(k.clone(), Var { value: v.clone(), tier: lift_tier });
                 }
             }
         }
         hostvars.push(hv);
     }
-    Ok(Emitted {
-        structure,
-        hostvars,
-    })
+    Ok(Emitted { structure, hostvars })
 }
 
 #[derive(Serialize)]
@@ -330,12 +285,8 @@ impl Serialize for ListOut<'_> {
     }
 }
 
-fn vars_out<'a>(
-    vars: &'a OwnVars,
-    priority: Option<&'a RawValue>,
-) -> IndexMap<&'a str, &'a RawValue> {
-    let mut out: IndexMap<&str, &RawValue> =
-        vars.iter().map(|(k, v)| (k.as_str(), &*v.value)).collect();
+fn vars_out<'a>(vars: &'a OwnVars, priority: Option<&'a RawValue>) -> IndexMap<&'a str, &'a RawValue> {
+    let mut out: IndexMap<&str, &RawValue> = vars.iter().map(|(k, v)| (k.as_str(), &*v.value)).collect();
     if let Some(p) = priority {
         out.insert("ansible_group_priority", p);
     }
@@ -363,44 +314,20 @@ pub fn write_list<W: Write>(e: &Emitted, opts: Options, out: W) -> Result<(), Re
     let priorities: Vec<Option<Box<RawValue>>> = s
         .groups
         .iter()
-        .map(|g| {
-            g.priority
-                .map(|p| RawValue::from_string(p.to_string()).expect("an integer is JSON"))
-        })
+        .map(|g| g.priority.map(|p| RawValue::from_string(p.to_string()).expect("an integer is JSON")))
         .collect();
-    let ungrouped_hosts: Vec<&str> = s
-        .hosts
-        .iter()
-        .filter(|h| h.groups.is_empty())
-        .map(|h| h.name.as_str())
-        .collect();
+    let ungrouped_hosts: Vec<&str> = s.hosts.iter().filter(|h| h.groups.is_empty()).map(|h| h.name.as_str()).collect();
     let has_ungrouped_group = s.groups.iter().any(|g| g.name == "ungrouped");
     // `all`'s children as Ansible lists them: the ones named there in the
     // input, in order, then every other group without a parent.
-    let mut listed: Vec<&GroupNode> = s
-        .groups
-        .iter()
-        .filter(|g| g.all_position.is_some())
-        .collect();
+    let mut listed: Vec<&GroupNode> = s.groups.iter().filter(|g| g.all_position.is_some()).collect();
     listed.sort_by_key(|g| g.all_position);
     let mut roots: Vec<&str> = listed.iter().map(|g| g.name.as_str()).collect();
-    roots.extend(
-        s.groups
-            .iter()
-            .filter(|g| g.parents.is_empty() && g.all_position.is_none())
-            .map(|g| g.name.as_str()),
-    );
+    roots.extend(s.groups.iter().filter(|g| g.parents.is_empty() && g.all_position.is_none()).map(|g| g.name.as_str()));
     if !ungrouped_hosts.is_empty() && !has_ungrouped_group {
         roots.push("ungrouped");
     }
-    let mut entries = vec![(
-        "all",
-        GroupOut {
-            hosts: None,
-            children: Some(roots),
-            vars: vars_out(&s.all_vars, None),
-        },
-    )];
+    let mut entries = vec![("all", GroupOut { hosts: None, children: Some(roots), vars: vars_out(&s.all_vars, None) })];
     for (g, p) in s.groups.iter().zip(&priorities) {
         let mut hosts: Vec<&str> = g.hosts.iter().map(|&h| s.hosts[h].name.as_str()).collect();
         if g.name == "ungrouped" {
@@ -410,44 +337,25 @@ pub fn write_list<W: Write>(e: &Emitted, opts: Options, out: W) -> Result<(), Re
             g.name.as_str(),
             GroupOut {
                 hosts: Some(hosts),
-                children: Some(
-                    g.children
-                        .iter()
-                        .map(|&c| s.groups[c].name.as_str())
-                        .collect(),
-                )
-                .filter(|c: &Vec<_>| !c.is_empty()),
+                children: Some(g.children.iter().map(|&c| s.groups[c].name.as_str()).collect())
+                    .filter(|c: &Vec<_>| !c.is_empty()),
                 vars: vars_out(&g.vars, p.as_deref()),
             },
         ));
     }
     if !ungrouped_hosts.is_empty() && !has_ungrouped_group {
-        entries.push((
-            "ungrouped",
-            GroupOut {
-                hosts: Some(ungrouped_hosts),
-                children: None,
-                vars: IndexMap::new(),
-            },
-        ));
+        entries.push(("ungrouped", GroupOut { hosts: Some(ungrouped_hosts), children: None, vars: IndexMap::new() }));
     }
     write_json(out, &ListOut(e, entries), opts.pretty)
 }
 
 /// Writes the `--host NAME` document: the host's entry of `_meta.hostvars`.
-pub fn write_host<W: Write>(
-    e: &Emitted,
-    name: &str,
-    opts: Options,
-    out: W,
-) -> Result<(), RenderError> {
+pub fn write_host<W: Write>(e: &Emitted, name: &str, opts: Options, out: W) -> Result<(), RenderError> {
     let i = e
         .structure
         .hosts
         .iter()
         .position(|h| h.name == name)
-        .ok_or_else(|| {
-            RenderError::UnknownHost(name.to_string(), e.structure.project.name.clone())
-        })?;
+        .ok_or_else(|| RenderError::UnknownHost(name.to_string(), e.structure.project.name.clone()))?;
     write_json(out, &vars_out(&e.hostvars[i], None), opts.pretty)
 }

@@ -56,25 +56,13 @@ pub struct Resolver<'a> {
 
 fn overlay<'a>(out: &mut ResolvedVars<'a>, vars: &'a OwnVars, tier: Tier, owner: Owner) {
     for (k, v) in vars.iter().filter(|(_, v)| v.tier == tier) {
-        out.insert(
-            k.as_str(),
-            Resolved {
-                value: &v.value,
-                owner,
-                tier,
-            },
-        );
+        out.insert(k.as_str(), Resolved { value: &v.value, owner, tier });
     }
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
-        Resolver {
-            snap,
-            depth: snap.depths(),
-            ungrouped: snap.group_index("ungrouped"),
-            cache: HashMap::new(),
-        }
+        Resolver { snap, depth: snap.depths(), ungrouped: snap.group_index("ungrouped"), cache: HashMap::new() }
     }
 
     pub fn snapshot(&self) -> &'a Snapshot {
@@ -156,11 +144,7 @@ impl<'a> Resolver<'a> {
     pub fn resolve_key(&mut self, host: usize, key: &str) -> Option<Resolved<'a>> {
         let h = &self.snap.hosts[host];
         if let Some(v) = h.vars.get(key) {
-            return Some(Resolved {
-                value: &v.value,
-                owner: Owner::Host(host),
-                tier: v.tier,
-            });
+            return Some(Resolved { value: &v.value, owner: Owner::Host(host), tier: v.tier });
         }
         self.group_part(host).get(key).copied()
     }
@@ -171,10 +155,6 @@ impl<'a> Resolver<'a> {
             Owner::Group(g) => ("group", self.snap.groups[g].name.clone()),
             Owner::Host(h) => ("host", self.snap.hosts[h].name.clone()),
         };
-        Blame {
-            owner_type,
-            owner: name,
-            tier,
-        }
+        Blame { owner_type, owner: name, tier }
     }
 }

@@ -70,31 +70,17 @@ const MAX_BODY: u64 = 1 << 30;
 
 #[cfg(feature = "rest-client")]
 impl RestSource {
-    pub fn new(
-        base: &str,
-        token: Option<String>,
-        project: Option<String>,
-    ) -> Result<Self, SourceError> {
+    pub fn new(base: &str, token: Option<String>, project: Option<String>) -> Result<Self, SourceError> {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(SourceError::Http(format!(
-                "CRATON_URL {base:?} must start with http:// or https://"
-            )));
+            return Err(SourceError::Http(format!("CRATON_URL {base:?} must start with http:// or https://")));
         }
-        let timeout = std::env::var("CRATON_TIMEOUT")
-            .ok()
-            .and_then(|t| t.parse::<f64>().ok())
-            .unwrap_or(60.0);
+        let timeout = std::env::var("CRATON_TIMEOUT").ok().and_then(|t| t.parse::<f64>().ok()).unwrap_or(60.0);
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs_f64(timeout)))
             .http_status_as_error(false)
             .build()
             .into();
-        Ok(RestSource {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-            project,
-            agent,
-        })
+        Ok(RestSource { base: base.trim_end_matches('/').to_string(), token, project, agent })
     }
 
     fn get(&self, path: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
@@ -109,11 +95,9 @@ impl RestSource {
         for (k, v) in &sel.filters {
             req = req.query("vars", format!("{k}:{v}"));
         }
-        for (flag, on) in [
-            ("resolved", opts.resolved),
-            ("pretty", opts.pretty),
-            ("include_inactive", sel.include_inactive),
-        ] {
+        for (flag, on) in
+            [("resolved", opts.resolved), ("pretty", opts.pretty), ("include_inactive", sel.include_inactive)]
+        {
             if on {
                 req = req.query(flag, "true");
             }
@@ -121,9 +105,7 @@ impl RestSource {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| SourceError::Http(format!("GET {url}: {e}")))?;
+        let mut resp = req.call().map_err(|e| SourceError::Http(format!("GET {url}: {e}")))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -134,15 +116,9 @@ impl RestSource {
         if status != 200 {
             let detail = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| {
-                    v.pointer("/error/message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
+                .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-            return Err(SourceError::Http(format!(
-                "GET {url}: HTTP {status}: {detail}"
-            )));
+            return Err(SourceError::Http(format!("GET {url}: HTTP {status}: {detail}")));
         }
         Ok(body)
     }

@@ -26,32 +26,18 @@ fn openstack_ansible_round_trips_exactly() {
     for b in backends() {
         let db = TestDb::new(b);
         ok(cratond(&db).args(["import", "ansible"]).arg(osa_json()));
-        assert_eq!(
-            ansible_via_craton(&db, false, &[]),
-            original,
-            "{b:?}: --list differs"
-        );
-        assert_eq!(
-            ansible_via_craton(&db, true, &[]),
-            original_export,
-            "{b:?}: --list --export differs"
-        );
+        assert_eq!(ansible_via_craton(&db, false, &[]), original, "{b:?}: --list differs");
+        assert_eq!(ansible_via_craton(&db, true, &[]), original_export, "{b:?}: --list --export differs");
         // Containers hang off their physical host.
         let mut c = db.conn();
         let snap = craton::store::load::load_snapshot(&mut c, "default").unwrap();
-        let containers: Vec<_> = snap
-            .hosts
-            .iter()
-            .filter(|h| h.name.contains("-container-"))
-            .collect();
+        let containers: Vec<_> = snap.hosts.iter().filter(|h| h.name.contains("-container-")).collect();
         assert!(containers.len() >= 10, "{b:?}");
         for h in containers {
             let parent = h.parent.map(|p| snap.hosts[p].name.as_str());
             assert_eq!(parent, Some("infra1"), "{b:?}: {}", h.name);
         }
-        assert!(snap.hosts[snap.host_index("infra1").unwrap()]
-            .parent
-            .is_none());
+        assert!(snap.hosts[snap.host_index("infra1").unwrap()].parent.is_none());
         // Importing again changes nothing.
         let again = ok(cratond(&db).args(["import", "ansible"]).arg(osa_json()));
         assert!(again.contains("(no changes)"), "{b:?}: {again}");
@@ -68,13 +54,8 @@ fn resolved_output_equals_ansibles_hostvars() {
         let db = TestDb::new(b);
         ok(cratond(&db).args(["import", "ansible"]).arg(&f));
         assert_eq!(ansible_via_craton(&db, false, &[]), original, "{b:?}");
-        let ours: Value =
-            serde_json::from_str(&ok(common::inventory(&db).args(["--list", "--resolved"])))
-                .unwrap();
-        assert_eq!(
-            ours["_meta"]["hostvars"], original["_meta"]["hostvars"],
-            "{b:?}: resolver differs from ansible"
-        );
+        let ours: Value = serde_json::from_str(&ok(common::inventory(&db).args(["--list", "--resolved"]))).unwrap();
+        assert_eq!(ours["_meta"]["hostvars"], original["_meta"]["hostvars"], "{b:?}: resolver differs from ansible");
     }
 }
 
@@ -90,14 +71,8 @@ fn group_subtree_hosts_keep_their_whole_inventory_values() {
     use std::os::unix::fs::PermissionsExt;
     for group in ["cell_a", "racks", "region_b"] {
         let w = dir.path().join(format!("craton-{group}"));
-        std::fs::write(
-            &w,
-            format!(
-                "#!/bin/sh\nexec '{}' --group {group} \"$@\"\n",
-                bin("craton-inventory").display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&w, format!("#!/bin/sh\nexec '{}' --group {group} \"$@\"\n", bin("craton-inventory").display()))
+            .unwrap();
         std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
         let sub = ansible_list(&w, "script", false, &[("CRATON_DATABASE_URL", &db.url)]);
         let hv = sub["_meta"]["hostvars"].as_object().unwrap();

@@ -37,16 +37,7 @@ impl Rng {
     }
 }
 
-const KEYS: [&str; 8] = [
-    "k1",
-    "k2",
-    "k3",
-    "role",
-    "ntp",
-    "dict_var",
-    "list_var",
-    "ansible_port",
-];
+const KEYS: [&str; 8] = ["k1", "k2", "k3", "role", "ntp", "dict_var", "list_var", "ansible_port"];
 
 fn value(r: &mut Rng) -> Value {
     match r.below(14) {
@@ -107,18 +98,9 @@ fn py_literal(v: &Value) -> String {
         }
         Value::Number(n) => n.to_string(),
         Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(py_literal).collect::<Vec<_>>().join(",")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(",")),
         Value::Object(o) => {
-            format!(
-                "{{{}}}",
-                o.iter()
-                    .map(|(k, v)| format!("'{k}':{}", py_literal(v)))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
+            format!("{{{}}}", o.iter().map(|(k, v)| format!("'{k}':{}", py_literal(v))).collect::<Vec<_>>().join(","))
         }
     }
 }
@@ -126,18 +108,7 @@ fn py_literal(v: &Value) -> String {
 fn ini_value(r: &mut Rng, v: &Value, host_line: bool) -> String {
     if r.chance(15) {
         return r
-            .pick(&[
-                "yes",
-                "true",
-                "1.0",
-                "0x10",
-                "{'a':[1,2]}",
-                "(1,2)",
-                "'quoted'",
-                "\"dq\"",
-                "a=b",
-                "None",
-            ])
+            .pick(&["yes", "true", "1.0", "0x10", "{'a':[1,2]}", "(1,2)", "'quoted'", "\"dq\"", "a=b", "None"])
             .to_string();
     }
     let lit = py_literal(v);
@@ -156,10 +127,8 @@ struct Case {
 }
 
 fn model(r: &mut Rng) -> Case {
-    let names = [
-        "region_a", "region_b", "cell1", "cell2", "cell-3", "rack_x", "rack_y", "web", "db",
-        "compute", "ünï", "zz",
-    ];
+    let names =
+        ["region_a", "region_b", "cell1", "cell2", "cell-3", "rack_x", "rack_y", "web", "db", "compute", "ünï", "zz"];
     let n = 3 + r.below(8);
     let groups: Vec<String> = names[..n].iter().map(|s| s.to_string()).collect();
     let mut parents = vec![Vec::new(); n];
@@ -170,29 +139,16 @@ fn model(r: &mut Rng) -> Case {
             }
         }
     }
-    let hosts: Vec<String> = (0..2 + r.below(8))
-        .map(|i| format!("node{:02}.example.com", i + 1))
-        .collect();
-    let members = (0..hosts.len())
-        .map(|_| (0..n).filter(|_| r.chance(30)).collect())
-        .collect();
-    Case {
-        groups,
-        parents,
-        hosts,
-        members,
-    }
+    let hosts: Vec<String> = (0..2 + r.below(8)).map(|i| format!("node{:02}.example.com", i + 1)).collect();
+    let members = (0..hosts.len()).map(|_| (0..n).filter(|_| r.chance(30)).collect()).collect();
+    Case { groups, parents, hosts, members }
 }
 
 fn maybe_vars(r: &mut Rng, max: usize) -> Vec<(&'static str, Value)> {
     (0..r.below(max + 1))
         .map(|_| {
             let k = *r.pick(&KEYS);
-            let v = if k == "ansible_port" {
-                json!(22 + r.below(3))
-            } else {
-                value(r)
-            };
+            let v = if k == "ansible_port" { json!(22 + r.below(3)) } else { value(r) };
             (k, v)
         })
         .collect()
@@ -218,15 +174,9 @@ fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
         match r.below(4) {
             0 => std::fs::write(base.join(format!("{name}.yml")), body(r)).unwrap(),
             1 => {
-                let vars: serde_json::Map<String, Value> = maybe_vars(r, 3)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-                std::fs::write(
-                    base.join(format!("{name}.json")),
-                    Value::Object(vars).to_string(),
-                )
-                .unwrap()
+                let vars: serde_json::Map<String, Value> =
+                    maybe_vars(r, 3).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                std::fs::write(base.join(format!("{name}.json")), Value::Object(vars).to_string()).unwrap()
             }
             2 => std::fs::write(base.join(&name), body(r)).unwrap(),
             _ => {
@@ -264,19 +214,15 @@ fn yaml_inventory(r: &mut Rng, case: &Case) -> String {
                 body = body.replace("    vars:\n      {}\n", "    vars: {}\n");
             }
         }
-        let kids: Vec<&String> = (0..case.groups.len())
-            .filter(|&c| case.parents[c].contains(&g))
-            .map(|c| &case.groups[c])
-            .collect();
+        let kids: Vec<&String> =
+            (0..case.groups.len()).filter(|&c| case.parents[c].contains(&g)).map(|c| &case.groups[c]).collect();
         if !kids.is_empty() {
             body.push_str("    children:\n");
             for k in kids {
                 writeln!(body, "      {k}:").unwrap();
             }
         }
-        let hosts: Vec<usize> = (0..case.hosts.len())
-            .filter(|&h| case.members[h].contains(&g))
-            .collect();
+        let hosts: Vec<usize> = (0..case.hosts.len()).filter(|&h| case.members[h].contains(&g)).collect();
         if !hosts.is_empty() {
             body.push_str("    hosts:\n");
             for h in hosts {
@@ -293,31 +239,19 @@ fn yaml_inventory(r: &mut Rng, case: &Case) -> String {
         }
         if case.parents[g].is_empty() && r.chance(60) {
             writeln!(children, "    {name}:").unwrap();
-            children.push_str(
-                &body
-                    .lines()
-                    .map(|l| format!("    {l}\n"))
-                    .collect::<String>(),
-            );
+            children.push_str(&body.lines().map(|l| format!("    {l}\n")).collect::<String>());
         } else {
             writeln!(top, "{name}:").unwrap();
             top.push_str(if body.is_empty() { "  hosts: {}\n" } else { "" });
-            top.push_str(
-                &body
-                    .lines()
-                    .map(|l| format!("{}\n", &l[2..]))
-                    .collect::<String>(),
-            );
+            top.push_str(&body.lines().map(|l| format!("{}\n", &l[2..])).collect::<String>());
         }
     }
     if !children.is_empty() {
         s.push_str("  children:\n");
         s.push_str(&children);
     }
-    let lonely: Vec<&String> = (0..case.hosts.len())
-        .filter(|&h| case.members[h].is_empty())
-        .map(|h| &case.hosts[h])
-        .collect();
+    let lonely: Vec<&String> =
+        (0..case.hosts.len()).filter(|&h| case.members[h].is_empty()).map(|h| &case.hosts[h]).collect();
     if !lonely.is_empty() {
         s.push_str("  hosts:\n");
         for h in lonely {
@@ -357,10 +291,8 @@ fn ini_inventory(r: &mut Rng, case: &Case) -> String {
                 writeln!(s, "ansible_group_priority={}", r.below(5)).unwrap();
             }
         }
-        let kids: Vec<&String> = (0..case.groups.len())
-            .filter(|&c| case.parents[c].contains(&g))
-            .map(|c| &case.groups[c])
-            .collect();
+        let kids: Vec<&String> =
+            (0..case.groups.len()).filter(|&c| case.parents[c].contains(&g)).map(|c| &case.groups[c]).collect();
         if !kids.is_empty() {
             writeln!(s, "\n[{name}:children]").unwrap();
             for k in kids {
@@ -388,10 +320,7 @@ fn write_case(seed: u64, dir: &Path) -> std::path::PathBuf {
 }
 
 fn run_cases(first_seed: u64) {
-    let cases: u64 = std::env::var("CRATON_DIFF_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let cases: u64 = std::env::var("CRATON_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
     for seed in first_seed..first_seed + cases {
         let dir = tempfile::tempdir().unwrap();
         let source = write_case(seed, dir.path());

@@ -11,18 +11,7 @@ use craton::store::{self, apply, load, DbUrl};
 use serde_json::{json, Value};
 
 fn vars(pairs: &[(&str, Value)], tier: Tier) -> OwnVars {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                Var {
-                    value: raw_from_value(v),
-                    tier,
-                },
-            )
-        })
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), Var { value: raw_from_value(v), tier })).collect()
 }
 
 fn sample() -> Desired {
@@ -38,11 +27,7 @@ fn sample() -> Desired {
     );
     d.groups.insert(
         "cell1".into(),
-        DesiredGroup {
-            priority: Some(5),
-            hosts: vec!["b".into(), "a".into()],
-            ..Default::default()
-        },
+        DesiredGroup { priority: Some(5), hosts: vec!["b".into(), "a".into()], ..Default::default() },
     );
     d.hosts.insert(
         "a".into(),
@@ -52,13 +37,7 @@ fn sample() -> Desired {
             ..Default::default()
         },
     );
-    d.hosts.insert(
-        "b".into(),
-        DesiredHost {
-            parent: Some("a".into()),
-            ..Default::default()
-        },
-    );
+    d.hosts.insert("b".into(), DesiredHost { parent: Some("a".into()), ..Default::default() });
     d
 }
 
@@ -70,17 +49,10 @@ fn migrate_is_idempotent() {
         let db = TestDb::new(b);
         let mut c = store::connect(&DbUrl::parse(&db.url).unwrap()).unwrap();
         assert!(store::has_pending_migrations(&mut c).unwrap(), "{b:?}");
-        assert_eq!(
-            store::migrate(&mut c).unwrap().len(),
-            2,
-            "{b:?}: both migrations applied"
-        );
+        assert_eq!(store::migrate(&mut c).unwrap().len(), 2, "{b:?}: both migrations applied");
         assert!(store::migrate(&mut c).unwrap().is_empty(), "{b:?}");
         assert!(!store::has_pending_migrations(&mut c).unwrap());
-        assert!(
-            store::find_project(&mut c, "default").unwrap().is_some(),
-            "{b:?}: default project"
-        );
+        assert!(store::find_project(&mut c, "default").unwrap().is_some(), "{b:?}: default project");
     }
 }
 
@@ -90,36 +62,19 @@ fn apply_then_reapply_is_a_noop_and_order_is_kept() {
         let db = TestDb::new(b);
         let mut c = db.conn();
         let s = apply::apply(&mut c, "p1", &sample(), false, &noop).unwrap();
-        assert_eq!(
-            (s.groups.created, s.hosts.created, s.variables.created),
-            (2, 2, 3),
-            "{b:?}"
-        );
+        assert_eq!((s.groups.created, s.hosts.created, s.variables.created), (2, 2, 3), "{b:?}");
         let again = apply::apply(&mut c, "p1", &sample(), false, &noop).unwrap();
         assert!(again.is_noop(), "{b:?}: {again:?}");
         let snap = load::load_snapshot(&mut c, "p1").unwrap();
         let cell = &snap.groups[snap.group_index("cell1").unwrap()];
-        let members: Vec<&str> = cell
-            .hosts
-            .iter()
-            .map(|&h| snap.hosts[h].name.as_str())
-            .collect();
+        let members: Vec<&str> = cell.hosts.iter().map(|&h| snap.hosts[h].name.as_str()).collect();
         assert_eq!(members, ["b", "a"], "{b:?}: member order is the input's");
         assert_eq!(cell.priority, Some(5));
         let bh = &snap.hosts[snap.host_index("b").unwrap()];
-        assert_eq!(
-            bh.parent.map(|p| snap.hosts[p].name.as_str()),
-            Some("a"),
-            "{b:?}"
-        );
+        assert_eq!(bh.parent.map(|p| snap.hosts[p].name.as_str()), Some("a"), "{b:?}");
         let region = &snap.groups[snap.group_index("region1").unwrap()];
         assert_eq!(region.vars["ntp"].tier, Tier::VarsFile, "{b:?}");
-        assert_eq!(
-            snap.hosts[snap.host_index("a").unwrap()]
-                .ip_address
-                .as_deref(),
-            Some("10.0.0.1")
-        );
+        assert_eq!(snap.hosts[snap.host_index("a").unwrap()].ip_address.as_deref(), Some("10.0.0.1"));
     }
 }
 
@@ -144,19 +99,10 @@ fn values_round_trip_exactly() {
         let db = TestDb::new(b);
         let mut c = db.conn();
         let mut d = Desired::default();
-        let pairs: Vec<(String, Value)> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("k{i}"), v.clone()))
-            .collect();
+        let pairs: Vec<(String, Value)> =
+            values.iter().enumerate().map(|(i, v)| (format!("k{i}"), v.clone())).collect();
         let refs: Vec<(&str, Value)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        d.hosts.insert(
-            "h".into(),
-            DesiredHost {
-                vars: vars(&refs, Tier::Inventory),
-                ..Default::default()
-            },
-        );
+        d.hosts.insert("h".into(), DesiredHost { vars: vars(&refs, Tier::Inventory), ..Default::default() });
         apply::apply(&mut c, "default", &d, false, &noop).unwrap();
         let snap = load::load_snapshot(&mut c, "default").unwrap();
         let h = &snap.hosts[0];
@@ -179,38 +125,19 @@ fn replace_makes_the_project_match() {
         let mut c = db.conn();
         apply::apply(&mut c, "p", &sample(), false, &noop).unwrap();
         let mut smaller = Desired::default();
-        smaller.groups.insert(
-            "cell1".into(),
-            DesiredGroup {
-                hosts: vec!["a".into()],
-                ..Default::default()
-            },
-        );
+        smaller.groups.insert("cell1".into(), DesiredGroup { hosts: vec!["a".into()], ..Default::default() });
         smaller.hosts.insert("a".into(), DesiredHost::default());
         // Merge keeps what the input does not mention.
         let merged = apply::apply(&mut c, "p", &smaller, false, &noop).unwrap();
-        assert_eq!(
-            merged.groups.removed + merged.hosts.removed + merged.variables.removed,
-            0,
-            "{b:?}"
-        );
+        assert_eq!(merged.groups.removed + merged.hosts.removed + merged.variables.removed, 0, "{b:?}");
         let s = apply::apply(&mut c, "p", &smaller, true, &noop).unwrap();
         assert_eq!((s.groups.removed, s.hosts.removed), (1, 1), "{b:?}: {s:?}");
         assert_eq!(s.variables.removed, 3, "{b:?}: {s:?}");
         let snap = load::load_snapshot(&mut c, "p").unwrap();
         assert_eq!(snap.groups.len(), 1);
         assert_eq!(snap.hosts.len(), 1);
-        assert!(
-            snap.all_vars.is_empty()
-                && snap.hosts[0].vars.is_empty()
-                && snap.groups[0].priority.is_none()
-        );
-        assert!(
-            apply::apply(&mut c, "p", &smaller, true, &noop)
-                .unwrap()
-                .is_noop(),
-            "{b:?}"
-        );
+        assert!(snap.all_vars.is_empty() && snap.hosts[0].vars.is_empty() && snap.groups[0].priority.is_none());
+        assert!(apply::apply(&mut c, "p", &smaller, true, &noop).unwrap().is_noop(), "{b:?}");
     }
 }
 
@@ -222,46 +149,21 @@ fn cycles_are_refused_and_nothing_is_written() {
         apply::apply(&mut c, "p", &sample(), false, &noop).unwrap();
         // cell1 is region1's child; making region1 cell1's child closes a loop.
         let mut d = Desired::default();
-        d.groups.insert(
-            "cell1".into(),
-            DesiredGroup {
-                children: vec!["region1".into()],
-                ..Default::default()
-            },
-        );
+        d.groups.insert("cell1".into(), DesiredGroup { children: vec!["region1".into()], ..Default::default() });
         d.groups.insert(
             "region1".into(),
-            DesiredGroup {
-                vars: vars(&[("new", json!(1))], Tier::Inventory),
-                ..Default::default()
-            },
+            DesiredGroup { vars: vars(&[("new", json!(1))], Tier::Inventory), ..Default::default() },
         );
         d.hosts.insert("zz".into(), DesiredHost::default());
-        let e = apply::apply(&mut c, "p", &d, false, &noop)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cycle") && e.contains("region1") && e.contains("cell1"),
-            "{b:?}: {e}"
-        );
+        let e = apply::apply(&mut c, "p", &d, false, &noop).unwrap_err().to_string();
+        assert!(e.contains("cycle") && e.contains("region1") && e.contains("cell1"), "{b:?}: {e}");
         let snap = load::load_snapshot(&mut c, "p").unwrap();
-        assert!(
-            snap.host_index("zz").is_none(),
-            "{b:?}: the failed import wrote a host"
-        );
+        assert!(snap.host_index("zz").is_none(), "{b:?}: the failed import wrote a host");
         assert_eq!(snap.hosts.len(), 2);
 
         let mut d = Desired::default();
-        d.hosts.insert(
-            "a".into(),
-            DesiredHost {
-                parent: Some("b".into()),
-                ..Default::default()
-            },
-        );
-        let e = apply::apply(&mut c, "p", &d, false, &noop)
-            .unwrap_err()
-            .to_string();
+        d.hosts.insert("a".into(), DesiredHost { parent: Some("b".into()), ..Default::default() });
+        let e = apply::apply(&mut c, "p", &d, false, &noop).unwrap_err().to_string();
         assert!(e.contains("parent hosts form a cycle"), "{b:?}: {e}");
     }
 }
@@ -275,30 +177,13 @@ fn names_are_case_sensitive_and_unicode_safe() {
         for h in ["Web", "web", "wéb", "w\u{00e9}b2", "日本"] {
             d.hosts.insert(h.into(), DesiredHost::default());
         }
-        d.groups.insert(
-            "G".into(),
-            DesiredGroup {
-                hosts: vec!["Web".into()],
-                ..Default::default()
-            },
-        );
-        d.groups.insert(
-            "g".into(),
-            DesiredGroup {
-                hosts: vec!["web".into()],
-                ..Default::default()
-            },
-        );
+        d.groups.insert("G".into(), DesiredGroup { hosts: vec!["Web".into()], ..Default::default() });
+        d.groups.insert("g".into(), DesiredGroup { hosts: vec!["web".into()], ..Default::default() });
         apply::apply(&mut c, "p", &d, false, &noop).unwrap();
         let snap = load::load_snapshot(&mut c, "p").unwrap();
         assert_eq!(snap.hosts.len(), 5, "{b:?}");
         assert_eq!(snap.groups.len(), 2, "{b:?}");
-        assert!(
-            apply::apply(&mut c, "p", &d, false, &noop)
-                .unwrap()
-                .is_noop(),
-            "{b:?}"
-        );
+        assert!(apply::apply(&mut c, "p", &d, false, &noop).unwrap().is_noop(), "{b:?}");
     }
 }
 
@@ -314,15 +199,9 @@ fn unknown_project_is_an_error() {
 
 #[test]
 fn unmigrated_server_database_is_reported() {
-    for b in backends()
-        .into_iter()
-        .filter(|b| *b != common::Backend::Sqlite)
-    {
+    for b in backends().into_iter().filter(|b| *b != common::Backend::Sqlite) {
         let db = TestDb::new(b);
-        let e = store::connect_ready(&DbUrl::parse(&db.url).unwrap())
-            .err()
-            .expect("must fail")
-            .to_string();
+        let e = store::connect_ready(&DbUrl::parse(&db.url).unwrap()).err().expect("must fail").to_string();
         assert!(e.contains("cratond migrate"), "{b:?}: {e}");
     }
 }

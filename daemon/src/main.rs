@@ -29,6 +29,68 @@ enum Command {
         #[command(subcommand)]
         kind: ImportKind,
     },
+    /// Serve the REST API v1 and inventory bundles.
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7780", env = "CRATON_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Serve without authentication (every caller is root). Loopback only;
+    /// for local development.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", env = "CRATON_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    body_limit: usize,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Database connections in the pool.
+    #[arg(long, default_value_t = 8)]
+    pool_size: u32,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (alone, once) on stdout.
+    Create {
+        /// The project the token works on.
+        #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+        project: Option<String>,
+        /// reader, editor or admin.
+        #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+        role: Option<String>,
+        /// A root token: manages projects and every token.
+        #[arg(long)]
+        root: bool,
+        /// A note shown in listings.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a token by id.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -90,12 +152,7 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Resu
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let c = |n: &store::apply::Counts| {
-        format!(
-            "{} created, {} updated, {} removed",
-            n.created, n.updated, n.removed
-        )
-    };
+    let c = |n: &store::apply::Counts| format!("{} created, {} updated, {} removed", n.created, n.updated, n.removed);
     println!(
         "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{}",
         summary.project,
@@ -123,25 +180,121 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Import {
-            kind:
-                ImportKind::Ansible {
-                    path,
-                    project,
-                    replace,
-                },
-        } => import_ansible(&url, &path, &project, replace),
+        Command::Import { kind: ImportKind::Ansible { path, project, replace } } => {
+            import_ansible(&url, &path, &project, replace)
+        }
+        Command::Serve(args) => serve(&url, args),
+        Command::Token { action } => token(&url, action),
     }
+}
+
+fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
+    use craton::store::tokens::{self, Role};
+    let mut conn = connect_migrated(url)?;
+    let project_id = |conn: &mut store::DbConn, name: &str| -> Result<i64> {
+        Ok(store::find_project(conn, name)?.ok_or_else(|| anyhow!("project {name:?} not found"))?.id)
+    };
+    match action {
+        TokenAction::Create { project, role, root, description } => {
+            let (pid, role) = if root {
+                (None, Role::Root)
+            } else {
+                let role = Role::parse(role.as_deref().unwrap_or_default())?;
+                if role == Role::Root {
+                    return Err(anyhow!("use --root for root tokens"));
+                }
+                (Some(project_id(&mut conn, project.as_deref().unwrap_or_default())?), role)
+            };
+            let (_, secret) = tokens::create(&mut conn, pid, role, &description)?;
+            println!("{secret}");
+        }
+        TokenAction::List { project } => {
+            let scope = project.map(|p| project_id(&mut conn, &p)).transpose()?;
+            for t in tokens::list(&mut conn, scope)? {
+                println!(
+                    "{}\t{}\t{}\t{}...\t{}\t{}",
+                    t.id,
+                    t.project.as_deref().unwrap_or("*"),
+                    t.role.as_str(),
+                    t.prefix,
+                    if t.revoked_at.is_some() { "revoked" } else { "active" },
+                    t.description
+                );
+            }
+        }
+        TokenAction::Revoke { id } => {
+            if !tokens::revoke(&mut conn, id, None)? {
+                return Err(anyhow!("token {id} not found or already revoked"));
+            }
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
+    if args.insecure_no_auth && !args.listen.ip().is_loopback() {
+        return Err(anyhow!("--insecure-no-auth is only allowed on a loopback address, not {}", args.listen));
+    }
+    init_logging(args.log_format);
+    drop(connect_migrated(url)?);
+    let pool = store::pool::build(url, args.pool_size)?;
+    let auth =
+        if args.insecure_no_auth { cratond::state::AuthMode::InsecureNoAuth } else { cratond::state::AuthMode::Tokens };
+    let state = cratond::state::AppState::new(pool, auth);
+    let limits =
+        cratond::api::Limits { body_bytes: args.body_limit, timeout: std::time::Duration::from_secs(args.timeout) };
+    let app = cratond::api::app(state, limits);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, database = %url, insecure_no_auth = args.insecure_no_auth, "cratond serving");
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        tracing::info!("cratond stopped");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C; axum then stops accepting and lets
+/// in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("cratond: error: {msg}");
             ExitCode::FAILURE
         }

@@ -38,10 +38,7 @@ fn parse_args() -> Result<Option<Args>> {
             _ => (a.clone(), None),
         };
         let mut value = |name: &str| -> Result<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
+            inline.clone().or_else(|| it.next()).ok_or_else(|| anyhow!("{name} needs a value"))
         };
         match flag.as_str() {
             "--list" => args.list = true,
@@ -49,10 +46,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--project" => args.project = Some(value("--project")?),
             "--database-url" => args.database_url = Some(value("--database-url")?),
             "--group" => args.selection.group = Some(value("--group")?),
-            "--filter" => args
-                .selection
-                .filters
-                .push(parse_filter(&value("--filter")?).map_err(|e| anyhow!(e))?),
+            "--filter" => args.selection.filters.push(parse_filter(&value("--filter")?).map_err(|e| anyhow!(e))?),
             "--resolved" => args.options.resolved = true,
             "--include-inactive" => args.selection.include_inactive = true,
             "--pretty" => args.options.pretty = true,
@@ -77,14 +71,10 @@ fn run() -> Result<Option<Vec<u8>>> {
     let Some(args) = parse_args()? else {
         return Ok(None);
     };
-    let settings = Settings::resolve(args.database_url.clone(), args.project.clone())
-        .map_err(|e| anyhow!(e))?;
+    let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
     let mut source: Box<dyn InventorySource> = match (&settings.url, &settings.database_url) {
         (Some(url), None) => craton_rest(url, &settings)?,
-        (_, Some(db)) => Box::new(DbSource {
-            url: DbUrl::parse(db)?,
-            project: settings.project.clone(),
-        }),
+        (_, Some(db)) => Box::new(DbSource { url: DbUrl::parse(db)?, project: settings.project.clone() }),
         (None, None) => Box::new(DbSource {
             url: DbUrl::sqlite(&craton::config::default_sqlite_path()),
             project: settings.project.clone(),
@@ -99,11 +89,7 @@ fn run() -> Result<Option<Vec<u8>>> {
 
 fn craton_rest(url: &str, settings: &Settings) -> Result<Box<dyn InventorySource>> {
     let project = settings.project_explicit.then(|| settings.project.clone());
-    Ok(Box::new(craton::source::RestSource::new(
-        url,
-        settings.token.clone(),
-        project,
-    )?))
+    Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?))
 }
 
 fn main() -> ExitCode {
@@ -124,10 +110,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, whatever the driver's message looked like.
-            let msg = format!("{e:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("craton-inventory: {msg}");
             ExitCode::FAILURE
         }

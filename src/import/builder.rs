@@ -21,10 +21,7 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(line: Option<usize>, message: impl Into<String>) -> Self {
-        ParseError {
-            line,
-            message: message.into(),
-        }
+        ParseError { line, message: message.into() }
     }
     pub fn at(line: usize, message: impl Into<String>) -> Self {
         Self::new(Some(line), message)
@@ -74,10 +71,7 @@ impl Default for ParsedInventory {
 fn priority_of(value: &Value) -> Result<i64, String> {
     let bad = || format!("ansible_group_priority must be an integer, got {value}");
     match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f.trunc() as i64))
-            .ok_or_else(bad),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)).ok_or_else(bad),
         Value::Bool(b) => Ok(*b as i64),
         Value::String(s) => s.trim().parse::<i64>().map_err(|_| bad()),
         _ => Err(bad()),
@@ -89,10 +83,7 @@ impl ParsedInventory {
         let mut groups = IndexMap::new();
         groups.insert("all".to_string(), ParsedGroup::default());
         groups.insert("ungrouped".to_string(), ParsedGroup::default());
-        ParsedInventory {
-            groups,
-            hosts: IndexMap::new(),
-        }
+        ParsedInventory { groups, hosts: IndexMap::new() }
     }
 
     /// Creates the group if it is new; returns its name.
@@ -106,12 +97,7 @@ impl ParsedInventory {
 
     /// Ansible's `InventoryData.add_host(host, group, port)`: creates the host
     /// if new, sets `ansible_port` when a port is given, and adds it to `group`.
-    pub fn add_host(
-        &mut self,
-        name: &str,
-        group: Option<&str>,
-        port: Option<u16>,
-    ) -> Result<(), String> {
+    pub fn add_host(&mut self, name: &str, group: Option<&str>, port: Option<u16>) -> Result<(), String> {
         if let Some(g) = group {
             if !self.groups.contains_key(g) {
                 return Err(format!("could not find group {g:?} in inventory"));
@@ -177,10 +163,7 @@ impl ParsedInventory {
     /// group's priority and is not kept as a variable.
     pub fn set_group_var(&mut self, group: &str, key: &str, value: Value) -> Result<(), String> {
         check_name("variable", key)?;
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| format!("{group:?} is not a known group"))?;
+        let g = self.groups.get_mut(group).ok_or_else(|| format!("{group:?} is not a known group"))?;
         if key == "ansible_group_priority" {
             g.priority = Some(priority_of(&value)?);
         } else {
@@ -191,10 +174,7 @@ impl ParsedInventory {
 
     pub fn set_host_var(&mut self, host: &str, key: &str, value: Value) -> Result<(), String> {
         check_name("variable", key)?;
-        let h = self
-            .hosts
-            .get_mut(host)
-            .ok_or_else(|| format!("{host:?} is not a known host"))?;
+        let h = self.hosts.get_mut(host).ok_or_else(|| format!("{host:?} is not a known host"))?;
         h.vars.insert(key.to_string(), value);
         Ok(())
     }
@@ -209,13 +189,10 @@ mod tests {
     fn priority_is_not_a_variable() {
         let mut inv = ParsedInventory::new();
         inv.add_group("web").unwrap();
-        inv.set_group_var("web", "ansible_group_priority", json!("7"))
-            .unwrap();
+        inv.set_group_var("web", "ansible_group_priority", json!("7")).unwrap();
         inv.set_group_var("web", "x", json!(1)).unwrap();
         assert_eq!(inv.groups["web"].priority, Some(7));
-        assert!(!inv.groups["web"]
-            .vars
-            .contains_key("ansible_group_priority"));
+        assert!(!inv.groups["web"].vars.contains_key("ansible_group_priority"));
     }
 
     #[test]
@@ -239,10 +216,7 @@ mod tests {
         inv.add_host("h2", Some("g"), Some(2222)).unwrap();
         inv.add_host("h1", Some("g"), None).unwrap();
         assert_eq!(inv.hosts["h2"].vars["ansible_port"], json!(2222));
-        assert_eq!(
-            inv.groups["g"].hosts.iter().collect::<Vec<_>>(),
-            ["h2", "h1"]
-        );
+        assert_eq!(inv.groups["g"].hosts.iter().collect::<Vec<_>>(), ["h2", "h1"]);
         assert!(inv.add_host(" bad", None, None).is_err());
     }
 }

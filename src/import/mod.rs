@@ -38,18 +38,10 @@ pub struct ImportError {
 
 impl ImportError {
     pub fn new(file: &Path, e: ParseError) -> Self {
-        ImportError {
-            file: file.display().to_string(),
-            line: e.line,
-            message: e.message,
-        }
+        ImportError { file: file.display().to_string(), line: e.line, message: e.message }
     }
     fn msg(file: &Path, message: impl Into<String>) -> Self {
-        ImportError {
-            file: file.display().to_string(),
-            line: None,
-            message: message.into(),
-        }
+        ImportError { file: file.display().to_string(), line: None, message: message.into() }
     }
 }
 
@@ -64,29 +56,18 @@ pub struct Imported {
 /// Files Ansible skips in an inventory directory (`INVENTORY_IGNORE_EXTS`
 /// and the always-ignored names).
 fn ignored_in_dir(name: &str) -> bool {
-    const EXTS: [&str; 12] = [
-        ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg",
-        ".retry",
-    ];
+    const EXTS: [&str; 12] =
+        [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
     name.starts_with('.')
         || matches!(name, "host_vars" | "group_vars" | "vars_plugins")
         || EXTS.iter().any(|e| name.ends_with(e))
 }
 
 fn read_text(path: &Path) -> Result<String, ImportError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ImportError::msg(path, format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| ImportError::msg(path, format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
-        let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        ImportError {
-            file: path.display().to_string(),
-            line: Some(line),
-            message: "not valid UTF-8".into(),
-        }
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ImportError { file: path.display().to_string(), line: Some(line), message: "not valid UTF-8".into() }
     })
 }
 
@@ -94,16 +75,9 @@ fn read_text(path: &Path) -> Result<String, ImportError> {
 /// plugin chain would (script JSON is recognised by its shape).
 fn parse_file(path: &Path, inv: &mut ParsedInventory) -> Result<(), ImportError> {
     let text = read_text(path)?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| format!(".{e}"))
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
     if ext == ".toml" {
-        return Err(ImportError::msg(
-            path,
-            "TOML inventories are not supported; convert to YAML or INI",
-        ));
+        return Err(ImportError::msg(path, "TOML inventories are not supported; convert to YAML or INI"));
     }
     if text.trim_start().starts_with('{') && script_json::looks_like_script_output(&text) {
         return script_json::parse_script_json(&text, inv).map_err(|e| ImportError::new(path, e));
@@ -112,15 +86,11 @@ fn parse_file(path: &Path, inv: &mut ParsedInventory) -> Result<(), ImportError>
     if yaml_ext || ext.is_empty() {
         match yaml11::load(&text) {
             Ok(Some(root)) if matches!(root.kind, yaml11::NodeKind::Map(_)) => {
-                return yaml_inventory::parse_yaml_inventory(&root, inv)
-                    .map_err(|e| ImportError::new(path, e));
+                return yaml_inventory::parse_yaml_inventory(&root, inv).map_err(|e| ImportError::new(path, e));
             }
             Ok(None) if yaml_ext => return Ok(()),
             Ok(_) if yaml_ext => {
-                return Err(ImportError::msg(
-                    path,
-                    "YAML inventory has invalid structure, it should be a dictionary",
-                ));
+                return Err(ImportError::msg(path, "YAML inventory has invalid structure, it should be a dictionary"));
             }
             Err(e) if yaml_ext => return Err(ImportError::new(path, e)),
             // No extension and not a YAML mapping: Ansible's next plugin is INI.
@@ -154,8 +124,7 @@ pub fn import_path(path: &str) -> Result<Imported, ImportError> {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
             .map_err(|e| ImportError::msg(Path::new("<stdin>"), format!("cannot read: {e}")))?;
-        script_json::parse_script_json(&text, &mut inv)
-            .map_err(|e| ImportError::new(Path::new("<stdin>"), e))?;
+        script_json::parse_script_json(&text, &mut inv).map_err(|e| ImportError::new(Path::new("<stdin>"), e))?;
         None
     } else {
         let p = Path::new(path);
@@ -163,48 +132,22 @@ pub fn import_path(path: &str) -> Result<Imported, ImportError> {
             return Err(ImportError::msg(p, "no such file or directory"));
         }
         parse_source(p, &mut inv)?;
-        Some(if p.is_dir() {
-            p.to_path_buf()
-        } else {
-            p.parent().map(Path::to_path_buf).unwrap_or_default()
-        })
+        Some(if p.is_dir() { p.to_path_buf() } else { p.parent().map(Path::to_path_buf).unwrap_or_default() })
     };
     let files = match &vars_dir {
         Some(dir) => vars_files::load(dir, &inv, &mut warnings)?,
         None => vars_files::VarsFiles::default(),
     };
-    Ok(Imported {
-        desired: to_desired(inv, files),
-        warnings,
-    })
+    Ok(Imported { desired: to_desired(inv, files), warnings })
 }
 
-fn own_vars(
-    inline: &indexmap::IndexMap<String, Value>,
-    files: Option<&indexmap::IndexMap<String, Value>>,
-) -> OwnVars {
-    let mut out: OwnVars = inline
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Var {
-                    value: raw_from_value(v),
-                    tier: Tier::Inventory,
-                },
-            )
-        })
-        .collect();
+fn own_vars(inline: &indexmap::IndexMap<String, Value>, files: Option<&indexmap::IndexMap<String, Value>>) -> OwnVars {
+    let mut out: OwnVars =
+        inline.iter().map(|(k, v)| (k.clone(), Var { value: raw_from_value(v), tier: Tier::Inventory })).collect();
     // A vars file value always beats the same owner's inline value in
     // Ansible, so one row per key (the file's, on the file tier) is lossless.
     for (k, v) in files.into_iter().flatten() {
-        out.insert(
-            k.clone(),
-            Var {
-                value: raw_from_value(v),
-                tier: Tier::VarsFile,
-            },
-        );
+        out.insert(k.clone(), Var { value: raw_from_value(v), tier: Tier::VarsFile });
     }
     out
 }
@@ -246,20 +189,10 @@ fn to_desired(inv: ParsedInventory, files: vars_files::VarsFiles) -> Desired {
     }
     for (name, h) in &inv.hosts {
         let vars = own_vars(&h.vars, files.hosts.get(name));
-        let text = |k: &str| {
-            vars.get(k)
-                .and_then(|v| serde_json::from_str::<String>(v.value.get()).ok())
-        };
+        let text = |k: &str| vars.get(k).and_then(|v| serde_json::from_str::<String>(v.value.get()).ok());
         let ip_address = text("ansible_host").filter(|a| a.parse::<IpAddr>().is_ok());
         let parent = text("physical_host").filter(|p| p != name && inv.hosts.contains_key(p));
-        d.hosts.insert(
-            name.clone(),
-            DesiredHost {
-                ip_address,
-                parent,
-                vars,
-            },
-        );
+        d.hosts.insert(name.clone(), DesiredHost { ip_address, parent, vars });
     }
     d
 }

@@ -12,8 +12,7 @@ pub fn looks_like_script_output(text: &str) -> bool {
         Ok(m) => {
             m.contains_key("_meta")
                 || m.values().any(|g| {
-                    g.get("hosts").is_some_and(Value::is_array)
-                        || g.get("children").is_some_and(Value::is_array)
+                    g.get("hosts").is_some_and(Value::is_array) || g.get("children").is_some_and(Value::is_array)
                 })
         }
         Err(_) => false,
@@ -22,10 +21,7 @@ pub fn looks_like_script_output(text: &str) -> bool {
 
 fn json_error(text: &str, e: serde_json::Error) -> ParseError {
     let _ = text;
-    ParseError::new(
-        Some(e.line()).filter(|&l| l > 0),
-        format!("invalid JSON: {e}"),
-    )
+    ParseError::new(Some(e.line()).filter(|&l| l > 0), format!("invalid JSON: {e}"))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -42,10 +38,7 @@ fn type_name(v: &Value) -> &'static str {
 pub fn parse_script_json(text: &str, inv: &mut ParsedInventory) -> Result<(), ParseError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| json_error(text, e))?;
     let Value::Object(doc) = doc else {
-        return Err(ParseError::new(
-            None,
-            format!("inventory JSON is a {} instead of a dict", type_name(&doc)),
-        ));
+        return Err(ParseError::new(None, format!("inventory JSON is a {} instead of a dict", type_name(&doc))));
     };
     let err = |m: String| ParseError::new(None, m);
     let mut listed_hosts: Vec<String> = Vec::new();
@@ -55,10 +48,7 @@ pub fn parse_script_json(text: &str, inv: &mut ParsedInventory) -> Result<(), Pa
             match data.get("hostvars") {
                 Some(Value::Object(m)) => hostvars = Some(m),
                 Some(other) => {
-                    return Err(err(format!(
-                        "'_meta.hostvars' is a {} instead of a dict",
-                        type_name(other)
-                    )))
+                    return Err(err(format!("'_meta.hostvars' is a {} instead of a dict", type_name(other))))
                 }
                 None => {}
             }
@@ -66,40 +56,25 @@ pub fn parse_script_json(text: &str, inv: &mut ParsedInventory) -> Result<(), Pa
         }
         inv.add_group(group).map_err(err)?;
         let data = match data {
-            Value::Object(m)
-                if ["hosts", "vars", "children"]
-                    .iter()
-                    .any(|k| m.contains_key(*k)) =>
-            {
-                data.clone()
-            }
+            Value::Object(m) if ["hosts", "vars", "children"].iter().any(|k| m.contains_key(*k)) => data.clone(),
             Value::Object(_) => serde_json::json!({"hosts": [group], "vars": data}),
             other => serde_json::json!({ "hosts": other }),
         };
         if let Some(hosts) = data.get("hosts") {
             let Value::Array(hosts) = hosts else {
-                return Err(err(format!(
-                    "'{group}.hosts' is a {} instead of a list",
-                    type_name(hosts)
-                )));
+                return Err(err(format!("'{group}.hosts' is a {} instead of a list", type_name(hosts))));
             };
             for h in hosts {
-                let h = h.as_str().ok_or_else(|| {
-                    err(format!(
-                        "'{group}.hosts' holds a {} instead of a host name",
-                        type_name(h)
-                    ))
-                })?;
+                let h = h
+                    .as_str()
+                    .ok_or_else(|| err(format!("'{group}.hosts' holds a {} instead of a host name", type_name(h))))?;
                 listed_hosts.push(h.to_string());
                 inv.add_host(h, Some(group), None).map_err(err)?;
             }
         }
         if let Some(vars) = data.get("vars") {
             let Value::Object(vars) = vars else {
-                return Err(err(format!(
-                    "'{group}.vars' is a {} instead of a dict",
-                    type_name(vars)
-                )));
+                return Err(err(format!("'{group}.vars' is a {} instead of a dict", type_name(vars))));
             };
             for (k, v) in vars {
                 inv.set_group_var(group, k, v.clone()).map_err(err)?;
@@ -107,15 +82,10 @@ pub fn parse_script_json(text: &str, inv: &mut ParsedInventory) -> Result<(), Pa
         }
         if let Some(children) = data.get("children") {
             let Value::Array(children) = children else {
-                return Err(err(format!(
-                    "'{group}.children' is a {} instead of a list",
-                    type_name(children)
-                )));
+                return Err(err(format!("'{group}.children' is a {} instead of a list", type_name(children))));
             };
             for c in children {
-                let c = c
-                    .as_str()
-                    .ok_or_else(|| err(format!("'{group}.children' holds a {}", type_name(c))))?;
+                let c = c.as_str().ok_or_else(|| err(format!("'{group}.children' holds a {}", type_name(c))))?;
                 inv.add_group(c).map_err(err)?;
                 inv.add_child(group, c).map_err(err)?;
             }
@@ -130,12 +100,7 @@ pub fn parse_script_json(text: &str, inv: &mut ParsedInventory) -> Result<(), Pa
                     inv.set_host_var(&h, k, v.clone()).map_err(err)?;
                 }
             }
-            Some(other) => {
-                return Err(err(format!(
-                    "hostvars of {h:?} are a {} instead of a dict",
-                    type_name(other)
-                )))
-            }
+            Some(other) => return Err(err(format!("hostvars of {h:?} are a {} instead of a dict", type_name(other)))),
         }
     }
     Ok(())
@@ -157,10 +122,7 @@ mod tests {
         parse_script_json(text, &mut inv).unwrap();
         assert_eq!(inv.groups["web"].priority, Some(3));
         assert_eq!(inv.hosts["w1"].vars["a"], json!([1, {"b": null}]));
-        assert!(
-            !inv.hosts.contains_key("ghost"),
-            "hosts only in hostvars are dropped, as Ansible does"
-        );
+        assert!(!inv.hosts.contains_key("ghost"), "hosts only in hostvars are dropped, as Ansible does");
         assert_eq!(inv.groups["all"].vars["env"], json!("lab"));
     }
 

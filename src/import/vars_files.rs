@@ -34,11 +34,7 @@ fn dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
             continue;
         }
         let p = dir.join(&name);
-        let ext = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| format!(".{e}"))
-            .unwrap_or_default();
+        let ext = p.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
         if p.is_dir() && ext.is_empty() {
             dir_files(&p, out)?;
         } else if p.is_file() && EXTENSIONS.contains(&ext.as_str()) {
@@ -72,10 +68,7 @@ fn load_entity(base: &Path, name: &str) -> Result<Option<IndexMap<String, Value>
             None => {}
             Some(Value::Object(m)) => merged.get_or_insert_with(IndexMap::new).extend(m),
             Some(_) => {
-                return Err(ImportError::new(
-                    &file,
-                    ParseError::new(Some(1), "a vars file must hold a dictionary"),
-                ));
+                return Err(ImportError::new(&file, ParseError::new(Some(1), "a vars file must hold a dictionary")));
             }
         }
     }
@@ -91,11 +84,7 @@ fn entries(base: &Path) -> Vec<(String, String)> {
         .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
         .filter(|n| !n.starts_with('.') && !n.ends_with('~'))
         .map(|n| {
-            let stem = EXTENSIONS[1..]
-                .iter()
-                .find_map(|e| n.strip_suffix(e))
-                .unwrap_or(&n)
-                .to_string();
+            let stem = EXTENSIONS[1..].iter().find_map(|e| n.strip_suffix(e)).unwrap_or(&n).to_string();
             (stem, n)
         })
         .collect();
@@ -103,23 +92,11 @@ fn entries(base: &Path) -> Vec<(String, String)> {
     out
 }
 
-pub fn load(
-    dir: &Path,
-    inv: &ParsedInventory,
-    warnings: &mut Vec<String>,
-) -> Result<VarsFiles, ImportError> {
+pub fn load(dir: &Path, inv: &ParsedInventory, warnings: &mut Vec<String>) -> Result<VarsFiles, ImportError> {
     let mut out = VarsFiles::default();
     for (kind, names, target) in [
-        (
-            "group_vars",
-            inv.groups.keys().collect::<Vec<_>>(),
-            &mut out.groups,
-        ),
-        (
-            "host_vars",
-            inv.hosts.keys().collect::<Vec<_>>(),
-            &mut out.hosts,
-        ),
+        ("group_vars", inv.groups.keys().collect::<Vec<_>>(), &mut out.groups),
+        ("host_vars", inv.hosts.keys().collect::<Vec<_>>(), &mut out.hosts),
     ] {
         let base = dir.join(kind);
         if !base.is_dir() {
@@ -133,9 +110,8 @@ pub fn load(
             }
             if let Some(vars) = load_entity(&base, name)? {
                 for k in vars.keys() {
-                    super::check_name("variable", k).map_err(|m| {
-                        ImportError::new(&base.join(name), ParseError::new(None, m))
-                    })?;
+                    super::check_name("variable", k)
+                        .map_err(|m| ImportError::new(&base.join(name), ParseError::new(None, m)))?;
                 }
                 target.insert(name.clone(), vars);
             }
@@ -145,11 +121,7 @@ pub fn load(
                 warnings.push(format!(
                     "{}: no {} named {stem:?} in the inventory; ignored, as Ansible does",
                     base.join(file).display(),
-                    if kind == "group_vars" {
-                        "group"
-                    } else {
-                        "host"
-                    }
+                    if kind == "group_vars" { "group" } else { "host" }
                 ));
             }
         }

@@ -17,7 +17,5 @@ pub fn load(_text: &str) -> Result<Option<Node>, ParseError> {
     Err(ParseError::new(None, "YAML not yet supported"))
 }
 pub fn load_data(text: &str) -> Result<Option<serde_json::Value>, ParseError> {
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| ParseError::new(Some(e.line()), e.to_string()))
+    serde_json::from_str(text).map(Some).map_err(|e| ParseError::new(Some(e.line()), e.to_string()))
 }

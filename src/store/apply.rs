@@ -54,10 +54,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn is_noop(&self) -> bool {
-        self.groups.is_zero()
-            && self.hosts.is_zero()
-            && self.variables.is_zero()
-            && self.relations.is_zero()
+        self.groups.is_zero() && self.hosts.is_zero() && self.variables.is_zero() && self.relations.is_zero()
     }
 }
 
@@ -118,11 +115,8 @@ struct NewMembership {
 
 fn priority_i32(p: Option<i64>, group: &str) -> Result<Option<i32>, StoreError> {
     p.map(|v| {
-        i32::try_from(v).map_err(|_| {
-            StoreError::Invalid(format!(
-                "group {group:?}: ansible_group_priority {v} is out of range"
-            ))
-        })
+        i32::try_from(v)
+            .map_err(|_| StoreError::Invalid(format!("group {group:?}: ansible_group_priority {v} is out of range")))
     })
     .transpose()
 }
@@ -146,11 +140,8 @@ fn sync_relation(
     change: impl Fn(&mut DbConn, (i64, i64), Option<i32>) -> QueryResult<usize>,
 ) -> Result<Counts, StoreError> {
     let mut counts = Counts::default();
-    let mut rows: Vec<(i64, i64, i32)> = want
-        .iter()
-        .filter(|(k, _)| !old.contains_key(*k))
-        .map(|(&(a, b), &pos)| (a, b, pos))
-        .collect();
+    let mut rows: Vec<(i64, i64, i32)> =
+        want.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(&(a, b), &pos)| (a, b, pos)).collect();
     rows.sort_unstable();
     for chunk in rows.chunks(CHUNK) {
         counts.created += insert(conn, chunk)?;
@@ -219,9 +210,7 @@ fn delete_vars_of(conn: &mut DbConn, kind: OwnerKind, ids: &[i64]) -> Result<usi
     let mut n = 0;
     for chunk in ids.chunks(CHUNK) {
         n += diesel::delete(
-            variables::table
-                .filter(variables::owner_kind.eq(kind as i32))
-                .filter(variables::owner_id.eq_any(chunk)),
+            variables::table.filter(variables::owner_kind.eq(kind as i32)).filter(variables::owner_id.eq_any(chunk)),
         )
         .execute(conn)?;
     }
@@ -251,19 +240,12 @@ fn apply_in_tx(
     let now = now_ms();
     let project = ensure_project(conn, project)?;
     let pid = project.id;
-    let mut summary = Summary {
-        project: project.name.clone(),
-        ..Summary::default()
-    };
+    let mut summary = Summary { project: project.name.clone(), ..Summary::default() };
     let snap = load_project(conn, project)?;
 
     // Groups.
-    let existing_groups: HashMap<&str, usize> = snap
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.name.as_str(), i))
-        .collect();
+    let existing_groups: HashMap<&str, usize> =
+        snap.groups.iter().enumerate().map(|(i, g)| (g.name.as_str(), i)).collect();
     let mut new_groups = Vec::new();
     for (name, g) in &desired.groups {
         let priority = priority_i32(g.priority, name)?;
@@ -277,10 +259,7 @@ fn apply_in_tx(
                 created_at: now,
                 updated_at: now,
             }),
-            Some(&i)
-                if snap.groups[i].priority != g.priority
-                    || snap.groups[i].all_position != g.all_position =>
-            {
+            Some(&i) if snap.groups[i].priority != g.priority || snap.groups[i].all_position != g.all_position => {
                 diesel::update(inventory_groups::table.find(snap.groups[i].id))
                     .set((
                         inventory_groups::priority.eq(priority),
@@ -297,17 +276,12 @@ fn apply_in_tx(
         summary.groups.created += batch_insert!(conn, inventory_groups::table, chunk)?;
     }
     if replace {
-        let gone: Vec<i64> = snap
-            .groups
-            .iter()
-            .filter(|g| !desired.groups.contains_key(&g.name))
-            .map(|g| g.id)
-            .collect();
+        let gone: Vec<i64> =
+            snap.groups.iter().filter(|g| !desired.groups.contains_key(&g.name)).map(|g| g.id).collect();
         summary.variables.removed += delete_vars_of(conn, OwnerKind::Group, &gone)?;
         for chunk in gone.chunks(CHUNK) {
             summary.groups.removed +=
-                diesel::delete(inventory_groups::table.filter(inventory_groups::id.eq_any(chunk)))
-                    .execute(conn)?;
+                diesel::delete(inventory_groups::table.filter(inventory_groups::id.eq_any(chunk))).execute(conn)?;
         }
     }
     let group_ids: HashMap<String, i64> = inventory_groups::table
@@ -319,12 +293,8 @@ fn apply_in_tx(
     progress("groups", desired.groups.len(), desired.groups.len());
 
     // Hosts.
-    let existing_hosts: HashMap<&str, usize> = snap
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.name.as_str(), i))
-        .collect();
+    let existing_hosts: HashMap<&str, usize> =
+        snap.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
     let mut new_hosts = Vec::new();
     for (name, h) in &desired.hosts {
         match existing_hosts.get(name.as_str()) {
@@ -338,11 +308,8 @@ fn apply_in_tx(
             }),
             Some(&i) => {
                 let cur = &snap.hosts[i];
-                let want_ip = if replace || h.ip_address.is_some() {
-                    h.ip_address.clone()
-                } else {
-                    cur.ip_address.clone()
-                };
+                let want_ip =
+                    if replace || h.ip_address.is_some() { h.ip_address.clone() } else { cur.ip_address.clone() };
                 if want_ip != cur.ip_address {
                     diesel::update(hosts::table.find(cur.id))
                         .set((hosts::ip_address.eq(want_ip), hosts::updated_at.eq(now)))
@@ -358,18 +325,11 @@ fn apply_in_tx(
         progress("hosts", ((n + 1) * CHUNK).min(total_hosts), total_hosts);
     }
     if replace {
-        let gone: Vec<i64> = snap
-            .hosts
-            .iter()
-            .filter(|h| !desired.hosts.contains_key(&h.name))
-            .map(|h| h.id)
-            .collect();
+        let gone: Vec<i64> = snap.hosts.iter().filter(|h| !desired.hosts.contains_key(&h.name)).map(|h| h.id).collect();
         summary.variables.removed += delete_vars_of(conn, OwnerKind::Host, &gone)?;
         for chunk in gone.chunks(CHUNK) {
-            diesel::delete(host_labels::table.filter(host_labels::host_id.eq_any(chunk)))
-                .execute(conn)?;
-            summary.hosts.removed +=
-                diesel::delete(hosts::table.filter(hosts::id.eq_any(chunk))).execute(conn)?;
+            diesel::delete(host_labels::table.filter(host_labels::host_id.eq_any(chunk))).execute(conn)?;
+            summary.hosts.removed += diesel::delete(hosts::table.filter(hosts::id.eq_any(chunk))).execute(conn)?;
         }
     }
     let host_ids: HashMap<String, i64> = hosts::table
@@ -386,12 +346,7 @@ fn apply_in_tx(
     let mut parent_of: HashMap<i64, Option<i64>> = HashMap::new();
     for h in &snap.hosts {
         if host_id_set.contains(&h.id) {
-            parent_of.insert(
-                h.id,
-                h.parent
-                    .map(|p| snap.hosts[p].id)
-                    .filter(|p| host_id_set.contains(p)),
-            );
+            parent_of.insert(h.id, h.parent.map(|p| snap.hosts[p].id).filter(|p| host_id_set.contains(p)));
         }
     }
     let mut parent_updates = Vec::new();
@@ -399,33 +354,23 @@ fn apply_in_tx(
         let id = host_ids[name];
         let want = match &h.parent {
             Some(p) => Some(*host_ids.get(p).ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "host {name:?}: parent host {p:?} is not in the inventory"
-                ))
+                StoreError::Invalid(format!("host {name:?}: parent host {p:?} is not in the inventory"))
             })?),
             None if replace => None,
             None => parent_of.get(&id).copied().flatten(),
         };
         if want == Some(id) {
-            return Err(StoreError::Invalid(format!(
-                "host {name:?} cannot be its own parent"
-            )));
+            return Err(StoreError::Invalid(format!("host {name:?} cannot be its own parent")));
         }
         if parent_of.get(&id).copied().flatten() != want {
             parent_updates.push((id, want));
         }
         parent_of.insert(id, want);
     }
-    let parent_edges: Vec<(i64, i64)> = parent_of
-        .iter()
-        .filter_map(|(&c, &p)| p.map(|p| (p, c)))
-        .collect();
+    let parent_edges: Vec<(i64, i64)> = parent_of.iter().filter_map(|(&c, &p)| p.map(|p| (p, c))).collect();
     if let Some(cycle) = find_cycle(&parent_edges) {
         let names: Vec<&str> = cycle.iter().map(|i| host_names[i]).collect();
-        return Err(StoreError::Invalid(format!(
-            "parent hosts form a cycle: {}",
-            names.join(" -> ")
-        )));
+        return Err(StoreError::Invalid(format!("parent hosts form a cycle: {}", names.join(" -> "))));
     }
     for (id, parent) in &parent_updates {
         diesel::update(hosts::table.find(*id))
@@ -433,20 +378,13 @@ fn apply_in_tx(
             .execute(conn)?;
     }
     let newly_created: HashSet<&str> = new_hosts.iter().map(|h| h.name).collect();
-    summary.hosts.updated += parent_updates
-        .iter()
-        .filter(|(id, _)| !newly_created.contains(host_names[id]))
-        .count();
+    summary.hosts.updated += parent_updates.iter().filter(|(id, _)| !newly_created.contains(host_names[id])).count();
 
     // Group nesting and membership, with their input order.
     let old_edges: HashMap<(i64, i64), i32> = group_edges::table
         .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::child_id)))
         .filter(inventory_groups::project_id.eq(pid))
-        .select((
-            group_edges::parent_id,
-            group_edges::child_id,
-            group_edges::position,
-        ))
+        .select((group_edges::parent_id, group_edges::child_id, group_edges::position))
         .load::<(i64, i64, i32)>(conn)?
         .into_iter()
         .map(|(p, c, pos)| ((p, c), pos))
@@ -455,9 +393,7 @@ fn apply_in_tx(
     for (p, g) in &desired.groups {
         for (pos, c) in g.children.iter().enumerate() {
             let child = group_ids.get(c).ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "group {p:?}: child group {c:?} is not in the inventory"
-                ))
+                StoreError::Invalid(format!("group {p:?}: child group {c:?} is not in the inventory"))
             })?;
             want_edges.insert((group_ids[p], *child), pos as i32);
         }
@@ -465,21 +401,12 @@ fn apply_in_tx(
     let final_edges: Vec<(i64, i64)> = if replace {
         want_edges.keys().copied().collect()
     } else {
-        old_edges
-            .keys()
-            .chain(want_edges.keys())
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect()
+        old_edges.keys().chain(want_edges.keys()).copied().collect::<HashSet<_>>().into_iter().collect()
     };
     if let Some(cycle) = find_cycle(&final_edges) {
         let by_id: HashMap<i64, &str> = group_ids.iter().map(|(n, &i)| (i, n.as_str())).collect();
         let names: Vec<&str> = cycle.iter().map(|i| by_id[i]).collect();
-        return Err(StoreError::Invalid(format!(
-            "group nesting forms a cycle: {}",
-            names.join(" -> ")
-        )));
+        return Err(StoreError::Invalid(format!("group nesting forms a cycle: {}", names.join(" -> "))));
     }
     let rel = sync_relation(
         conn,
@@ -487,20 +414,14 @@ fn apply_in_tx(
         &want_edges,
         replace,
         |conn, rows: &[(i64, i64, i32)]| {
-            let rows: Vec<NewEdge> = rows
-                .iter()
-                .map(|&(parent_id, child_id, position)| NewEdge {
-                    parent_id,
-                    child_id,
-                    position,
-                })
-                .collect();
+            let rows: Vec<NewEdge> =
+                rows.iter().map(|&(parent_id, child_id, position)| NewEdge { parent_id, child_id, position }).collect();
             batch_insert!(conn, group_edges::table, &rows)
         },
         |conn, (p, c), pos| match pos {
-            Some(pos) => diesel::update(group_edges::table.find((p, c)))
-                .set(group_edges::position.eq(pos))
-                .execute(conn),
+            Some(pos) => {
+                diesel::update(group_edges::table.find((p, c))).set(group_edges::position.eq(pos)).execute(conn)
+            }
             None => diesel::delete(group_edges::table.find((p, c))).execute(conn),
         },
     )?;
@@ -509,11 +430,7 @@ fn apply_in_tx(
     let old_members: HashMap<(i64, i64), i32> = memberships::table
         .inner_join(hosts::table)
         .filter(hosts::project_id.eq(pid))
-        .select((
-            memberships::group_id,
-            memberships::host_id,
-            memberships::position,
-        ))
+        .select((memberships::group_id, memberships::host_id, memberships::position))
         .load::<(i64, i64, i32)>(conn)?
         .into_iter()
         .map(|(g, h, pos)| ((g, h), pos))
@@ -521,9 +438,9 @@ fn apply_in_tx(
     let mut want_members: HashMap<(i64, i64), i32> = HashMap::new();
     for (g, d) in &desired.groups {
         for (pos, h) in d.hosts.iter().enumerate() {
-            let host = host_ids.get(h).ok_or_else(|| {
-                StoreError::Invalid(format!("group {g:?}: host {h:?} is not in the inventory"))
-            })?;
+            let host = host_ids
+                .get(h)
+                .ok_or_else(|| StoreError::Invalid(format!("group {g:?}: host {h:?} is not in the inventory")))?;
             want_members.insert((group_ids[g], *host), pos as i32);
         }
     }
@@ -535,18 +452,14 @@ fn apply_in_tx(
         |conn, rows: &[(i64, i64, i32)]| {
             let rows: Vec<NewMembership> = rows
                 .iter()
-                .map(|&(group_id, host_id, position)| NewMembership {
-                    group_id,
-                    host_id,
-                    position,
-                })
+                .map(|&(group_id, host_id, position)| NewMembership { group_id, host_id, position })
                 .collect();
             batch_insert!(conn, memberships::table, &rows)
         },
         |conn, (g, h), pos| match pos {
-            Some(pos) => diesel::update(memberships::table.find((g, h)))
-                .set(memberships::position.eq(pos))
-                .execute(conn),
+            Some(pos) => {
+                diesel::update(memberships::table.find((g, h))).set(memberships::position.eq(pos)).execute(conn)
+            }
             None => diesel::delete(memberships::table.find((g, h))).execute(conn),
         },
     )?;
@@ -554,42 +467,18 @@ fn apply_in_tx(
 
     // Variables.
     let mut old_vars: HashMap<(i32, i64, &str), (&str, i32)> = HashMap::new();
-    let mut owners: Vec<(OwnerKind, i64, &OwnVars)> =
-        vec![(OwnerKind::Project, pid, &snap.all_vars)];
-    owners.extend(
-        snap.groups
-            .iter()
-            .filter(|g| group_id_set.contains(&g.id))
-            .map(|g| (OwnerKind::Group, g.id, &g.vars)),
-    );
-    owners.extend(
-        snap.hosts
-            .iter()
-            .filter(|h| host_id_set.contains(&h.id))
-            .map(|h| (OwnerKind::Host, h.id, &h.vars)),
-    );
+    let mut owners: Vec<(OwnerKind, i64, &OwnVars)> = vec![(OwnerKind::Project, pid, &snap.all_vars)];
+    owners
+        .extend(snap.groups.iter().filter(|g| group_id_set.contains(&g.id)).map(|g| (OwnerKind::Group, g.id, &g.vars)));
+    owners.extend(snap.hosts.iter().filter(|h| host_id_set.contains(&h.id)).map(|h| (OwnerKind::Host, h.id, &h.vars)));
     for (kind, id, vars) in owners {
         for (k, v) in vars {
-            old_vars.insert(
-                (kind as i32, id, k.as_str()),
-                (v.value.get(), v.tier as i32),
-            );
+            old_vars.insert((kind as i32, id, k.as_str()), (v.value.get(), v.tier as i32));
         }
     }
-    let mut want_vars: Vec<(OwnerKind, i64, &OwnVars)> =
-        vec![(OwnerKind::Project, pid, &desired.all_vars)];
-    want_vars.extend(
-        desired
-            .groups
-            .iter()
-            .map(|(n, g)| (OwnerKind::Group, group_ids[n], &g.vars)),
-    );
-    want_vars.extend(
-        desired
-            .hosts
-            .iter()
-            .map(|(n, h)| (OwnerKind::Host, host_ids[n], &h.vars)),
-    );
+    let mut want_vars: Vec<(OwnerKind, i64, &OwnVars)> = vec![(OwnerKind::Project, pid, &desired.all_vars)];
+    want_vars.extend(desired.groups.iter().map(|(n, g)| (OwnerKind::Group, group_ids[n], &g.vars)));
+    want_vars.extend(desired.hosts.iter().map(|(n, h)| (OwnerKind::Host, host_ids[n], &h.vars)));
     let mut new_vars = Vec::new();
     let mut wanted_keys: HashSet<(i32, i64, &str)> = HashSet::new();
     for (kind, id, vars) in &want_vars {
@@ -655,10 +544,7 @@ mod tests {
     #[test]
     fn cycles() {
         assert_eq!(find_cycle(&[(1, 2), (2, 3)]), None);
-        assert_eq!(
-            find_cycle(&[(1, 2), (2, 3), (3, 1)]),
-            Some(vec![1, 2, 3, 1])
-        );
+        assert_eq!(find_cycle(&[(1, 2), (2, 3), (3, 1)]), Some(vec![1, 2, 3, 1]));
         assert_eq!(find_cycle(&[(5, 5)]), Some(vec![5, 5]));
         assert_eq!(find_cycle(&[(1, 2), (1, 3), (2, 4), (3, 4)]), None);
     }

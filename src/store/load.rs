@@ -7,24 +7,14 @@ use diesel::prelude::*;
 
 use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, variables};
 use super::{find_project, DbConn, StoreError};
-use crate::model::{
-    raw_from_string, GroupNode, HostNode, OwnVars, OwnerKind, Project, Snapshot, Tier, Var,
-};
+use crate::model::{raw_from_string, GroupNode, HostNode, OwnVars, OwnerKind, Project, Snapshot, Tier, Var};
 
-type GroupRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<i32>,
-    Option<i32>,
-);
+type GroupRow = (i64, String, String, Option<String>, Option<i32>, Option<i32>);
 type HostRow = (i64, String, Option<String>, bool, Option<i64>);
 type VarRow = (i32, i64, String, String, i32);
 
 pub fn load_snapshot(conn: &mut DbConn, project: &str) -> Result<Snapshot, StoreError> {
-    let project = find_project(conn, project)?
-        .ok_or_else(|| StoreError::UnknownProject(project.to_string()))?;
+    let project = find_project(conn, project)?.ok_or_else(|| StoreError::UnknownProject(project.to_string()))?;
     load_project(conn, project)
 }
 
@@ -45,31 +35,17 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
     let mut edges: Vec<(i64, i64, i32)> = group_edges::table
         .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::child_id)))
         .filter(inventory_groups::project_id.eq(pid))
-        .select((
-            group_edges::parent_id,
-            group_edges::child_id,
-            group_edges::position,
-        ))
+        .select((group_edges::parent_id, group_edges::child_id, group_edges::position))
         .load(conn)?;
     let host_rows: Vec<HostRow> = hosts::table
         .filter(hosts::project_id.eq(pid))
         .order(hosts::id.asc())
-        .select((
-            hosts::id,
-            hosts::name,
-            hosts::ip_address,
-            hosts::active,
-            hosts::parent_id,
-        ))
+        .select((hosts::id, hosts::name, hosts::ip_address, hosts::active, hosts::parent_id))
         .load(conn)?;
     let mut members: Vec<(i64, i64, i32)> = memberships::table
         .inner_join(hosts::table)
         .filter(hosts::project_id.eq(pid))
-        .select((
-            memberships::group_id,
-            memberships::host_id,
-            memberships::position,
-        ))
+        .select((memberships::group_id, memberships::host_id, memberships::position))
         .load(conn)?;
     let labels: Vec<(i64, String)> = host_labels::table
         .inner_join(hosts::table)
@@ -79,42 +55,26 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
     let var_rows: Vec<VarRow> = variables::table
         .filter(variables::project_id.eq(pid))
         .order(variables::id.asc())
-        .select((
-            variables::owner_kind,
-            variables::owner_id,
-            variables::var_key,
-            variables::var_value,
-            variables::tier,
-        ))
+        .select((variables::owner_kind, variables::owner_id, variables::var_key, variables::var_value, variables::tier))
         .load(conn)?;
 
-    let group_ix: HashMap<i64, usize> = group_rows
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.0, i))
-        .collect();
-    let host_ix: HashMap<i64, usize> = host_rows
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.0, i))
-        .collect();
+    let group_ix: HashMap<i64, usize> = group_rows.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
+    let host_ix: HashMap<i64, usize> = host_rows.iter().enumerate().map(|(i, h)| (h.0, i)).collect();
 
     let mut groups: Vec<GroupNode> = group_rows
         .into_iter()
-        .map(
-            |(id, name, kind, description, priority, all_position)| GroupNode {
-                id,
-                name,
-                kind,
-                description,
-                priority: priority.map(i64::from),
-                all_position,
-                parents: Vec::new(),
-                children: Vec::new(),
-                hosts: Vec::new(),
-                vars: OwnVars::new(),
-            },
-        )
+        .map(|(id, name, kind, description, priority, all_position)| GroupNode {
+            id,
+            name,
+            kind,
+            description,
+            priority: priority.map(i64::from),
+            all_position,
+            parents: Vec::new(),
+            children: Vec::new(),
+            hosts: Vec::new(),
+            vars: OwnVars::new(),
+        })
         .collect();
     let mut hosts: Vec<HostNode> = host_rows
         .iter()
@@ -162,13 +122,9 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
 
     let mut all_vars = OwnVars::new();
     for (kind, owner, key, value, tier) in var_rows {
-        let value = raw_from_string(value).map_err(|e| {
-            StoreError::Invalid(format!("variable {key:?} holds invalid JSON: {e}"))
-        })?;
-        let var = Var {
-            value,
-            tier: Tier::from_i32(tier),
-        };
+        let value = raw_from_string(value)
+            .map_err(|e| StoreError::Invalid(format!("variable {key:?} holds invalid JSON: {e}")))?;
+        let var = Var { value, tier: Tier::from_i32(tier) };
         let target = match OwnerKind::from_i32(kind) {
             Some(OwnerKind::Project) => Some(&mut all_vars),
             Some(OwnerKind::Group) => group_ix.get(&owner).map(|&i| &mut groups[i].vars),
@@ -179,10 +135,5 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             t.insert(key, var);
         }
     }
-    Ok(Snapshot {
-        project,
-        all_vars,
-        groups,
-        hosts,
-    })
+    Ok(Snapshot { project, all_vars, groups, hosts })
 }

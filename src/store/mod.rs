@@ -5,6 +5,8 @@
 
 pub mod apply;
 pub mod load;
+#[cfg(feature = "pool")]
+pub mod pool;
 pub mod schema;
 pub mod tokens;
 
@@ -47,9 +49,30 @@ pub enum StoreError {
     UnknownProject(String),
     #[error("{0}")]
     Invalid(String),
+    /// The request contradicts what is stored (a duplicate, a cycle).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
 }
 
 impl StoreError {
+    /// A unique constraint refused the write (a duplicate name).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
+    /// A lookup found no row.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Query(diesel::result::Error::NotFound))
+    }
+
     /// True when the error means "the database is not reachable right now"
     /// rather than "the request was wrong" (the API answers 503 for these).
     pub fn is_unavailable(&self) -> bool {
@@ -77,7 +100,9 @@ impl DbUrl {
         let url = url.trim();
         if let Some(rest) = url.strip_prefix("sqlite://") {
             if rest.is_empty() {
-                return Err(StoreError::BadUrl("sqlite:// URL without a path (use sqlite:///abs/path or sqlite://relative/path)".into()));
+                return Err(StoreError::BadUrl(
+                    "sqlite:// URL without a path (use sqlite:///abs/path or sqlite://relative/path)".into(),
+                ));
             }
             return Ok(DbUrl::Sqlite(PathBuf::from(rest)));
         }
@@ -147,12 +172,14 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Foreign keys are off by default in SQLite; WAL and a busy timeout keep
+/// readers and a writer from failing on each other.
+pub(crate) const SQLITE_PRAGMAS: &str =
+    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
 /// Opens a connection and applies per-connection settings.
 pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
-    let err = |e: ConnectionError| StoreError::Connect {
-        url: url.to_string(),
-        message: one_line(&e.to_string()),
-    };
+    let err = |e: ConnectionError| StoreError::Connect { url: url.to_string(), message: one_line(&e.to_string()) };
     match url {
         DbUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -161,15 +188,9 @@ pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
                     message: format!("creating {}: {e}", dir.display()),
                 })?;
             }
-            let path_str = path
-                .to_str()
-                .ok_or_else(|| StoreError::BadUrl("SQLite path is not UTF-8".into()))?;
+            let path_str = path.to_str().ok_or_else(|| StoreError::BadUrl("SQLite path is not UTF-8".into()))?;
             let mut c = SqliteConnection::establish(path_str).map_err(err)?;
-            // Foreign keys are off by default in SQLite; WAL and a busy
-            // timeout keep readers and a writer from failing on each other.
-            c.batch_execute(
-                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-            )?;
+            c.batch_execute(SQLITE_PRAGMAS)?;
             Ok(DbConn::Sqlite(c))
         }
         DbUrl::Postgres(u) => Ok(DbConn::Postgres(PgConnection::establish(u).map_err(err)?)),
@@ -180,28 +201,17 @@ pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {
 /// Applies pending migrations; returns the versions applied (empty when
 /// the database was up to date).
 pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
-    let m = |e: Box<dyn std::error::Error + Send + Sync>| {
-        StoreError::Migration(one_line(&e.to_string()))
-    };
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
     let applied = match conn {
-        DbConn::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(m)?
-            .iter()
-            .map(|v| v.to_string())
-            .collect(),
-        DbConn::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map_err(m)?
-            .iter()
-            .map(|v| v.to_string())
-            .collect(),
-        DbConn::Mysql(c) => c
-            .run_pending_migrations(MYSQL_MIGRATIONS)
-            .map_err(m)?
-            .iter()
-            .map(|v| v.to_string())
-            .collect(),
+        DbConn::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect()
+        }
+        DbConn::Postgres(c) => {
+            c.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect()
+        }
+        DbConn::Mysql(c) => {
+            c.run_pending_migrations(MYSQL_MIGRATIONS).map_err(m)?.iter().map(|v| v.to_string()).collect()
+        }
     };
     ensure_project(conn, crate::DEFAULT_PROJECT)?;
     Ok(applied)
@@ -209,9 +219,7 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
 
 /// True when the database has migrations that were not applied yet.
 pub fn has_pending_migrations(conn: &mut DbConn) -> Result<bool, StoreError> {
-    let m = |e: Box<dyn std::error::Error + Send + Sync>| {
-        StoreError::Migration(one_line(&e.to_string()))
-    };
+    let m = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(one_line(&e.to_string()));
     match conn {
         DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS).map_err(m),
         DbConn::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS).map_err(m),
@@ -237,51 +245,38 @@ pub fn connect_ready(url: &DbUrl) -> Result<DbConn, StoreError> {
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp column.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub fn find_project(conn: &mut DbConn, name: &str) -> Result<Option<Project>, StoreError> {
     Ok(projects::table
         .filter(projects::name.eq(name))
-        .select((
-            projects::id,
-            projects::name,
-            projects::revision,
-            projects::created_at,
-            projects::updated_at,
-        ))
+        .select((projects::id, projects::name, projects::revision, projects::created_at, projects::updated_at))
         .first::<(i64, String, i64, i64, i64)>(conn)
         .optional()?
-        .map(|(id, name, revision, created_at, updated_at)| Project {
-            id,
-            name,
-            revision,
-            created_at,
-            updated_at,
-        }))
+        .map(|(id, name, revision, created_at, updated_at)| Project { id, name, revision, created_at, updated_at }))
+}
+
+pub fn project_by_id(conn: &mut DbConn, id: i64) -> Result<Option<Project>, StoreError> {
+    Ok(projects::table
+        .find(id)
+        .select((projects::id, projects::name, projects::revision, projects::created_at, projects::updated_at))
+        .first::<(i64, String, i64, i64, i64)>(conn)
+        .optional()?
+        .map(|(id, name, revision, created_at, updated_at)| Project { id, name, revision, created_at, updated_at }))
 }
 
 /// Marks a project's inventory as changed (cached snapshots become stale).
 pub fn bump_revision(conn: &mut DbConn, project_id: i64) -> Result<(), StoreError> {
     diesel::update(projects::table.find(project_id))
-        .set((
-            projects::revision.eq(projects::revision + 1),
-            projects::updated_at.eq(now_ms()),
-        ))
+        .set((projects::revision.eq(projects::revision + 1), projects::updated_at.eq(now_ms())))
         .execute(conn)?;
     Ok(())
 }
 
 /// The project's current revision, or None when it no longer exists.
 pub fn project_revision(conn: &mut DbConn, project_id: i64) -> Result<Option<i64>, StoreError> {
-    Ok(projects::table
-        .find(project_id)
-        .select(projects::revision)
-        .first::<i64>(conn)
-        .optional()?)
+    Ok(projects::table.find(project_id).select(projects::revision).first::<i64>(conn).optional()?)
 }
 
 /// Returns the project, creating it when missing.
@@ -292,11 +287,7 @@ pub fn ensure_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreErr
     }
     let now = now_ms();
     diesel::insert_into(projects::table)
-        .values((
-            projects::name.eq(name),
-            projects::created_at.eq(now),
-            projects::updated_at.eq(now),
-        ))
+        .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
         .execute(conn)?;
     find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
 }
@@ -307,28 +298,13 @@ mod tests {
 
     #[test]
     fn url_schemes() {
-        assert_eq!(
-            DbUrl::parse("sqlite:///tmp/x.db").unwrap(),
-            DbUrl::Sqlite("/tmp/x.db".into())
-        );
-        assert_eq!(
-            DbUrl::parse("sqlite://rel.db").unwrap(),
-            DbUrl::Sqlite("rel.db".into())
-        );
-        assert!(matches!(
-            DbUrl::parse("postgresql://u@h/db").unwrap(),
-            DbUrl::Postgres(_)
-        ));
-        assert_eq!(
-            DbUrl::parse("mariadb://root@h/db").unwrap(),
-            DbUrl::Mysql("mysql://root@h/db".into())
-        );
+        assert_eq!(DbUrl::parse("sqlite:///tmp/x.db").unwrap(), DbUrl::Sqlite("/tmp/x.db".into()));
+        assert_eq!(DbUrl::parse("sqlite://rel.db").unwrap(), DbUrl::Sqlite("rel.db".into()));
+        assert!(matches!(DbUrl::parse("postgresql://u@h/db").unwrap(), DbUrl::Postgres(_)));
+        assert_eq!(DbUrl::parse("mariadb://root@h/db").unwrap(), DbUrl::Mysql("mysql://root@h/db".into()));
         for bad in ["/tmp/x.db", "oracle://x", "sqlite://", "", "craton.db"] {
             let e = DbUrl::parse(bad).unwrap_err().to_string();
-            assert!(
-                e.contains("unsupported") || e.contains("without a path"),
-                "{bad}: {e}"
-            );
+            assert!(e.contains("unsupported") || e.contains("without a path"), "{bad}: {e}");
         }
     }
 

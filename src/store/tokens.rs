@@ -24,9 +24,7 @@ impl Role {
             "editor" => Ok(Role::Editor),
             "admin" => Ok(Role::Admin),
             "root" => Ok(Role::Root),
-            other => Err(StoreError::Invalid(format!(
-                "unknown role {other:?}: use reader, editor or admin"
-            ))),
+            other => Err(StoreError::Invalid(format!("unknown role {other:?}: use reader, editor or admin"))),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -67,12 +65,8 @@ pub fn hash_secret(secret: &str) -> String {
 
 fn new_secret() -> Result<String, StoreError> {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::Invalid(format!("no randomness available: {e}")))?;
-    Ok(format!(
-        "craton_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("no randomness available: {e}")))?;
+    Ok(format!("craton_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 /// Creates a token; returns its id and the secret, which is not stored.
@@ -99,10 +93,7 @@ pub fn create(
             api_tokens::created_at.eq(now_ms()),
         ))
         .execute(conn)?;
-    let id = api_tokens::table
-        .filter(api_tokens::token_hash.eq(&hash))
-        .select(api_tokens::id)
-        .first(conn)?;
+    let id = api_tokens::table.filter(api_tokens::token_hash.eq(&hash)).select(api_tokens::id).first(conn)?;
     Ok((id, secret))
 }
 
@@ -114,14 +105,7 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Grant>, St
         .select((api_tokens::id, api_tokens::project_id, api_tokens::role))
         .first(conn)
         .optional()?;
-    row.map(|(token_id, project_id, role)| {
-        Ok(Grant {
-            token_id,
-            project_id,
-            role: Role::parse(&role)?,
-        })
-    })
-    .transpose()
+    row.map(|(token_id, project_id, role)| Ok(Grant { token_id, project_id, role: Role::parse(&role)? })).transpose()
 }
 
 /// Tokens of a project (or all tokens for `None` = root's view).
@@ -142,29 +126,11 @@ pub fn list(conn: &mut DbConn, project_id: Option<i64>) -> Result<Vec<TokenInfo>
     if let Some(p) = project_id {
         q = q.filter(api_tokens::project_id.eq(p));
     }
-    let rows: Vec<(
-        i64,
-        Option<String>,
-        String,
-        String,
-        String,
-        i64,
-        Option<i64>,
-    )> = q.load(conn)?;
+    let rows: Vec<(i64, Option<String>, String, String, String, i64, Option<i64>)> = q.load(conn)?;
     rows.into_iter()
-        .map(
-            |(id, project, role, description, prefix, created_at, revoked_at)| {
-                Ok(TokenInfo {
-                    id,
-                    project,
-                    role: Role::parse(&role)?,
-                    description,
-                    prefix,
-                    created_at,
-                    revoked_at,
-                })
-            },
-        )
+        .map(|(id, project, role, description, prefix, created_at, revoked_at)| {
+            Ok(TokenInfo { id, project, role: Role::parse(&role)?, description, prefix, created_at, revoked_at })
+        })
         .collect()
 }
 

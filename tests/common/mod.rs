@@ -21,8 +21,7 @@ pub enum Backend {
 }
 
 pub fn backends() -> Vec<Backend> {
-    let list =
-        std::env::var("CRATON_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mysql".into());
+    let list = std::env::var("CRATON_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mysql".into());
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -36,8 +35,7 @@ pub fn backends() -> Vec<Backend> {
 }
 
 fn pg_admin() -> String {
-    std::env::var("CRATON_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("CRATON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 fn mysql_admin() -> String {
@@ -60,56 +58,30 @@ fn admin(backend: Backend) -> DbConn {
         Backend::Mysql => format!("{}/mysql", mysql_admin()),
         Backend::Sqlite => unreachable!(),
     };
-    store::connect(&DbUrl::parse(&url).unwrap())
-        .unwrap_or_else(|e| panic!("{backend:?} test server unreachable ({e}); start it or drop it from CRATON_TEST_BACKENDS"))
+    store::connect(&DbUrl::parse(&url).unwrap()).unwrap_or_else(|e| {
+        panic!("{backend:?} test server unreachable ({e}); start it or drop it from CRATON_TEST_BACKENDS")
+    })
 }
 
 impl TestDb {
     pub fn new(backend: Backend) -> TestDb {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "craton_t{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            nanos
-        );
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("craton_t{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos);
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("craton.sqlite3").display());
-                TestDb {
-                    backend,
-                    url,
-                    name,
-                    _dir: Some(dir),
-                }
+                TestDb { backend, url, name, _dir: Some(dir) }
             }
             Backend::Postgres => {
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin(backend))
-                    .unwrap();
-                TestDb {
-                    backend,
-                    url: format!("{}/{name}", pg_admin()),
-                    name,
-                    _dir: None,
-                }
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin(backend)).unwrap();
+                TestDb { backend, url: format!("{}/{name}", pg_admin()), name, _dir: None }
             }
             Backend::Mysql => {
-                diesel::sql_query(format!(
-                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                ))
-                .execute(&mut admin(backend))
-                .unwrap();
-                TestDb {
-                    backend,
-                    url: format!("{}/{name}", mysql_admin()),
-                    name,
-                    _dir: None,
-                }
+                diesel::sql_query(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+                    .execute(&mut admin(backend))
+                    .unwrap();
+                TestDb { backend, url: format!("{}/{name}", mysql_admin()), name, _dir: None }
             }
         }
     }
@@ -140,29 +112,18 @@ pub fn repo_root() -> PathBuf {
 /// A workspace binary, built by `cargo build --workspace` before the tests
 /// (the test command in README.rst does that).
 pub fn bin(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     let p = target.join("debug").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace` first (tests/run.sh does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
     p
 }
 
 /// A tool from the venv that holds the real ansible-core.
 pub fn ansible(name: &str) -> PathBuf {
-    let dir = std::env::var("CRATON_TEST_ANSIBLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".venv/bin"));
+    let dir =
+        std::env::var("CRATON_TEST_ANSIBLE_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin"));
     let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: tests/run.sh installs ansible-core into .venv",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: tests/run.sh installs ansible-core into .venv", p.display());
     p
 }
 
@@ -178,9 +139,7 @@ pub fn ansible_env<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -194,21 +153,14 @@ pub fn stderr(o: &Output) -> String {
 /// Runs a command that must succeed, returning stdout.
 pub fn ok(cmd: &mut Command) -> String {
     let o = run(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        o.status,
-        stderr(&o)
-    );
+    assert!(o.status.success(), "{cmd:?} failed: {}\n{}", o.status, stderr(&o));
     stdout(&o)
 }
 
 /// `cratond` pointed at a database.
 pub fn cratond(db: &TestDb) -> Command {
     let mut c = Command::new(bin("cratond"));
-    c.env("CRATON_DATABASE_URL", &db.url)
-        .env_remove("CRATON_PROJECT")
-        .env("CRATON_CONFIG", "/dev/null");
+    c.env("CRATON_DATABASE_URL", &db.url).env_remove("CRATON_PROJECT").env("CRATON_CONFIG", "/dev/null");
     c
 }
 
@@ -227,23 +179,16 @@ pub fn inventory(db: &TestDb) -> Command {
 pub fn ansible_list(source: &Path, plugins: &str, export: bool, env: &[(&str, &str)]) -> Value {
     let home = tempfile::tempdir().unwrap();
     let mut c = Command::new(ansible("ansible-inventory"));
-    ansible_env(&mut c, home.path())
-        .env("ANSIBLE_INVENTORY_ENABLED", plugins)
-        .arg("-i")
-        .arg(source)
-        .arg("--list");
+    ansible_env(&mut c, home.path()).env("ANSIBLE_INVENTORY_ENABLED", plugins).arg("-i").arg(source).arg("--list");
     if export {
         c.arg("--export");
     }
     for (k, v) in env {
         c.env(k, v);
     }
-    c.env("CRATON_CONFIG", "/dev/null")
-        .env_remove("CRATON_URL")
-        .env_remove("CRATON_PROJECT");
+    c.env("CRATON_CONFIG", "/dev/null").env_remove("CRATON_URL").env_remove("CRATON_PROJECT");
     let out = ok(&mut c);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("ansible-inventory printed no JSON ({e}): {out}"))
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ansible-inventory printed no JSON ({e}): {out}"))
 }
 
 /// ansible-inventory over `craton-inventory` reading `db`.
@@ -257,11 +202,7 @@ pub fn ansible_via_craton(db: &TestDb, export: bool, extra: &[(&str, &str)]) -> 
 pub fn cat_script(dir: &Path, json_file: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let s = dir.join("inventory.sh");
-    std::fs::write(
-        &s,
-        format!("#!/bin/sh\nexec cat '{}'\n", json_file.display()),
-    )
-    .unwrap();
+    std::fs::write(&s, format!("#!/bin/sh\nexec cat '{}'\n", json_file.display())).unwrap();
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o755)).unwrap();
     s
 }

@@ -1,0 +1,113 @@
+//! The one error type of the HTTP API. Every failure leaves as
+//! `{"error": {"status", "message", "details"}}`; not-found is 404, pool
+//! and connection trouble 503, and anything unexpected is logged once here
+//! and answered with a generic 500 body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use craton::store::StoreError;
+use serde::Serialize;
+
+/// One problem with one field of a request.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Vec<FieldError> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(message: impl Into<String>) -> Self {
+        ApiError::BadRequest { message: message.into(), details: Vec::new() }
+    }
+    pub fn fields(details: Vec<FieldError>) -> Self {
+        let names: Vec<&str> = details.iter().map(|d| d.field.as_str()).collect();
+        ApiError::BadRequest { message: format!("invalid fields: {}", names.join(", ")), details }
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::Internal(message.into())
+    }
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return ApiError::Unavailable("database unavailable".into());
+        }
+        match e {
+            StoreError::UnknownProject(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            StoreError::Invalid(m) | StoreError::BadUrl(m) => ApiError::bad(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            e if e.is_not_found() => ApiError::NotFound("not found".into()),
+            e if e.is_unique_violation() => ApiError::Conflict("already exists".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    status: u16,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    details: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                "internal server error".to_string()
+            }
+            ApiError::Unavailable(m) => {
+                tracing::warn!(error = %m, "service unavailable");
+                "service unavailable: the database cannot be reached".to_string()
+            }
+            other => other.to_string(),
+        };
+        let details = match &self {
+            ApiError::BadRequest { details, .. } => details.as_slice(),
+            _ => &[],
+        };
+        let body = Body { error: Inner { status: status.as_u16(), message: &message, details } };
+        (status, axum::Json(body)).into_response()
+    }
+}

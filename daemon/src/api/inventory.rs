@@ -1,0 +1,92 @@
+//! `GET /v1/inventory` (the `--list` document), `GET /v1/inventory/hosts/{name}`
+//! (`--host`), rendered by the same code as `craton-inventory`, so both
+//! print the same bytes for the same data.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use craton::render::{self, Options, Selection};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::query::Query;
+use crate::state::AppState;
+
+const PARAMS: [&str; 6] = ["project", "group", "vars", "resolved", "pretty", "include_inactive"];
+
+pub(crate) struct InventoryQuery {
+    pub project: Option<String>,
+    pub selection: Selection,
+    pub options: Options,
+}
+
+pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery, ApiError> {
+    let allowed: Vec<&str> = PARAMS.iter().chain(extra).copied().collect();
+    let q = Query::parse(raw, &allowed)?;
+    Ok(InventoryQuery {
+        project: q.get("project").map(str::to_string),
+        selection: Selection {
+            group: q.get("group").map(str::to_string),
+            filters: q.var_filters()?,
+            include_inactive: q.flag("include_inactive")?,
+        },
+        options: Options { resolved: q.flag("resolved")?, pretty: q.flag("pretty")?, ..Options::default() },
+    })
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Renders `--list` (host `None`) or `--host NAME` for the caller's project.
+async fn render_doc(
+    state: AppState,
+    caller: Caller,
+    raw: Option<String>,
+    host: Option<String>,
+) -> Result<Response, ApiError> {
+    let q = parse(raw.as_deref(), &[])?;
+    let st = state.clone();
+    let body = state
+        .db(move |conn| {
+            let project = caller.project(conn, q.project.as_deref())?;
+            let snap = st.snapshot(conn, &project)?;
+            let e = render::emit(&snap, &q.selection, q.options).map_err(render_error)?;
+            let mut out = Vec::with_capacity(1 << 16);
+            match &host {
+                Some(h) => render::write_host(&e, h, q.options, &mut out),
+                None => render::write_list(&e, q.options, &mut out),
+            }
+            .map_err(render_error)?;
+            Ok(out)
+        })
+        .await?;
+    Ok(json_response(body))
+}
+
+pub(crate) fn render_error(e: render::RenderError) -> ApiError {
+    match e {
+        render::RenderError::UnknownGroup(..) | render::RenderError::UnknownHost(..) => {
+            ApiError::NotFound(e.to_string())
+        }
+        render::RenderError::ReservedGroup(_) => ApiError::Conflict(e.to_string()),
+        render::RenderError::Io(e) => ApiError::internal(e.to_string()),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    render_doc(state, caller, raw, None).await
+}
+
+pub async fn host(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    render_doc(state, caller, raw, Some(name)).await
+}

@@ -1,0 +1,99 @@
+//! The REST API v1: the route table, the middleware every request passes
+//! (metrics, timeout, body limit) and `app()`, which tests call without a
+//! socket.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod inventory;
+pub mod meta;
+pub mod query;
+pub mod tokens;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::state::AppState;
+
+/// One route of the API; [`ROUTES`] feeds the OpenAPI document, and a test
+/// checks it against the router.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Reachable without a token.
+    pub public: bool,
+}
+
+const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route { method, path, summary, public: false }
+}
+
+const fn public(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route { method, path, summary, public: true }
+}
+
+pub const ROUTES: &[Route] = &[
+    public("GET", "/healthz", "Health, with a database round trip"),
+    public("GET", "/metrics", "Prometheus metrics"),
+    public("GET", "/v1/openapi.json", "This document"),
+    r("GET", "/v1/inventory", "The inventory as `craton-inventory --list` prints it"),
+    r("GET", "/v1/inventory/hosts/{name}", "One host's variables as `craton-inventory --host` prints them"),
+    r("GET", "/v1/tokens", "List API tokens (admin)"),
+    r("POST", "/v1/tokens", "Create an API token (admin); the secret is returned once"),
+    r("DELETE", "/v1/tokens/{id}", "Revoke an API token (admin)"),
+];
+
+/// Default limits, overridable by `serve` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { body_bytes: 1 << 20, timeout: Duration::from_secs(30) }
+    }
+}
+
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    state.metrics.observe(&method, &route, status, start.elapsed());
+    tracing::debug!(%method, %route, status, micros = start.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+async fn fallback() -> error::ApiError {
+    error::ApiError::NotFound("no such route".into())
+}
+
+pub fn app(state: AppState, limits: Limits) -> Router {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(meta::metrics))
+        .route("/v1/openapi.json", get(meta::openapi))
+        .route("/v1/inventory", get(inventory::list))
+        .route("/v1/inventory/hosts/{name}", get(inventory::host))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .fallback(fallback)
+        .route_layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, limits.timeout))
+        .with_state(state)
+}
+
+#[allow(unused_imports)]
+use post as _;

@@ -1,0 +1,6 @@
+//! The daemon as a library, so the router can be tested without a socket
+//! and `main.rs` stays a thin command-line layer.
+
+pub mod api;
+pub mod metrics;
+pub mod state;

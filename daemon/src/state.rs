@@ -1,0 +1,96 @@
+//! What every request handler shares: the connection pool, the snapshot
+//! cache, the token cache and metrics. Database work runs on tokio's
+//! blocking threads, never on the async workers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use craton::model::{Project, Snapshot};
+use craton::store::pool::DbPool;
+use craton::store::tokens::Grant;
+use craton::store::{self, DbConn};
+
+use crate::api::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Bearer tokens (the default).
+    Tokens,
+    /// No authentication: every request is root. Only for local development,
+    /// only on loopback (`--insecure-no-auth`).
+    InsecureNoAuth,
+}
+
+/// A verified token is trusted this long before it is looked up again, so a
+/// revocation takes effect within this delay.
+const GRANT_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: DbPool,
+    pub auth: AuthMode,
+    pub metrics: Arc<Metrics>,
+    snapshots: Arc<Mutex<HashMap<i64, (i64, Arc<Snapshot>)>>>,
+    grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
+}
+
+impl AppState {
+    pub fn new(pool: DbPool, auth: AuthMode) -> Self {
+        AppState {
+            pool,
+            auth,
+            metrics: Arc::new(Metrics::default()),
+            snapshots: Arc::default(),
+            grants: Arc::default(),
+        }
+    }
+
+    /// Runs blocking database work on a pooled connection.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+    }
+
+    /// A cached grant for a token hash, if still fresh.
+    pub fn cached_grant(&self, hash: &str) -> Option<Grant> {
+        let g = self.grants.lock().expect("grant cache poisoned");
+        g.get(hash).filter(|(_, at)| at.elapsed() < GRANT_TTL).map(|(g, _)| g.clone())
+    }
+
+    pub fn cache_grant(&self, hash: String, grant: Grant) {
+        let mut g = self.grants.lock().expect("grant cache poisoned");
+        if g.len() > 10_000 {
+            g.retain(|_, (_, at)| at.elapsed() < GRANT_TTL);
+        }
+        g.insert(hash, (grant, Instant::now()));
+    }
+
+    pub fn forget_grants(&self) {
+        self.grants.lock().expect("grant cache poisoned").clear();
+    }
+
+    /// The project's snapshot at its current revision: loaded from the
+    /// database only when the revision moved since the cached copy.
+    pub fn snapshot(&self, conn: &mut DbConn, project: &Project) -> Result<Arc<Snapshot>, ApiError> {
+        if let Some((rev, snap)) = self.snapshots.lock().expect("snapshot cache poisoned").get(&project.id) {
+            if *rev == project.revision {
+                return Ok(snap.clone());
+            }
+        }
+        let snap = Arc::new(store::load::load_project(conn, project.clone())?);
+        self.snapshots.lock().expect("snapshot cache poisoned").insert(project.id, (project.revision, snap.clone()));
+        Ok(snap)
+    }
+}
