@@ -5,7 +5,8 @@
 //! `ansible-inventory` directly and through `cratond import` +
 //! `craton-inventory`, on every backend; the two `--list` documents must be
 //! equal. `CRATON_DIFF_CASES` sets the number of inventories per test
-//! (default 6, four tests); a failing case keeps its files and prints the seed.
+//! (default 6, four tests), `CRATON_DIFF_FORMAT=yaml|ini` forces one format;
+//! a failing case keeps its files and prints the seed.
 
 mod common;
 
@@ -144,14 +145,18 @@ fn model(r: &mut Rng) -> Case {
     Case { groups, parents, hosts, members }
 }
 
+/// Up to `max` variables with distinct keys (Craton refuses duplicate keys
+/// in one mapping, where Ansible only warns).
 fn maybe_vars(r: &mut Rng, max: usize) -> Vec<(&'static str, Value)> {
-    (0..r.below(max + 1))
-        .map(|_| {
-            let k = *r.pick(&KEYS);
-            let v = if k == "ansible_port" { json!(22 + r.below(3)) } else { value(r) };
-            (k, v)
-        })
-        .collect()
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    for _ in 0..r.below(max + 1) {
+        let k = *r.pick(&KEYS);
+        let v = if k == "ansible_port" { json!(22 + r.below(3)) } else { value(r) };
+        if !out.iter().any(|(seen, _)| *seen == k) {
+            out.push((k, v));
+        }
+    }
+    out
 }
 
 fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
@@ -202,16 +207,18 @@ fn yaml_inventory(r: &mut Rng, case: &Case) -> String {
         let mut body = String::new();
         let vars = maybe_vars(r, 3);
         if !vars.is_empty() || r.chance(20) {
-            body.push_str("    vars:\n");
+            let mut entries = String::new();
             for (k, v) in &vars {
-                writeln!(body, "      {k}: {}", yaml_value(r, v)).unwrap();
+                writeln!(entries, "      {k}: {}", yaml_value(r, v)).unwrap();
             }
             if r.chance(30) {
-                writeln!(body, "      ansible_group_priority: {}", r.below(5)).unwrap();
+                writeln!(entries, "      ansible_group_priority: {}", r.below(5)).unwrap();
             }
-            if vars.is_empty() {
-                body.push_str("      {}\n");
-                body = body.replace("    vars:\n      {}\n", "    vars: {}\n");
+            if entries.is_empty() {
+                body.push_str("    vars: {}\n");
+            } else {
+                body.push_str("    vars:\n");
+                body.push_str(&entries);
             }
         }
         let kids: Vec<&String> =
@@ -308,7 +315,12 @@ fn write_case(seed: u64, dir: &Path) -> std::path::PathBuf {
     let mut r = Rng(seed);
     let case = model(&mut r);
     write_vars_files(&mut r, dir, &case);
-    if seed % 2 == 0 {
+    let yaml = match std::env::var("CRATON_DIFF_FORMAT").as_deref() {
+        Ok("yaml") => true,
+        Ok("ini") => false,
+        _ => seed % 2 == 0,
+    };
+    if yaml {
         let f = dir.join("hosts.yml");
         std::fs::write(&f, yaml_inventory(&mut r, &case)).unwrap();
         f
@@ -322,21 +334,28 @@ fn write_case(seed: u64, dir: &Path) -> std::path::PathBuf {
 fn run_cases(first_seed: u64) {
     let cases: u64 = std::env::var("CRATON_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
     for seed in first_seed..first_seed + cases {
-        let dir = tempfile::tempdir().unwrap();
-        let source = write_case(seed, dir.path());
+        // Kept on failure (removed at the end of a passing case) so a
+        // failing seed can be inspected.
+        let dir = tempfile::tempdir().unwrap().keep();
+        let source = write_case(seed, &dir);
+        if std::env::var_os("CRATON_DIFF_DUMP").is_some() {
+            eprintln!("seed {seed}: {}", dir.display());
+            continue;
+        }
+        eprintln!("seed {seed}: {}", dir.display());
         let original = common::ansible_list(&source, "yaml,ini", false, &[]);
         for b in backends() {
             let db = TestDb::new(b);
             ok(cratond(&db).args(["import", "ansible"]).arg(&source));
             let ours = common::ansible_via_craton(&db, false, &[]);
             if ours != original {
-                let kept = dir.keep();
                 panic!(
                     "seed {seed} on {b:?}: ansible sees different inventories (files kept in {})\noriginal: {original}\ncraton:   {ours}",
-                    kept.display()
+                    dir.display()
                 );
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

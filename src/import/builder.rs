@@ -106,9 +106,11 @@ impl ParsedInventory {
         if !self.hosts.contains_key(name) {
             check_name("host", name)?;
             self.hosts.insert(name.to_string(), ParsedHost::default());
-        }
-        if let Some(p) = port {
-            self.set_host_var(name, "ansible_port", Value::from(p))?;
+            // Ansible's `Host(name, port)` sets the port only on creation,
+            // and only a non-zero one.
+            if let Some(p) = port.filter(|&p| p != 0) {
+                self.set_host_var(name, "ansible_port", Value::from(p))?;
+            }
         }
         if let Some(g) = group {
             self.groups[g].hosts.insert(name.to_string());

@@ -84,7 +84,8 @@ fn parse_file(path: &Path, inv: &mut ParsedInventory) -> Result<(), ImportError>
     }
     let yaml_ext = matches!(ext.as_str(), ".yml" | ".yaml" | ".json");
     if yaml_ext || ext.is_empty() {
-        match yaml11::load(&text) {
+        // Ansible's yaml plugin reads through its DataLoader: JSON first.
+        match yaml11::load_data_node(&text) {
             Ok(Some(root)) if matches!(root.kind, yaml11::NodeKind::Map(_)) => {
                 return yaml_inventory::parse_yaml_inventory(&root, inv).map_err(|e| ImportError::new(path, e));
             }

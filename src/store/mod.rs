@@ -4,11 +4,16 @@
 //! embedded per backend and kept in step under `migrations/`.
 
 pub mod apply;
+pub mod edit;
+pub mod groups;
+pub mod hosts;
 pub mod load;
 #[cfg(feature = "pool")]
 pub mod pool;
+pub mod project_admin;
 pub mod schema;
 pub mod tokens;
+pub mod variables;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,15 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod groups;
+pub mod hosts;
 pub mod inventory;
 pub mod meta;
+pub mod projects;
 pub mod query;
+pub mod resource;
 pub mod tokens;
+pub mod variables;
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +53,33 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/tokens", "List API tokens (admin)"),
     r("POST", "/v1/tokens", "Create an API token (admin); the secret is returned once"),
     r("DELETE", "/v1/tokens/{id}", "Revoke an API token (admin)"),
+    r("GET", "/v1/projects", "List projects (root: all; a project token: its own)"),
+    r("POST", "/v1/projects", "Create a project (root)"),
+    r("GET", "/v1/projects/{id}", "One project with its variables"),
+    r("PATCH", "/v1/projects/{id}", "Rename a project (root)"),
+    r("PUT", "/v1/projects/{id}", "Replace a project's fields (root)"),
+    r("DELETE", "/v1/projects/{id}", "Delete a project with everything in it (root)"),
+    r("GET", "/v1/projects/{id}/variables", "The project's own variables (the `all` group's)"),
+    r("PUT", "/v1/projects/{id}/variables", "Merge variables into the project's (editor)"),
+    r("DELETE", "/v1/projects/{id}/variables", "Delete listed variables of the project (editor)"),
+    r("GET", "/v1/groups", "List groups; filters name, kind; limit + marker paging"),
+    r("POST", "/v1/groups", "Create a group (editor)"),
+    r("GET", "/v1/groups/{id}", "One group with its variables"),
+    r("PATCH", "/v1/groups/{id}", "Change some fields of a group (editor)"),
+    r("PUT", "/v1/groups/{id}", "Replace a group's fields (editor)"),
+    r("DELETE", "/v1/groups/{id}", "Delete a group (editor)"),
+    r("GET", "/v1/groups/{id}/variables", "The group's own variables"),
+    r("PUT", "/v1/groups/{id}/variables", "Merge variables into the group's (editor)"),
+    r("DELETE", "/v1/groups/{id}/variables", "Delete listed variables of the group (editor)"),
+    r("GET", "/v1/hosts", "List hosts; filters name, group, label, parent, active, vars; limit + marker paging"),
+    r("POST", "/v1/hosts", "Create a host (editor)"),
+    r("GET", "/v1/hosts/{id}", "One host with its own or (resolved=true) resolved variables"),
+    r("PATCH", "/v1/hosts/{id}", "Change some fields of a host (editor)"),
+    r("PUT", "/v1/hosts/{id}", "Replace a host's fields (editor)"),
+    r("DELETE", "/v1/hosts/{id}", "Delete a host (editor)"),
+    r("GET", "/v1/hosts/{id}/variables", "The host's own variables, or (resolved=true) resolved with blame"),
+    r("PUT", "/v1/hosts/{id}/variables", "Merge variables into the host's (editor)"),
+    r("DELETE", "/v1/hosts/{id}/variables", "Delete listed variables of the host (editor)"),
 ];
 
 /// Default limits, overridable by `serve` flags.
@@ -88,6 +120,27 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/inventory/hosts/{name}", get(inventory::host))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/projects", get(projects::list).post(projects::create))
+        .route(
+            "/v1/projects/{id}",
+            get(projects::get_one).patch(projects::patch).put(projects::put).delete(projects::delete),
+        )
+        .route(
+            "/v1/projects/{id}/variables",
+            get(variables::get_project).put(variables::put_project).delete(variables::delete_project),
+        )
+        .route("/v1/groups", get(groups::list).post(groups::create))
+        .route("/v1/groups/{id}", get(groups::get_one).patch(groups::patch).put(groups::put).delete(groups::delete))
+        .route(
+            "/v1/groups/{id}/variables",
+            get(variables::get_group).put(variables::put_group).delete(variables::delete_group),
+        )
+        .route("/v1/hosts", get(hosts::list).post(hosts::create))
+        .route("/v1/hosts/{id}", get(hosts::get_one).patch(hosts::patch).put(hosts::put).delete(hosts::delete))
+        .route(
+            "/v1/hosts/{id}/variables",
+            get(variables::get_host).put(variables::put_host).delete(variables::delete_host),
+        )
         .fallback(fallback)
         .route_layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(limits.body_bytes))

@@ -1,0 +1,203 @@
+//! `/v1/groups`: groups of the caller's project (root: `?project=NAME`),
+//! with their parents and children. Reads come from the cached snapshot;
+//! writes go to the store, one transaction each.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use craton::model::Snapshot;
+use craton::store::edit::{check_text, Ref};
+use craton::store::groups::{self, check_group_name, priority_i32, GroupChange, GroupRecord, MAX_KIND_CHARS};
+use craton::store::tokens::Role;
+use craton::store::variables::{self, VarOwner};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::query::Query;
+use super::resource::{
+    created, links, list_body, object_body, object_fields, parse_id, store_error, vars_map, window, with_vars,
+    FieldReader, Mode, Page, RawBody,
+};
+use crate::state::AppState;
+
+const LIST_PARAMS: [&str; 6] = ["project", "name", "kind", "details", "limit", "marker"];
+const ONE_PARAMS: [&str; 1] = ["project"];
+const FIELDS: [&str; 6] = ["name", "kind", "description", "priority", "parents", "children"];
+
+object_fields!(GroupBody, ["name", "kind", "description", "priority", "parents", "children"]);
+
+/// Index of group `id` in the snapshot (groups are sorted by id).
+pub(crate) fn group_index(snap: &Snapshot, id: i64) -> Result<usize, ApiError> {
+    snap.groups.binary_search_by_key(&id, |g| g.id).map_err(|_| ApiError::NotFound(format!("group {id} not found")))
+}
+
+fn group_json(snap: &Snapshot, g: usize, with_variables: bool) -> Result<Value, ApiError> {
+    let rec = GroupRecord::from_snapshot(snap, g);
+    with_vars(&rec, with_variables.then(|| vars_map(&snap.groups[g].vars)).as_ref())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &LIST_PARAMS)?;
+    let page = Page::from_query(&q)?;
+    let details = q.flag("details")?;
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            let snap = st.snapshot(conn, &project)?;
+            let ids: Vec<i64> = snap.groups.iter().map(|g| g.id).collect();
+            let (name, kind) = (q.get("name"), q.get("kind"));
+            let w = window(&ids, page, |i| {
+                let g = &snap.groups[i];
+                name.is_none_or(|n| g.name == n) && kind.is_none_or(|k| g.kind == k)
+            });
+            let items = w.items.iter().map(|&i| group_json(&snap, i, details)).collect::<Result<_, _>>()?;
+            Ok(list_body(items, links("/v1/groups", &q, page, &w)))
+        })
+        .await
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("group", &id)?;
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            let snap = st.snapshot(conn, &project)?;
+            Ok(Json(group_json(&snap, group_index(&snap, id)?, true)?))
+        })
+        .await
+}
+
+/// The change a body asks for, every field checked.
+fn change_of(body: &[u8], mode: Mode) -> Result<GroupChange, ApiError> {
+    let obj = object_body::<GroupBody>(body)?;
+    let mut r = FieldReader::new(&obj);
+    let name = r.string("name");
+    let name = if mode == Mode::Patch { name } else { r.require("name", name) };
+    if let Some(n) = &name {
+        r.validated(check_group_name(n));
+    }
+    let kind = r.string("kind");
+    if let Some(k) = &kind {
+        r.validated(check_text("kind", k, Some(MAX_KIND_CHARS)));
+    }
+    let description = r.nullable_string("description");
+    if let Some(Some(d)) = &description {
+        r.validated(check_text("description", d, None));
+    }
+    let priority = r.nullable_int("priority");
+    if let Some(p) = priority {
+        r.validated(priority_i32(p));
+    }
+    let parents = r.refs("parents");
+    let children = r.refs("children");
+    let change = GroupChange {
+        name,
+        kind: r.or_default(mode, kind, String::new),
+        description: r.or_default(mode, description, || None),
+        priority: r.or_default(mode, priority, || None),
+        parents: r.or_default(mode, parents, Vec::<Ref>::new),
+        children: r.or_default(mode, children, Vec::<Ref>::new),
+    };
+    r.finish()?;
+    Ok(change)
+}
+
+/// The group as written, with its variables, read back from the store.
+fn written(conn: &mut craton::store::DbConn, pid: i64, rec: GroupRecord) -> Result<Value, ApiError> {
+    let vars = variables::own_vars(conn, pid, VarOwner::Group(rec.id))?;
+    with_vars(&rec, Some(&vars))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let (id, body) = state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            caller.require(Role::Editor)?;
+            let change = change_of(&body, Mode::Create)?;
+            let rec = groups::create_group(conn, project.id, &change).map_err(|e| store_error(e, &FIELDS))?;
+            Ok((rec.id, written(conn, project.id, rec)?))
+        })
+        .await?;
+    Ok(created(format!("/v1/groups/{id}"), body))
+}
+
+async fn update(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    raw: Option<String>,
+    body: RawBody,
+    mode: Mode,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("group", &id)?;
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            groups::get_group(conn, project.id, id)?;
+            caller.require(Role::Editor)?;
+            let change = change_of(&body.0, mode)?;
+            let rec = groups::update_group(conn, project.id, id, &change).map_err(|e| store_error(e, &FIELDS))?;
+            Ok(Json(written(conn, project.id, rec)?))
+        })
+        .await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    update(state, caller, id, raw, body, Mode::Patch).await
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    update(state, caller, id, raw, body, Mode::Replace).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("group", &id)?;
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            groups::get_group(conn, project.id, id)?;
+            caller.require(Role::Editor)?;
+            Ok(groups::delete_group(conn, project.id, id)?)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

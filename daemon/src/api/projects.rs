@@ -1,0 +1,176 @@
+//! `/v1/projects`: root lists, creates, renames and deletes projects; a
+//! project token sees its own project only, in the list and by id, and
+//! cannot change it (another project is a 404, its own a 403).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use craton::model::Project;
+use craton::store::tokens::Role;
+use craton::store::variables::{self, VarOwner};
+use craton::store::{self, project_admin, DbConn};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::query::Query;
+use super::resource::{
+    created, links, list_body, object_body, object_fields, parse_id, store_error, vars_map, window, with_vars,
+    FieldReader, Mode, Page, RawBody,
+};
+use crate::state::AppState;
+
+const LIST_PARAMS: [&str; 4] = ["name", "details", "limit", "marker"];
+const FIELDS: [&str; 1] = ["name"];
+
+object_fields!(ProjectBody, ["name"]);
+
+/// The project with its variables (the `all` group's) from the cached
+/// snapshot.
+fn project_json(state: &AppState, conn: &mut DbConn, p: &Project, with_variables: bool) -> Result<Value, ApiError> {
+    if !with_variables {
+        return with_vars::<_, ()>(p, None);
+    }
+    let snap = state.snapshot(conn, p)?;
+    with_vars(p, Some(&vars_map(&snap.all_vars)))
+}
+
+/// Project `id` if the caller may see it; otherwise not found, exactly as
+/// for an id never used.
+pub(crate) fn visible_project(conn: &mut DbConn, caller: &Caller, id: i64) -> Result<Project, ApiError> {
+    store::project_by_id(conn, id)?
+        .filter(|p| caller.sees_project(p.id))
+        .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &LIST_PARAMS)?;
+    let page = Page::from_query(&q)?;
+    let details = q.flag("details")?;
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let visible: Vec<Project> =
+                project_admin::list_projects(conn)?.into_iter().filter(|p| caller.sees_project(p.id)).collect();
+            let ids: Vec<i64> = visible.iter().map(|p| p.id).collect();
+            let name = q.get("name");
+            let w = window(&ids, page, |i| name.is_none_or(|n| visible[i].name == n));
+            let items =
+                w.items.iter().map(|&i| project_json(&st, conn, &visible[i], details)).collect::<Result<_, _>>()?;
+            Ok(list_body(items, links("/v1/projects", &q, page, &w)))
+        })
+        .await
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Query::parse(raw.as_deref(), &[])?;
+    let id = parse_id("project", &id)?;
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let p = visible_project(conn, &caller, id)?;
+            Ok(Json(project_json(&st, conn, &p, true)?))
+        })
+        .await
+}
+
+fn name_of(body: &[u8], mode: Mode) -> Result<Option<String>, ApiError> {
+    let obj = object_body::<ProjectBody>(body)?;
+    let mut r = FieldReader::new(&obj);
+    let name = r.string("name");
+    let name = if mode == Mode::Patch { name } else { r.require("name", name) };
+    if let Some(n) = &name {
+        r.check("name", craton::import::check_name("project", n));
+    }
+    r.finish()?;
+    Ok(name)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    Query::parse(raw.as_deref(), &[])?;
+    caller.require(Role::Root)?;
+    let name = name_of(&body, Mode::Create)?.unwrap_or_default();
+    let p =
+        state.db(move |conn| project_admin::create_project(conn, &name).map_err(|e| store_error(e, &FIELDS))).await?;
+    let body = with_vars(&p, Some(&serde_json::Map::new()))?;
+    Ok(created(format!("/v1/projects/{}", p.id), body))
+}
+
+async fn update(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    raw: Option<String>,
+    body: RawBody,
+    mode: Mode,
+) -> Result<Json<Value>, ApiError> {
+    Query::parse(raw.as_deref(), &[])?;
+    let id = parse_id("project", &id)?;
+    state
+        .db(move |conn| {
+            let current = visible_project(conn, &caller, id)?;
+            caller.require(Role::Root)?;
+            let p = match name_of(&body.0, mode)? {
+                Some(name) => project_admin::rename_project(conn, id, &name).map_err(|e| store_error(e, &FIELDS))?,
+                None => current,
+            };
+            let vars = variables::own_vars(conn, p.id, VarOwner::Project)?;
+            Ok(Json(with_vars(&p, Some(&vars))?))
+        })
+        .await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    update(state, caller, id, raw, body, Mode::Patch).await
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    update(state, caller, id, raw, body, Mode::Replace).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    Query::parse(raw.as_deref(), &[])?;
+    let id = parse_id("project", &id)?;
+    state
+        .db(move |conn| {
+            visible_project(conn, &caller, id)?;
+            caller.require(Role::Root)?;
+            Ok(project_admin::delete_project(conn, id)?)
+        })
+        .await?;
+    // The project's tokens are gone: stop trusting their cached grants now.
+    state.forget_grants();
+    Ok(StatusCode::NO_CONTENT)
+}

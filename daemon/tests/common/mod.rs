@@ -1,0 +1,217 @@
+//! Router tests without a socket: a fresh database per test on each backend,
+//! the real `app()` over it, and requests sent with `oneshot`.
+//!
+//! Backends come from `CRATON_TEST_BACKENDS` (default `sqlite,postgres,mysql`),
+//! as in the workspace's own tests; one that is listed but unreachable fails
+//! the test rather than skipping it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use craton::store::tokens::{self, Role};
+use craton::store::{self, DbConn, DbUrl};
+use cratond::api::{app, Limits};
+use cratond::state::{AppState, AuthMode};
+use diesel::RunQueryDsl;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+pub fn backends() -> Vec<Backend> {
+    let list = std::env::var("CRATON_TEST_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mysql".into());
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "postgresql" => Backend::Postgres,
+            "mysql" | "mariadb" => Backend::Mysql,
+            other => panic!("unknown backend {other:?} in CRATON_TEST_BACKENDS"),
+        })
+        .collect()
+}
+
+fn pg_admin() -> String {
+    std::env::var("CRATON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn mysql_admin() -> String {
+    std::env::var("CRATON_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A database of its own for one test; dropped afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn admin(backend: Backend) -> DbConn {
+    let url = match backend {
+        Backend::Postgres => format!("{}/postgres", pg_admin()),
+        Backend::Mysql => format!("{}/mysql", mysql_admin()),
+        Backend::Sqlite => unreachable!(),
+    };
+    store::connect(&DbUrl::parse(&url).unwrap()).unwrap_or_else(|e| {
+        panic!("{backend:?} test server unreachable ({e}); start it or drop it from CRATON_TEST_BACKENDS")
+    })
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("cratond_t{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos);
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("craton.sqlite3").display());
+                TestDb { backend, url, name, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin(backend)).unwrap();
+                TestDb { backend, url: format!("{}/{name}", pg_admin()), name, _dir: None }
+            }
+            Backend::Mysql => {
+                diesel::sql_query(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+                    .execute(&mut admin(backend))
+                    .unwrap();
+                TestDb { backend, url: format!("{}/{name}", mysql_admin()), name, _dir: None }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = match self.backend {
+            Backend::Sqlite => return,
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Backend::Mysql => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let _ = diesel::sql_query(sql).execute(&mut admin(self.backend));
+    }
+}
+
+/// A response, its body parsed as JSON (`Null` when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The `field`s of a 400's details, in order.
+    pub fn detail_fields(&self) -> Vec<String> {
+        self.body["error"]["details"]
+            .as_array()
+            .map(|d| d.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The `name`s of a list's items.
+    pub fn names(&self) -> Vec<String> {
+        self.body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no items in {}", self.text))
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// The router over a fresh, migrated database. Fields drop in order, so
+/// the pool goes before the database.
+pub struct Harness {
+    pub app: Router,
+    pub state: AppState,
+    pub url: DbUrl,
+    pub db: TestDb,
+}
+
+impl Harness {
+    pub fn new(backend: Backend) -> Harness {
+        let db = TestDb::new(backend);
+        let url = DbUrl::parse(&db.url).unwrap();
+        store::migrate(&mut store::connect(&url).unwrap()).unwrap();
+        let pool = store::pool::build(&url, 4).unwrap();
+        let state = AppState::new(pool, AuthMode::Tokens);
+        Harness { app: app(state.clone(), Limits::default()), state, url, db }
+    }
+
+    pub fn conn(&self) -> DbConn {
+        store::connect(&self.url).unwrap()
+    }
+
+    /// A new token: of `project` (created if missing) with `role`, or root.
+    pub fn token(&self, project: Option<&str>, role: Role) -> String {
+        self.token_with_id(project, role).1
+    }
+
+    pub fn token_with_id(&self, project: Option<&str>, role: Role) -> (i64, String) {
+        let mut c = self.conn();
+        let pid = project.map(|p| store::ensure_project(&mut c, p).unwrap().id);
+        tokens::create(&mut c, pid, role, "test").unwrap()
+    }
+
+    pub async fn raw(&self, method: &str, uri: &str, token: Option<&str>, body: Vec<u8>) -> Resp {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        let resp = self.app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{method} {uri}: not JSON ({e}): {text}"))
+        };
+        Resp { status, headers, body, text }
+    }
+
+    pub async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> Resp {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        self.raw(method, uri, Some(token), bytes).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Resp {
+        self.call("GET", uri, token, None).await
+    }
+
+    /// A call that must answer `status`; returns the response.
+    pub async fn expect(&self, status: u16, method: &str, uri: &str, token: &str, body: Option<Value>) -> Resp {
+        let r = self.call(method, uri, token, body).await;
+        assert_eq!(r.status.as_u16(), status, "{:?}: {method} {uri}: {}", self.db.backend, r.text);
+        if status >= 400 {
+            assert_eq!(r.body["error"]["status"], status, "error shape: {}", r.text);
+            assert!(r.body["error"]["message"].is_string(), "error shape: {}", r.text);
+        }
+        r
+    }
+
+    /// Creates an object (201) and returns its id.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> i64 {
+        let r = self.expect(201, "POST", path, token, Some(body)).await;
+        r.body["id"].as_i64().unwrap()
+    }
+}
