@@ -24,6 +24,12 @@
 //! YAML plugin will read it back exactly as the script plugin reads
 //! [`render::write_list`].
 //!
+//! Values tagged `{"__ansible_unsafe": ...}` or `{"__ansible_vault": ...}`
+//! need no YAML tags (`!unsafe`, `!vault`): ansible-core reads inventory and
+//! vars files through the same legacy JSON decoder as script output, which
+//! turns them back into unsafe and vaulted values (checked against 2.19 in
+//! `tests/bundle.rs`), so JSON syntax is used throughout.
+//!
 //! The bytes are a pure function of the data: fixed entry order, times,
 //! owners and modes, and compression settings, so the ETag changes exactly
 //! when the inventory does.
@@ -61,7 +67,7 @@ const PLUGIN_KEY: &str = "plugin";
 pub enum Format {
     /// A gzip-compressed tar archive.
     Tgz,
-    /// A zip archive (deflate).
+    /// A zip archive (deflate; members under 1 KiB stored).
     Zip,
 }
 
@@ -96,7 +102,7 @@ pub struct Bundle {
 /// YAML plugin, which reads host keys as patterns (`web[1:3]`, `db:5432`):
 /// such a bundle would silently hold other hosts.
 pub fn build(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Bundle, RenderError> {
-    let entries = layout(snap, sel)?;
+    let entries = layout(snap, sel, format)?;
     let bytes = match format {
         Format::Tgz => tgz(&entries)?,
         Format::Zip => zip(&entries)?,
@@ -118,25 +124,39 @@ fn invalid(message: String) -> RenderError {
 
 /// Every member of the bundle, sorted by path (a directory before its
 /// contents), each path checked.
-fn layout(snap: &Snapshot, sel: &Selection) -> Result<Vec<Entry>, RenderError> {
+fn layout(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Vec<Entry>, RenderError> {
     let e = render::emit(snap, sel, Options { layout: Layout::Files, ..Options::default() })?;
     let s = &e.structure;
+    let host_files = host_files(&e);
     let mut entries: Vec<Entry> = DIRS.iter().map(|d| Entry { path: d.to_string(), data: None }).collect();
     entries.push(Entry { path: "ansible.cfg".into(), data: Some(ANSIBLE_CFG.to_vec()) });
-    entries.push(Entry { path: INVENTORY.into(), data: Some(inventory_json(&e)?) });
+    entries.push(Entry { path: INVENTORY.into(), data: Some(inventory_json(&e, &host_files)?) });
 
     // `all` cannot collide with a group: render refuses a group of that name.
-    let owners = std::iter::once((GROUP_VARS, "all", &s.all_vars))
-        .chain(s.groups.iter().map(|g| (GROUP_VARS, g.name.as_str(), &g.vars)))
-        .chain(s.hosts.iter().zip(&e.hostvars).map(|(h, v)| (HOST_VARS, h.name.as_str(), v)));
-    for (dir, name, vars) in owners {
+    let groups = std::iter::once(("all", &s.all_vars)).chain(s.groups.iter().map(|g| (g.name.as_str(), &g.vars)));
+    for (name, vars) in groups {
         let Some(data) = vars_file(vars) else { continue };
         // render keeps the file tier only for file-safe names; anything else
         // here is a bug upstream, and must not become a path.
         if !file_safe(name) {
-            return Err(invalid(format!("vars file for {name:?} requested, but that name cannot be a file name")));
+            return Err(invalid(format!(
+                "vars file for group {name:?} requested, but that name cannot be a file name"
+            )));
         }
-        entries.push(Entry { path: format!("{dir}{name}"), data: Some(data) });
+        // Unlike a host's, a group's vars cannot move inline here without
+        // changing precedence; better no bundle than one that unzips wrong.
+        if format == Format::Zip && !portable(name) {
+            return Err(invalid(format!(
+                "group {name:?} has group_vars file values, but unzip drops control characters from file names; \
+                 use the tgz format"
+            )));
+        }
+        entries.push(Entry { path: format!("{GROUP_VARS}{name}"), data: Some(data) });
+    }
+    for (h, vars) in e.hostvars.iter().enumerate().filter(|&(h, _)| host_files[h]) {
+        if let Some(data) = vars_file(vars) {
+            entries.push(Entry { path: format!("{HOST_VARS}{}", s.hosts[h].name), data: Some(data) });
+        }
     }
     entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     for pair in entries.windows(2) {
@@ -148,6 +168,37 @@ fn layout(snap: &Snapshot, sel: &Selection) -> Result<Vec<Entry>, RenderError> {
         check_entry_path(&en.path)?;
     }
     Ok(entries)
+}
+
+/// A name that every common extractor writes as given: Info-ZIP `unzip`
+/// drops ASCII control characters from member names (`a\x01b` becomes
+/// `ab`), which would detach the file from its owner.
+fn portable(name: &str) -> bool {
+    !name.chars().any(char::is_control)
+}
+
+/// Per emitted host: whether its file-tier vars go to `host_vars/NAME`
+/// (else they are written inline with the rest). For a host the tier does
+/// not change any value: both host tiers rank above every group value and
+/// a host has one value per key. So a host gets a file only when its name
+/// is file-safe, portable, and unique ignoring case (two names differing
+/// only in case would be one file on macOS or Windows).
+fn host_files(e: &Emitted) -> Vec<bool> {
+    let s = &e.structure;
+    let has_file_vars = |h: usize| e.hostvars[h].values().any(|v| v.tier == Tier::VarsFile);
+    let mut out: Vec<bool> = (0..s.hosts.len())
+        .map(|h| has_file_vars(h) && file_safe(&s.hosts[h].name) && portable(&s.hosts[h].name))
+        .collect();
+    let mut folded: Vec<(String, usize)> =
+        (0..s.hosts.len()).filter(|&h| out[h]).map(|h| (s.hosts[h].name.to_lowercase(), h)).collect();
+    folded.sort();
+    for pair in folded.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            out[pair[0].1] = false;
+            out[pair[1].1] = false;
+        }
+    }
+    out
 }
 
 /// Defence in depth for archive member names: relative, no `.`/`..` or
@@ -250,6 +301,8 @@ struct Doc<'a> {
     out: Vec<u8>,
     /// Hosts whose inline vars are already written (at first occurrence).
     written: Vec<bool>,
+    /// Hosts with a host_vars file; the others get all their vars inline.
+    host_files: &'a [bool],
     /// Hosts in no group, which `write_list` puts in `ungrouped`.
     ungrouped_hosts: Vec<usize>,
     /// The group named `plugin`, and where its body goes.
@@ -269,7 +322,7 @@ enum Ref {
     Ungrouped,
 }
 
-fn inventory_json(e: &Emitted) -> Result<Vec<u8>, RenderError> {
+fn inventory_json(e: &Emitted, host_files: &[bool]) -> Result<Vec<u8>, RenderError> {
     let s = &e.structure;
     if let Some(h) = s.hosts.iter().find(|h| !literal_host_name(&h.name)) {
         return Err(invalid(format!(
@@ -318,6 +371,7 @@ fn inventory_json(e: &Emitted) -> Result<Vec<u8>, RenderError> {
         e,
         out: Vec::with_capacity(value_bytes + 40 * members + 4096),
         written: vec![false; s.hosts.len()],
+        host_files,
         ungrouped_hosts,
         plugin,
         host_mark: vec![0; s.hosts.len()],
@@ -433,7 +487,12 @@ impl Doc<'_> {
             wrote = true;
             push_str(&mut self.out, &e.structure.hosts[h].name);
             self.out.extend_from_slice(b": ");
-            let mut vars = inline(&e.hostvars[h]).peekable();
+            let all_tiers = !self.host_files[h];
+            let mut vars = e.hostvars[h]
+                .iter()
+                .filter(|(_, v)| all_tiers || v.tier == Tier::Inventory)
+                .map(|(k, v)| (k.as_str(), v.value.get()))
+                .peekable();
             if !std::mem::replace(&mut self.written[h], true) && vars.peek().is_some() {
                 self.object(vars);
             } else {
@@ -736,6 +795,38 @@ mod tests {
     }
 
     #[test]
+    fn unportable_host_names_get_no_file() {
+        let f = Tier::VarsFile;
+        let names = ["a\u{1}b", "tab\tx", "Web", "web", "ok", "c1\u{85}"];
+        let hosts = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| host(i as i64, n, vars(&[("hf", json!(i), f), ("hi", json!("i"), Tier::Inventory)])))
+            .collect();
+        let mut s = snapshot(OwnVars::new(), vec![group(1, "g", OwnVars::new())], hosts);
+        for h in 0..names.len() {
+            member(&mut s, 0, h);
+        }
+        for format in [Format::Tgz, Format::Zip] {
+            let m = members(&build(&s, &Selection::default(), format).expect("build"), format);
+            let files: Vec<&str> =
+                m.iter().filter_map(|(p, _)| p.strip_prefix(HOST_VARS)).filter(|p| !p.is_empty()).collect();
+            assert_eq!(files, ["ok"], "{format:?}");
+            let inv = inventory(&m);
+            for (i, n) in names.iter().enumerate().filter(|(_, n)| **n != "ok") {
+                assert_eq!(inv["g"]["hosts"][n], json!({"hf": i, "hi": "i"}), "{n:?}");
+            }
+            assert_eq!(inv["g"]["hosts"]["ok"], json!({"hi": "i"}));
+        }
+        // A group's file values cannot move inline: refused for zip only.
+        s.groups[0].name = "g\u{1}".into();
+        s.groups[0].vars = vars(&[("gf", json!(1), f)]);
+        assert!(build(&s, &Selection::default(), Format::Tgz).is_ok());
+        let err = build(&s, &Selection::default(), Format::Zip).expect_err("control character");
+        assert!(err.to_string().contains("tgz"), "{err}");
+    }
+
+    #[test]
     fn long_file_names_survive_tar() {
         let name = "n".repeat(200);
         assert!(file_safe(&name));
@@ -899,7 +990,7 @@ mod tests {
             .expect("emit");
         let t_emit = t.elapsed();
         let t = std::time::Instant::now();
-        let entries = layout(&s, &Selection::default()).expect("layout");
+        let entries = layout(&s, &Selection::default(), Format::Tgz).expect("layout");
         let t_layout = t.elapsed();
         let files = entries.iter().filter(|e| e.data.is_some()).count();
         let raw: usize = entries.iter().filter_map(|e| e.data.as_ref()).map(Vec::len).sum();

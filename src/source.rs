@@ -2,6 +2,8 @@
 //! Craton daemon over HTTP. Both end in the same renderer, so the two print
 //! the same bytes for the same data.
 
+use std::io::Write;
+
 use crate::render::{self, Options, Selection};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,43 +17,55 @@ pub enum SourceError {
     Http(String),
 }
 
+/// Implementations write to `out` only once the document is known to be
+/// complete, so a failure (database down, unknown project) leaves `out`
+/// untouched; only an I/O error of `out` itself can interrupt a write.
 pub trait InventorySource {
-    /// The `--list` document.
-    fn list(&mut self, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError>;
-    /// The `--host NAME` document.
-    fn host(&mut self, name: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError>;
+    /// Writes the `--list` document.
+    fn list(&mut self, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError>;
+    /// Writes the `--host NAME` document.
+    fn host(&mut self, name: &str, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError>;
 }
 
-/// Reads a project straight from the database.
+/// Reads a project straight from the database. The loaded snapshot is kept,
+/// so a short-lived process can exit without spending time freeing it.
 #[cfg(feature = "db")]
 pub struct DbSource {
     pub url: crate::store::DbUrl,
     pub project: String,
+    snapshot: Option<crate::model::Snapshot>,
 }
 
 #[cfg(feature = "db")]
 impl DbSource {
-    fn emitted(&self, sel: &Selection, opts: Options) -> Result<render::Emitted, SourceError> {
-        let mut conn = crate::store::connect_ready(&self.url)?;
-        let snap = crate::store::load::load_snapshot(&mut conn, &self.project)?;
-        Ok(render::emit(&snap, sel, opts)?)
+    pub fn new(url: crate::store::DbUrl, project: String) -> Self {
+        DbSource { url, project, snapshot: None }
+    }
+
+    fn snapshot(&mut self) -> Result<&crate::model::Snapshot, SourceError> {
+        if self.snapshot.is_none() {
+            let mut conn = crate::store::connect_ready(&self.url)?;
+            self.snapshot = Some(crate::store::load::load_snapshot(&mut conn, &self.project)?);
+        }
+        Ok(self.snapshot.as_ref().expect("just loaded"))
     }
 }
 
 #[cfg(feature = "db")]
 impl InventorySource for DbSource {
-    fn list(&mut self, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
-        let e = self.emitted(sel, opts)?;
-        let mut out = Vec::with_capacity(1 << 20);
-        render::write_list(&e, opts, &mut out)?;
-        Ok(out)
+    fn list(&mut self, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError> {
+        let e = render::emit(self.snapshot()?, sel, opts)?;
+        render::write_list(&e, opts, out)?;
+        Ok(())
     }
 
-    fn host(&mut self, name: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
-        let e = self.emitted(sel, opts)?;
-        let mut out = Vec::new();
-        render::write_host(&e, name, opts, &mut out)?;
-        Ok(out)
+    fn host(&mut self, name: &str, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError> {
+        let e = render::emit(self.snapshot()?, sel, opts)?;
+        // Rendered to memory first: an unknown host must leave `out` empty.
+        let mut buf = Vec::new();
+        render::write_host(&e, name, opts, &mut buf)?;
+        out.write_all(&buf).map_err(render::RenderError::Io)?;
+        Ok(())
     }
 }
 
@@ -126,11 +140,13 @@ impl RestSource {
 
 #[cfg(feature = "rest-client")]
 impl InventorySource for RestSource {
-    fn list(&mut self, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
-        self.get("/v1/inventory", sel, opts)
+    fn list(&mut self, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError> {
+        let body = self.get("/v1/inventory", sel, opts)?;
+        out.write_all(&body).map_err(render::RenderError::Io)?;
+        Ok(())
     }
 
-    fn host(&mut self, name: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
+    fn host(&mut self, name: &str, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError> {
         let mut enc = String::new();
         for b in name.bytes() {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -139,6 +155,8 @@ impl InventorySource for RestSource {
                 enc.push_str(&format!("%{b:02X}"));
             }
         }
-        self.get(&format!("/v1/inventory/hosts/{enc}"), sel, opts)
+        let body = self.get(&format!("/v1/inventory/hosts/{enc}"), sel, opts)?;
+        out.write_all(&body).map_err(render::RenderError::Io)?;
+        Ok(())
     }
 }

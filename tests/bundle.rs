@@ -46,6 +46,14 @@ fn build_unpacked(snap: &Snapshot, group: Option<&str>, format: Format) -> TempD
     unpack(&b, format)
 }
 
+/// Like `common::ok`, but shows stdout too: ansible-playbook reports task
+/// failures there.
+fn ok_all(cmd: &mut Command) -> String {
+    let o = common::run(cmd);
+    assert!(o.status.success(), "{cmd:?} failed: {}\n{}\n{}", o.status, common::stdout(&o), common::stderr(&o));
+    common::stdout(&o)
+}
+
 fn parse(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("ansible printed no JSON ({e}): {out}"))
 }
@@ -143,7 +151,7 @@ fn run_play(mut cmd: Command, play_dir: &Path, keys: &[String]) -> BTreeMap<Stri
         .arg("-e")
         .arg(extra.to_string())
         .env("ANSIBLE_PYTHON_INTERPRETER", ansible("python"));
-    ok(&mut cmd);
+    ok_all(&mut cmd);
     std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| {
@@ -215,6 +223,12 @@ fn precedence_bundles_list_like_craton_inventory() {
             assert_eq!(bundle_list(dir.path()), want, "{group:?} {format:?}");
         }
     }
+    // With only the yaml plugin enabled (no other plugin reads the file).
+    let dir = build_unpacked(&snap, None, Format::Tgz);
+    let home = tempfile::tempdir().unwrap();
+    let mut c = in_bundle("ansible-inventory", dir.path(), home.path());
+    c.env("ANSIBLE_INVENTORY_ENABLED", "yaml").arg("--list");
+    assert_eq!(parse(&ok(&mut c)), script_list(&craton_script(&db, None)));
 }
 
 #[test]
@@ -369,7 +383,7 @@ fn unsafe_and_vault_values_keep_their_meaning() {
   tasks:
     - ansible.builtin.copy:
         dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-        content: "{{ {'u_all': u_all, 'u_file': u_file, 'u_host': u_host | default('-'), 'nested': nested[0], 'templated': templated, 'v_group': v_group is vault_encrypted, 'v_file': v_file is defined and v_file is vault_encrypted} | to_json }}"
+        content: "{{ {'u_all': u_all, 'u_file': u_file, 'u_host': u_host | default('-'), 'nested': nested[0], 'templated': templated, 'v_group': v_group is vault_encrypted, 'v_file': (v_file is vault_encrypted) if inventory_hostname == 'h2' else none} | to_json }}"
 "#;
     let play = |mut cmd: Command, play_dir: &Path| -> BTreeMap<String, Value> {
         let out = tempfile::tempdir().unwrap();
@@ -378,7 +392,7 @@ fn unsafe_and_vault_values_keep_their_meaning() {
             .args(["-c", "local", "-e"])
             .arg(json!({"out_dir": out.path()}).to_string())
             .env("ANSIBLE_PYTHON_INTERPRETER", ansible("python"));
-        ok(&mut cmd);
+        ok_all(&mut cmd);
         ["h1", "h2"]
             .iter()
             .map(|h| {
@@ -395,7 +409,7 @@ fn unsafe_and_vault_values_keep_their_meaning() {
     assert_eq!(
         got["h1"],
         json!({"u_all": "{{ lookup('env', 'HOME') }}", "u_file": "{{ z }}", "u_host": "{% raw %}x",
-               "nested": "{{ nope }}", "templated": 2, "v_group": true, "v_file": false})
+               "nested": "{{ nope }}", "templated": 2, "v_group": true, "v_file": null})
     );
     assert_eq!(got["h2"]["v_file"], json!(true));
     // Through craton-inventory the file-tier values are lifted inline: same result.
@@ -413,7 +427,8 @@ fn own(pairs: &[(&str, Value, Tier)]) -> OwnVars {
 
 /// Names and shapes the importers do not produce but the store or API may
 /// hold: hosts in no group, a group named `plugin` (a key the YAML plugin
-/// reserves), path-like and control-character names with file-tier vars.
+/// reserves), path-like, control-character and case-colliding names with
+/// file-tier vars.
 fn edge_snapshot() -> Snapshot {
     let (i, f) = (Tier::Inventory, Tier::VarsFile);
     let g = |id: i64, name: &str, vars: OwnVars| GroupNode {
@@ -454,6 +469,9 @@ fn edge_snapshot() -> Snapshot {
             h(3, "a\u{1}b", own(&[("hk", json!("ctl"), f)])),
             h(4, "lonely", own(&[("hk", json!("lonely"), i), ("hf", json!("lonely-file"), f)])),
             h(5, "/abs-host", own(&[("hk", json!("abs"), f)])),
+            // One file on a case-insensitive file system: both inline.
+            h(6, "Case", own(&[("hk", json!("Case"), f)])),
+            h(7, "case", own(&[("hk", json!("case"), f)])),
         ],
     };
     s.groups[0].priority = Some(3);
@@ -476,6 +494,8 @@ fn edge_snapshot() -> Snapshot {
     member(&mut s, 2, 2);
     member(&mut s, 3, 4);
     member(&mut s, 4, 0);
+    member(&mut s, 4, 5);
+    member(&mut s, 4, 6);
     s
 }
 
@@ -503,14 +523,15 @@ fn edge_names_and_shapes_list_like_the_renderer() {
             let allowed = |p: &str| {
                 ["ansible.cfg", "hosts", "hosts/inventory.json", "hosts/group_vars", "hosts/host_vars"].contains(&p)
                     || ["all", "top", "plugin", "other"].iter().any(|n| p == format!("hosts/group_vars/{n}"))
-                    || ["n1", "lonely", "a\u{1}b"].iter().any(|n| p == format!("hosts/host_vars/{n}"))
+                    || ["n1", "lonely"].iter().any(|n| p == format!("hosts/host_vars/{n}"))
             };
             assert!(found.iter().all(|p| allowed(p)), "{group:?} {format:?}: {found:?}");
         }
     }
     let want = script_list(&rendered_script(&snap, None));
     assert_eq!(want["ungrouped"]["hosts"], json!(["lonely"]));
-    assert_eq!(want["_meta"]["hostvars"]["n1"]["kf"], json!("all-file"));
+    assert_eq!(want["_meta"]["hostvars"]["n1"]["kf"], json!("top-file"));
+    assert_eq!(want["_meta"]["hostvars"]["lonely"]["kf"], json!("all-file"));
     let dir = build_unpacked(&snap, None, Format::Zip);
     let keys = all_keys(&want);
     assert_eq!(bundle_play(dir.path(), &keys), script_play(&rendered_script(&snap, None), &keys));

@@ -50,7 +50,11 @@ async fn projects_crud() {
         // Project variables, and a project full of things deletes whole.
         h.expect(200, "PUT", &format!("/v1/projects/{id}/variables"), &root, Some(json!({"env": "lab"}))).await;
         let q = "?project=lab3";
-        let g = h.create(&format!("/v1/groups{q}"), &root, json!({"name": "g"})).await;
+        let r = h.expect(201, "POST", &format!("/v1/groups{q}"), &root, Some(json!({"name": "g"}))).await;
+        let g = r.body["id"].as_i64().unwrap();
+        // Root reads it back where the Location says, in that project.
+        assert_eq!(r.headers["location"], format!("/v1/groups/{g}?project=lab3"));
+        h.expect(200, "GET", r.headers["location"].to_str().unwrap(), &root, None).await;
         let p = h.create(&format!("/v1/hosts{q}"), &root, json!({"name": "p", "groups": [g]})).await;
         h.create(&format!("/v1/hosts{q}"), &root, json!({"name": "c", "parent": p, "labels": ["x"]})).await;
         let tok = h.token(Some("lab3"), Role::Reader);
@@ -425,7 +429,8 @@ async fn lists_filter_and_page() {
         let names = |q: &str| {
             let h = &h;
             let ed = ed.clone();
-            let q = q.to_string();
+            // Quotes of JSON strings are not URI characters.
+            let q = q.replace('"', "%22");
             async move { h.expect(200, "GET", &format!("/v1/hosts?{q}"), &ed, None).await.names() }
         };
         assert_eq!(names("").await, ["h0", "h1", "h2", "h3", "h4", "h5", "h6"]);

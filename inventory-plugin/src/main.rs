@@ -67,24 +67,26 @@ fn parse_args() -> Result<Option<Args>> {
     Ok(Some(args))
 }
 
-fn run() -> Result<Option<Vec<u8>>> {
-    let Some(args) = parse_args()? else {
-        return Ok(None);
-    };
+/// What `main` does after parsing: writes the document to `out`.
+fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
     let mut source: Box<dyn InventorySource> = match (&settings.url, &settings.database_url) {
         (Some(url), None) => craton_rest(url, &settings)?,
-        (_, Some(db)) => Box::new(DbSource { url: DbUrl::parse(db)?, project: settings.project.clone() }),
-        (None, None) => Box::new(DbSource {
-            url: DbUrl::sqlite(&craton::config::default_sqlite_path()),
-            project: settings.project.clone(),
-        }),
+        (_, Some(db)) => Box::new(DbSource::new(DbUrl::parse(db)?, settings.project.clone())),
+        (None, None) => {
+            Box::new(DbSource::new(DbUrl::sqlite(&craton::config::default_sqlite_path()), settings.project.clone()))
+        }
     };
-    let out = match &args.host {
-        Some(h) => source.host(h, &args.selection, args.options),
-        None => source.list(&args.selection, args.options),
-    }?;
-    Ok(Some(out))
+    match &args.host {
+        Some(h) => source.host(h, &args.selection, args.options, out)?,
+        None => source.list(&args.selection, args.options, out)?,
+    }
+    out.write_all(b"\n")?;
+    out.flush()?;
+    // The loaded inventory is not freed one allocation at a time: the
+    // process ends here and the OS takes it back.
+    std::mem::forget(source);
+    Ok(())
 }
 
 fn craton_rest(url: &str, settings: &Settings) -> Result<Box<dyn InventorySource>> {
@@ -92,27 +94,32 @@ fn craton_rest(url: &str, settings: &Settings) -> Result<Box<dyn InventorySource
     Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?))
 }
 
+fn fail(e: &anyhow::Error) -> ExitCode {
+    // One line, whatever the driver's message looked like.
+    let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("craton-inventory: {msg}");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    match run() {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(mut out)) => {
-            out.push(b'\n');
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(&out).and_then(|_| stdout.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // The reader went away (`| head`): nothing left to do.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("craton-inventory: writing output: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Err(e) => {
-            // One line, whatever the driver's message looked like.
-            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("craton-inventory: {msg}");
-            ExitCode::FAILURE
-        }
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => return fail(&e),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match run(args, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nothing left to do.
+        Err(e) if e.chain().any(is_broken_pipe) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let io = e.downcast_ref::<std::io::Error>().or_else(|| match e.downcast_ref::<craton::render::RenderError>() {
+        Some(craton::render::RenderError::Io(io)) => Some(io),
+        _ => None,
+    });
+    io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

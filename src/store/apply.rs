@@ -206,11 +206,14 @@ pub fn find_cycle<N: Copy + Eq + std::hash::Hash + Ord>(edges: &[(N, N)]) -> Opt
     None
 }
 
-fn delete_vars_of(conn: &mut DbConn, kind: OwnerKind, ids: &[i64]) -> Result<usize, StoreError> {
+fn delete_vars_of(conn: &mut DbConn, pid: i64, kind: OwnerKind, ids: &[i64]) -> Result<usize, StoreError> {
     let mut n = 0;
     for chunk in ids.chunks(CHUNK) {
         n += diesel::delete(
-            variables::table.filter(variables::owner_kind.eq(kind as i32)).filter(variables::owner_id.eq_any(chunk)),
+            variables::table
+                .filter(variables::project_id.eq(pid))
+                .filter(variables::owner_kind.eq(kind as i32))
+                .filter(variables::owner_id.eq_any(chunk)),
         )
         .execute(conn)?;
     }
@@ -278,7 +281,7 @@ fn apply_in_tx(
     if replace {
         let gone: Vec<i64> =
             snap.groups.iter().filter(|g| !desired.groups.contains_key(&g.name)).map(|g| g.id).collect();
-        summary.variables.removed += delete_vars_of(conn, OwnerKind::Group, &gone)?;
+        summary.variables.removed += delete_vars_of(conn, pid, OwnerKind::Group, &gone)?;
         for chunk in gone.chunks(CHUNK) {
             summary.groups.removed +=
                 diesel::delete(inventory_groups::table.filter(inventory_groups::id.eq_any(chunk))).execute(conn)?;
@@ -326,7 +329,7 @@ fn apply_in_tx(
     }
     if replace {
         let gone: Vec<i64> = snap.hosts.iter().filter(|h| !desired.hosts.contains_key(&h.name)).map(|h| h.id).collect();
-        summary.variables.removed += delete_vars_of(conn, OwnerKind::Host, &gone)?;
+        summary.variables.removed += delete_vars_of(conn, pid, OwnerKind::Host, &gone)?;
         for chunk in gone.chunks(CHUNK) {
             diesel::delete(host_labels::table.filter(host_labels::host_id.eq_any(chunk))).execute(conn)?;
             summary.hosts.removed += diesel::delete(hosts::table.filter(hosts::id.eq_any(chunk))).execute(conn)?;
@@ -499,6 +502,7 @@ fn apply_in_tx(
                 Some(&(value, tier)) if value != v.value.get() || tier != v.tier as i32 => {
                     diesel::update(
                         variables::table
+                            .filter(variables::project_id.eq(pid))
                             .filter(variables::owner_kind.eq(key.0))
                             .filter(variables::owner_id.eq(key.1))
                             .filter(variables::var_key.eq(key.2)),
@@ -524,6 +528,7 @@ fn apply_in_tx(
         for (kind, id, key) in old_vars.keys().filter(|k| !wanted_keys.contains(*k)) {
             summary.variables.removed += diesel::delete(
                 variables::table
+                    .filter(variables::project_id.eq(pid))
                     .filter(variables::owner_kind.eq(*kind))
                     .filter(variables::owner_id.eq(*id))
                     .filter(variables::var_key.eq(*key)),

@@ -18,6 +18,10 @@ use crate::model::{OwnerKind, Snapshot};
 /// Longest `kind` the schema holds.
 pub const MAX_KIND_CHARS: usize = 64;
 
+/// Longest description: MySQL's TEXT holds 65,535 bytes, which is this many
+/// characters of up to four bytes each.
+pub const MAX_DESCRIPTION_CHARS: usize = 16_383;
+
 /// A group as the API shows it; relations by name, parents in creation
 /// order, children in their stored order.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -92,7 +96,7 @@ fn check_change(c: &GroupChange) -> Result<(), StoreError> {
         check_text("kind", k, Some(MAX_KIND_CHARS))?;
     }
     if let Some(Some(d)) = &c.description {
-        check_text("description", d, None)?;
+        check_text("description", d, Some(MAX_DESCRIPTION_CHARS))?;
     }
     if let Some(p) = c.priority {
         priority_i32(p)?;

@@ -54,7 +54,8 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
         .load(conn)?;
     let var_rows: Vec<VarRow> = variables::table
         .filter(variables::project_id.eq(pid))
-        .order(variables::id.asc())
+        // The primary key order: a range scan, no sort.
+        .order((variables::owner_kind.asc(), variables::owner_id.asc(), variables::var_key.asc()))
         .select((variables::owner_kind, variables::owner_id, variables::var_key, variables::var_value, variables::tier))
         .load(conn)?;
 
@@ -121,19 +122,32 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
     }
 
     let mut all_vars = OwnVars::new();
+    // Rows come grouped by owner (primary key order): look each owner up once.
+    let mut last: Option<((i32, i64), Option<usize>)> = None;
     for (kind, owner, key, value, tier) in var_rows {
         let value = raw_from_string(value)
             .map_err(|e| StoreError::Invalid(format!("variable {key:?} holds invalid JSON: {e}")))?;
         let var = Var { value, tier: Tier::from_i32(tier) };
-        let target = match OwnerKind::from_i32(kind) {
-            Some(OwnerKind::Project) => Some(&mut all_vars),
-            Some(OwnerKind::Group) => group_ix.get(&owner).map(|&i| &mut groups[i].vars),
-            Some(OwnerKind::Host) => host_ix.get(&owner).map(|&i| &mut hosts[i].vars),
-            None => None,
+        let index = match last {
+            Some((k, i)) if k == (kind, owner) => i,
+            _ => {
+                let i = match OwnerKind::from_i32(kind) {
+                    Some(OwnerKind::Project) => Some(0),
+                    Some(OwnerKind::Group) => group_ix.get(&owner).copied(),
+                    Some(OwnerKind::Host) => host_ix.get(&owner).copied(),
+                    None => None,
+                };
+                last = Some(((kind, owner), i));
+                i
+            }
         };
-        if let Some(t) = target {
-            t.insert(key, var);
-        }
+        let target = match (OwnerKind::from_i32(kind), index) {
+            (Some(OwnerKind::Project), _) => &mut all_vars,
+            (Some(OwnerKind::Group), Some(i)) => &mut groups[i].vars,
+            (Some(OwnerKind::Host), Some(i)) => &mut hosts[i].vars,
+            _ => continue,
+        };
+        target.insert(key, var);
     }
     Ok(Snapshot { project, all_vars, groups, hosts })
 }

@@ -75,8 +75,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    variables (id) {
-        id -> BigInt,
+    variables (project_id, owner_kind, owner_id, var_key) {
         project_id -> BigInt,
         owner_kind -> Integer,
         owner_id -> BigInt,

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use diesel::helper_types::{Eq as EqTo, Filter};
 use diesel::prelude::*;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -82,27 +83,24 @@ pub fn check_owner(conn: &mut DbConn, pid: i64, owner: VarOwner) -> Result<(), S
     }))
 }
 
-fn owner_rows(
-    pid: i64,
-    owner: VarOwner,
-) -> diesel::helper_types::Filter<
-    diesel::helper_types::Filter<
-        diesel::helper_types::Filter<variables::table, diesel::helper_types::Eq<variables::project_id, i64>>,
-        diesel::helper_types::Eq<variables::owner_kind, i32>,
-    >,
-    diesel::helper_types::Eq<variables::owner_id, i64>,
-> {
+/// The rows of one owner, as a query to refine.
+type OwnerRows = Filter<
+    Filter<Filter<variables::table, EqTo<variables::project_id, i64>>, EqTo<variables::owner_kind, i32>>,
+    EqTo<variables::owner_id, i64>,
+>;
+
+fn owner_rows(pid: i64, owner: VarOwner) -> OwnerRows {
     variables::table
         .filter(variables::project_id.eq(pid))
         .filter(variables::owner_kind.eq(owner.kind() as i32))
         .filter(variables::owner_id.eq(owner.id(pid)))
 }
 
-/// The owner's own variables, in creation order (as in a snapshot).
+/// The owner's own variables, in key order (as in a snapshot).
 pub fn own_vars(conn: &mut DbConn, pid: i64, owner: VarOwner) -> Result<IndexMap<String, Raw>, StoreError> {
     check_owner(conn, pid, owner)?;
     let rows: Vec<(String, String)> = owner_rows(pid, owner)
-        .order(variables::id.asc())
+        .order(variables::var_key.asc())
         .select((variables::var_key, variables::var_value))
         .load(conn)?;
     rows.into_iter()

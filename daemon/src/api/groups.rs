@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use craton::model::Snapshot;
 use craton::store::edit::{check_text, Ref};
-use craton::store::groups::{self, check_group_name, priority_i32, GroupChange, GroupRecord, MAX_KIND_CHARS};
+use craton::store::groups::{
+    self, check_group_name, priority_i32, GroupChange, GroupRecord, MAX_DESCRIPTION_CHARS, MAX_KIND_CHARS,
+};
 use craton::store::tokens::Role;
 use craton::store::variables::{self, VarOwner};
 use serde_json::Value;
@@ -17,8 +19,8 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, object_body, object_fields, parse_id, store_error, vars_map, window, with_vars,
-    FieldReader, Mode, Page, RawBody,
+    created, links, list_body, location, object_body, object_fields, parse_id, store_error, vars_map, window,
+    with_vars, FieldReader, Mode, Page, RawBody,
 };
 use crate::state::AppState;
 
@@ -96,7 +98,7 @@ fn change_of(body: &[u8], mode: Mode) -> Result<GroupChange, ApiError> {
     }
     let description = r.nullable_string("description");
     if let Some(Some(d)) = &description {
-        r.validated(check_text("description", d, None));
+        r.validated(check_text("description", d, Some(MAX_DESCRIPTION_CHARS)));
     }
     let priority = r.nullable_int("priority");
     if let Some(p) = priority {
@@ -129,6 +131,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let project = q.get("project").map(str::to_string);
     let (id, body) = state
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
@@ -138,7 +141,7 @@ pub async fn create(
             Ok((rec.id, written(conn, project.id, rec)?))
         })
         .await?;
-    Ok(created(format!("/v1/groups/{id}"), body))
+    Ok(created(location("/v1/groups", id, project.as_deref()), body))
 }
 
 async fn update(

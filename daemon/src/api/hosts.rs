@@ -22,8 +22,8 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, object_body, object_fields, parse_id, store_error, vars_map, window, with_vars,
-    FieldReader, Mode, Page, RawBody,
+    created, links, list_body, location, object_body, object_fields, parse_id, store_error, vars_map, window,
+    with_vars, FieldReader, Mode, Page, RawBody,
 };
 use crate::state::AppState;
 
@@ -217,6 +217,7 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref(), &WRITE_PARAMS)?;
+    let project = q.get("project").map(str::to_string);
     let (id, body) = state
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
@@ -226,7 +227,7 @@ pub async fn create(
             Ok((rec.id, written(conn, project.id, rec)?))
         })
         .await?;
-    Ok(created(format!("/v1/hosts/{id}"), body))
+    Ok(created(location("/v1/hosts", id, project.as_deref()), body))
 }
 
 async fn update(

@@ -258,6 +258,18 @@ pub fn vars_map(vars: &OwnVars) -> IndexMap<&str, &RawValue> {
     vars.iter().map(|(k, v)| (k.as_str(), &*v.value)).collect()
 }
 
+/// Where a new object of a collection can be read; with the `project` the
+/// request named (root's `?project=`), since ids are looked up in it.
+pub fn location(collection: &str, id: i64, project: Option<&str>) -> String {
+    match project {
+        Some(p) => {
+            let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("project", p).finish();
+            format!("{collection}/{id}?{q}")
+        }
+        None => format!("{collection}/{id}"),
+    }
+}
+
 /// 201 with a Location header.
 pub fn created(location: String, body: Value) -> Response {
     (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response()

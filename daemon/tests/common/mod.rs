@@ -105,7 +105,7 @@ impl Drop for TestDb {
     }
 }
 
-/// A response, its body parsed as JSON (`Null` when empty).
+/// A response, its body parsed as JSON (`Null` when it is not JSON).
 #[derive(Debug)]
 pub struct Resp {
     pub status: StatusCode,
@@ -181,7 +181,8 @@ impl Harness {
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = if bytes.is_empty() {
+        let is_json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+        let body = if !is_json {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{method} {uri}: not JSON ({e}): {text}"))

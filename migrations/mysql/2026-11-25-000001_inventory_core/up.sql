@@ -77,8 +77,9 @@ CREATE INDEX host_labels_label ON host_labels (label);
 -- 2 host. tier: 0 inventory (inline) vars, 1 group_vars/host_vars files,
 -- which Ansible ranks above every inline var of the same owner kind.
 -- source_id is reserved for the config ref that owns the row (git sync).
+-- The primary key clusters a project's rows together (SQLite WITHOUT ROWID,
+-- InnoDB), so loading a project is one range scan with no row lookups.
 CREATE TABLE variables (
-    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     project_id BIGINT NOT NULL,
     owner_kind INTEGER NOT NULL,
     owner_id BIGINT NOT NULL,
@@ -88,7 +89,7 @@ CREATE TABLE variables (
     source_id BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    UNIQUE (owner_kind, owner_id, var_key),
+    PRIMARY KEY (project_id, owner_kind, owner_id, var_key),
     FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX variables_project_key ON variables (project_id, var_key);

@@ -67,8 +67,9 @@ CREATE INDEX host_labels_label ON host_labels (label);
 -- 2 host. tier: 0 inventory (inline) vars, 1 group_vars/host_vars files,
 -- which Ansible ranks above every inline var of the same owner kind.
 -- source_id is reserved for the config ref that owns the row (git sync).
+-- The primary key clusters a project's rows together (SQLite WITHOUT ROWID,
+-- InnoDB), so loading a project is one range scan with no row lookups.
 CREATE TABLE variables (
-    id BIGSERIAL PRIMARY KEY,
     project_id BIGINT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     owner_kind INTEGER NOT NULL,
     owner_id BIGINT NOT NULL,
@@ -78,6 +79,6 @@ CREATE TABLE variables (
     source_id BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    UNIQUE (owner_kind, owner_id, var_key)
+    PRIMARY KEY (project_id, owner_kind, owner_id, var_key)
 );
 CREATE INDEX variables_project_key ON variables (project_id, var_key);
