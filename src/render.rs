@@ -10,6 +10,7 @@
 //! true resolution, and any key where the two differ is emitted as a host var
 //! of the hosts concerned ("lifted"), which Ansible ranks above every group.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -30,6 +31,9 @@ pub enum RenderError {
     UnknownHost(String, String),
     #[error("a group named {0:?} cannot be expressed in Ansible's inventory JSON (reserved name)")]
     ReservedGroup(String),
+    /// The inventory holds a name a bundle cannot carry faithfully.
+    #[error("cannot bundle: {0}")]
+    NotBundlable(String),
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -85,7 +89,8 @@ pub enum Layout {
 pub fn file_safe(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
         && !name.ends_with('~')
         && ![".yml", ".yaml", ".json"].iter().any(|e| name.ends_with(e))
         && name.len() <= 200
@@ -93,12 +98,13 @@ pub fn file_safe(name: &str) -> bool {
 
 /// The structure to emit (all variables on the inventory tier, exactly what
 /// Ansible will read) and, per emitted host, its `_meta.hostvars` entry.
-pub struct Emitted {
+pub struct Emitted<'a> {
     /// All vars on the tiers they will be emitted on.
     pub structure: Snapshot,
     /// Parallel to `structure.hosts`: each host's own vars plus lifted ones,
-    /// on the tier they will be emitted on.
-    pub hostvars: Vec<OwnVars>,
+    /// on the tier they will be emitted on. Borrowed from the snapshot when
+    /// nothing changes (most hosts): 100,000 values are not copied.
+    pub hostvars: Vec<Cow<'a, OwnVars>>,
 }
 
 const RESERVED: [&str; 2] = ["all", "_meta"];
@@ -122,7 +128,7 @@ fn merged_tiers(vars: &OwnVars, drop_file_priority: bool) -> OwnVars {
 }
 
 /// Picks hosts and groups, and computes what to emit for them.
-pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, RenderError> {
+pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Emitted<'a>, RenderError> {
     if let Some(g) = snap.groups.iter().find(|g| RESERVED.contains(&g.name.as_str())) {
         return Err(RenderError::ReservedGroup(g.name.clone()));
     }
@@ -213,14 +219,17 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
     for (new, &h) in hosts.iter().enumerate() {
         let src = &snap.hosts[h];
         let own = &src.vars;
-        let mut hv = emitted_vars(own, opts.layout, &src.name, false);
+        // Script output ignores tiers, and file-safe names keep theirs, so
+        // only unsafe names in files need a flattened copy.
+        let keeps_tiers = opts.layout == Layout::Script || file_safe(&src.name);
+        let mut hv: Cow<OwnVars> = if keeps_tiers { Cow::Borrowed(own) } else { Cow::Owned(merged_tiers(own, false)) };
         // Lifted values must beat every group var: the host's top tier.
         let lift_tier =
             if opts.layout == Layout::Files && file_safe(&src.name) { Tier::VarsFile } else { Tier::Inventory };
         if opts.resolved {
             for (k, r) in full.group_part(h).iter() {
                 if !own.contains_key(*k) {
-                    hv.insert(k.to_string(), Var { value: r.value.to_owned(), tier: lift_tier });
+                    hv.to_mut().insert(k.to_string(), Var { value: r.value.to_owned(), tier: lift_tier });
                 }
             }
         } else {
@@ -237,7 +246,7 @@ pub fn emit(snap: &Snapshot, sel: &Selection, opts: Options) -> Result<Emitted, 
             }
             for (k, v) in &lifts_cache[&key] {
                 if !own.contains_key(k) {
-                    hv.insert(k.clone(), Var { value: v.clone(), tier: lift_tier });
+                    hv.to_mut().insert(k.clone(), Var { value: v.clone(), tier: lift_tier });
                 }
             }
         }
@@ -259,7 +268,7 @@ struct GroupOut<'a> {
     vars: IndexMap<&'a str, &'a RawValue>,
 }
 
-struct ListOut<'a>(&'a Emitted, Vec<(&'a str, GroupOut<'a>)>);
+struct ListOut<'a>(&'a Emitted<'a>, Vec<(&'a str, GroupOut<'a>)>);
 
 #[derive(Serialize)]
 struct Meta<'a> {

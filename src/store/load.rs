@@ -52,13 +52,6 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
         .filter(hosts::project_id.eq(pid))
         .select((host_labels::host_id, host_labels::label))
         .load(conn)?;
-    let var_rows: Vec<VarRow> = variables::table
-        .filter(variables::project_id.eq(pid))
-        // The primary key order: a range scan, no sort.
-        .order((variables::owner_kind.asc(), variables::owner_id.asc(), variables::var_key.asc()))
-        .select((variables::owner_kind, variables::owner_id, variables::var_key, variables::var_value, variables::tier))
-        .load(conn)?;
-
     let group_ix: HashMap<i64, usize> = group_rows.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
     let host_ix: HashMap<i64, usize> = host_rows.iter().enumerate().map(|(i, h)| (h.0, i)).collect();
 
@@ -124,7 +117,15 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
     let mut all_vars = OwnVars::new();
     // Rows come grouped by owner (primary key order): look each owner up once.
     let mut last: Option<((i32, i64), Option<usize>)> = None;
-    for (kind, owner, key, value, tier) in var_rows {
+    // Streamed: 100,000 rows never sit in a Vec next to the maps they fill.
+    let var_rows = variables::table
+        .filter(variables::project_id.eq(pid))
+        // The primary key order: a range scan, no sort.
+        .order((variables::owner_kind.asc(), variables::owner_id.asc(), variables::var_key.asc()))
+        .select((variables::owner_kind, variables::owner_id, variables::var_key, variables::var_value, variables::tier))
+        .load_iter::<VarRow, diesel::connection::DefaultLoadingMode>(conn)?;
+    for row in var_rows {
+        let (kind, owner, key, value, tier) = row?;
         let value = raw_from_string(value)
             .map_err(|e| StoreError::Invalid(format!("variable {key:?} holds invalid JSON: {e}")))?;
         let var = Var { value, tier: Tier::from_i32(tier) };

@@ -180,7 +180,7 @@ fn one_line(s: &str) -> String {
 /// Foreign keys are off by default in SQLite; WAL and a busy timeout keep
 /// readers and a writer from failing on each other.
 pub(crate) const SQLITE_PRAGMAS: &str =
-    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;";
+    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824;";
 
 /// Opens a connection and applies per-connection settings.
 pub fn connect(url: &DbUrl) -> Result<DbConn, StoreError> {

@@ -107,3 +107,37 @@ diesel::allow_tables_to_appear_in_same_query!(
     host_labels,
     variables,
 );
+
+diesel::table! {
+    config_refs (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        group_id -> Nullable<BigInt>,
+        url -> Text,
+        git_ref -> Text,
+        path -> Text,
+        poll_interval_secs -> Integer,
+        last_commit -> Nullable<Text>,
+        last_synced_at -> Nullable<BigInt>,
+        last_attempt_at -> Nullable<BigInt>,
+        last_result -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        error_file -> Nullable<Text>,
+        error_line -> Nullable<Integer>,
+        vars_created -> Integer,
+        vars_updated -> Integer,
+        vars_removed -> Integer,
+        failures -> Integer,
+        next_poll_at -> BigInt,
+        sync_requested_at -> Nullable<BigInt>,
+        lease_holder -> Nullable<Text>,
+        lease_expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(config_refs -> projects (project_id));
+diesel::allow_tables_to_appear_in_same_query!(config_refs, projects);
+diesel::allow_tables_to_appear_in_same_query!(config_refs, inventory_groups);
+diesel::allow_tables_to_appear_in_same_query!(config_refs, variables);

@@ -69,7 +69,9 @@ pub(crate) fn render_error(e: render::RenderError) -> ApiError {
         render::RenderError::UnknownGroup(..) | render::RenderError::UnknownHost(..) => {
             ApiError::NotFound(e.to_string())
         }
-        render::RenderError::ReservedGroup(_) => ApiError::Conflict(e.to_string()),
+        render::RenderError::ReservedGroup(_) | render::RenderError::NotBundlable(_) => {
+            ApiError::Conflict(e.to_string())
+        }
         render::RenderError::Io(e) => ApiError::internal(e.to_string()),
     }
 }

@@ -1,0 +1,2 @@
+DROP INDEX variables_source ON variables;
+DROP TABLE config_refs;

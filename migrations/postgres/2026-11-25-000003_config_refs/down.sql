@@ -1,0 +1,2 @@
+DROP INDEX variables_source;
+DROP TABLE config_refs;
