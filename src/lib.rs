@@ -18,6 +18,9 @@ pub mod import {
     //! Name checks shared with the store when the parsers are not built.
     pub use crate::names::check_name;
 }
+/// What a config ref provides, read from its tree with the importer's parsers.
+#[cfg(all(feature = "db", feature = "import"))]
+pub mod ref_reader;
 #[cfg(feature = "db")]
 pub mod store;
 

@@ -34,6 +34,7 @@ pub struct AppState {
     pub auth: AuthMode,
     pub metrics: Arc<Metrics>,
     snapshots: Arc<Mutex<HashMap<i64, (i64, Arc<Snapshot>)>>>,
+    bundles: Arc<Mutex<HashMap<String, Arc<craton::bundle::Bundle>>>>,
     grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
 }
 
@@ -44,6 +45,7 @@ impl AppState {
             auth,
             metrics: Arc::new(Metrics::default()),
             snapshots: Arc::default(),
+            bundles: Arc::default(),
             grants: Arc::default(),
         }
     }
@@ -79,6 +81,21 @@ impl AppState {
 
     pub fn forget_grants(&self) {
         self.grants.lock().expect("grant cache poisoned").clear();
+    }
+
+    /// A bundle built earlier for the same project revision and query.
+    pub fn cached_bundle(&self, key: &str) -> Option<Arc<craton::bundle::Bundle>> {
+        self.bundles.lock().expect("bundle cache poisoned").get(key).cloned()
+    }
+
+    pub fn cache_bundle(&self, key: String, bundle: Arc<craton::bundle::Bundle>) {
+        let mut b = self.bundles.lock().expect("bundle cache poisoned");
+        // Keys carry the revision, so stale entries are only dead weight:
+        // a small cap bounds them.
+        if b.len() >= 32 {
+            b.clear();
+        }
+        b.insert(key, bundle);
     }
 
     /// The project's snapshot at its current revision: loaded from the

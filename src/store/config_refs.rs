@@ -508,27 +508,30 @@ pub fn record_success(
     counts: VarCounts,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-    let n = diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
-        .set((
-            config_refs::last_commit.eq(commit),
-            config_refs::last_synced_at.eq(now),
-            config_refs::last_attempt_at.eq(started),
-            config_refs::last_result.eq("ok"),
-            config_refs::last_error.eq(None::<String>),
-            config_refs::error_file.eq(None::<String>),
-            config_refs::error_line.eq(None::<i32>),
-            config_refs::vars_created.eq(counts.created.min(i32::MAX as usize) as i32),
-            config_refs::vars_updated.eq(counts.updated.min(i32::MAX as usize) as i32),
-            config_refs::vars_removed.eq(counts.removed.min(i32::MAX as usize) as i32),
-            config_refs::failures.eq(0),
-            config_refs::next_poll_at.eq(0),
-            config_refs::lease_holder.eq(None::<String>),
-            config_refs::lease_expires_at.eq(None::<i64>),
-            config_refs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n =
+        diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
+            .set((
+                config_refs::last_commit.eq(commit),
+                config_refs::last_synced_at.eq(now),
+                config_refs::last_attempt_at.eq(started),
+                config_refs::last_result.eq("ok"),
+                config_refs::last_error.eq(None::<String>),
+                config_refs::error_file.eq(None::<String>),
+                config_refs::error_line.eq(None::<i32>),
+                config_refs::vars_created.eq(counts.created.min(i32::MAX as usize) as i32),
+                config_refs::vars_updated.eq(counts.updated.min(i32::MAX as usize) as i32),
+                config_refs::vars_removed.eq(counts.removed.min(i32::MAX as usize) as i32),
+                config_refs::failures.eq(0),
+                config_refs::next_poll_at.eq(0),
+                config_refs::lease_holder.eq(None::<String>),
+                config_refs::lease_expires_at.eq(None::<i64>),
+                config_refs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
     if n != 1 {
-        return Err(StoreError::Conflict(format!("config ref {id}: the sync lease was lost; another process took over")));
+        return Err(StoreError::Conflict(format!(
+            "config ref {id}: the sync lease was lost; another process took over"
+        )));
     }
     clear_request(conn, id, started)
 }

@@ -4,6 +4,7 @@
 //! embedded per backend and kept in step under `migrations/`.
 
 pub mod apply;
+pub mod config_refs;
 pub mod edit;
 pub mod groups;
 pub mod hosts;
@@ -11,6 +12,7 @@ pub mod load;
 #[cfg(feature = "pool")]
 pub mod pool;
 pub mod project_admin;
+pub mod ref_apply;
 pub mod schema;
 pub mod tokens;
 pub mod variables;

@@ -1,6 +1,7 @@
 //! An owner's own variables as a resource: read, merged key by key, and
 //! deleted key by key. Values written here are JSON on the inventory tier,
-//! exactly what an inline inventory variable is.
+//! exactly what an inline inventory variable is. A key that a config ref
+//! owns is refused with a conflict naming the ref (it changes in git).
 
 use std::collections::HashSet;
 
@@ -128,6 +129,8 @@ pub fn merge_vars(
         begin_write(conn, pid)?;
         check_owner(conn, pid, owner)?;
         let keys: Vec<&str> = texts.iter().map(|(k, _)| *k).collect();
+        // A key a config ref owns changes in git only (409 naming the ref).
+        super::config_refs::refuse_ref_owned(conn, pid, owner.kind() as i32, owner.id(pid), &keys)?;
         let mut existing: HashSet<String> = HashSet::new();
         for chunk in chunked(&keys) {
             existing.extend(
@@ -145,6 +148,8 @@ pub fn merge_vars(
                     .set((
                         variables::var_value.eq(v.get()),
                         variables::tier.eq(Tier::Inventory as i32),
+                        // A row left by a deleted ref becomes the API's.
+                        variables::source_id.eq(None::<i64>),
                         variables::updated_at.eq(now),
                     ))
                     .execute(conn)?;
@@ -163,6 +168,8 @@ pub fn delete_vars(conn: &mut DbConn, pid: i64, owner: VarOwner, keys: &[String]
     conn.transaction(|conn| {
         begin_write(conn, pid)?;
         check_owner(conn, pid, owner)?;
+        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        super::config_refs::refuse_ref_owned(conn, pid, owner.kind() as i32, owner.id(pid), &names)?;
         let mut n = 0;
         for chunk in chunked(keys) {
             n += diesel::delete(owner_rows(pid, owner).filter(variables::var_key.eq_any(chunk))).execute(conn)?;

@@ -105,8 +105,10 @@ impl Drop for TestDb {
     }
 }
 
+/// The workspace root (these fixtures are also used by the daemon's tests).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().find(|p| p.join("Cargo.lock").exists()).map(PathBuf::from).unwrap_or(manifest)
 }
 
 /// A workspace binary, built by `cargo build --workspace` before the tests

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod bundles;
 pub mod error;
 pub mod groups;
 pub mod hosts;
@@ -50,6 +51,9 @@ pub const ROUTES: &[Route] = &[
     public("GET", "/v1/openapi.json", "This document"),
     r("GET", "/v1/inventory", "The inventory as `craton-inventory --list` prints it"),
     r("GET", "/v1/inventory/hosts/{name}", "One host's variables as `craton-inventory --host` prints them"),
+    r("GET", "/v1/inventory.tgz", "The project as a bundle (ansible.cfg + hosts/), gzipped tar"),
+    r("GET", "/v1/inventory.zip", "The project as a bundle (ansible.cfg + hosts/), zip"),
+    r("GET", "/v1/inventory/{bundle}", "A group's subtree as a bundle: GROUP.tgz or GROUP.zip"),
     r("GET", "/v1/tokens", "List API tokens (admin)"),
     r("POST", "/v1/tokens", "Create an API token (admin); the secret is returned once"),
     r("DELETE", "/v1/tokens/{id}", "Revoke an API token (admin)"),
@@ -118,6 +122,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/openapi.json", get(meta::openapi))
         .route("/v1/inventory", get(inventory::list))
         .route("/v1/inventory/hosts/{name}", get(inventory::host))
+        .route("/v1/inventory.tgz", get(bundles::project_tgz))
+        .route("/v1/inventory.zip", get(bundles::project_zip))
+        .route("/v1/inventory/{bundle}", get(bundles::group))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/projects", get(projects::list).post(projects::create))

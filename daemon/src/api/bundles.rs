@@ -1,0 +1,111 @@
+//! `GET /v1/inventory.tgz|.zip` and `GET /v1/inventory/{group}.tgz|.zip`:
+//! inventory bundles that `ansible-playbook` runs as unpacked. Bytes are
+//! deterministic, so the ETag is a hash of them; bundles are cached by
+//! project revision and query, so repeated downloads cost nothing.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use craton::bundle::{self, Bundle, Format};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::inventory::{parse, render_error};
+use crate::state::AppState;
+
+fn split_format(file: &str) -> Option<(&str, Format)> {
+    if let Some(g) = file.strip_suffix(".tgz") {
+        Some((g, Format::Tgz))
+    } else {
+        file.strip_suffix(".zip").map(|g| (g, Format::Zip))
+    }
+}
+
+async fn serve_bundle(
+    state: AppState,
+    caller: Caller,
+    group: Option<String>,
+    format: Format,
+    raw: Option<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut q = parse(raw.as_deref(), &[])?;
+    if group.is_some() {
+        if q.selection.group.is_some() {
+            return Err(ApiError::bad("give the group in the path or in ?group=, not both"));
+        }
+        q.selection.group = group;
+    }
+    let st = state.clone();
+    let key_query = raw.unwrap_or_default();
+    let bundle: Arc<Bundle> = state
+        .db(move |conn| {
+            let project = caller.project(conn, q.project.as_deref())?;
+            let key = format!(
+                "{}:{}:{}:{}:{}",
+                project.id,
+                project.revision,
+                format.extension(),
+                q.selection.group.as_deref().unwrap_or(""),
+                key_query
+            );
+            if let Some(b) = st.cached_bundle(&key) {
+                return Ok(b);
+            }
+            let snap = st.snapshot(conn, &project)?;
+            let b = Arc::new(bundle::build(&snap, &q.selection, format).map_err(render_error)?);
+            st.cache_bundle(key, b.clone());
+            Ok(b)
+        })
+        .await?;
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == bundle.etag || t.trim() == "*"));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, bundle.etag.clone())]).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type().to_string()),
+            (header::ETAG, bundle.etag.clone()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"inventory.{}\"", format.extension())),
+        ],
+        bundle.bytes.clone(),
+    )
+        .into_response())
+}
+
+/// The whole project: `/v1/inventory.tgz` or `/v1/inventory.zip`.
+pub async fn project_tgz(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_bundle(state, caller, None, Format::Tgz, raw, headers).await
+}
+
+pub async fn project_zip(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_bundle(state, caller, None, Format::Zip, raw, headers).await
+}
+
+/// One group's subtree: `/v1/inventory/{group}.tgz` or `.zip`.
+pub async fn group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(file): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (group, format) =
+        split_format(&file).ok_or_else(|| ApiError::NotFound(format!("{file:?}: ask for GROUP.tgz or GROUP.zip")))?;
+    serve_bundle(state, caller, Some(group.to_string()), format, raw, headers).await
+}

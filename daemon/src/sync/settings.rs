@@ -1,0 +1,144 @@
+//! Where the sync takes its settings: the environment only (secrets may
+//! also come from a file named by `NAME_FILE`, as container secrets do).
+//! Nothing here is ever stored in the database or logged.
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `CRATON_GIT_CACHE_DIR` | clone cache (default: `git/` in the data directory) |
+//! | `CRATON_GIT_TOKEN`, `CRATON_GIT_TOKEN_FILE` | https password/token |
+//! | `CRATON_GIT_USERNAME` | https user name for the token (default `x-access-token`) |
+//! | `CRATON_GIT_SSH_KEY` | path of an ssh private key (default: the ssh agent) |
+//! | `CRATON_GIT_SSH_KEY_PASSPHRASE`, `..._FILE` | its passphrase |
+//! | `CRATON_WEBHOOK_SECRET`, `CRATON_WEBHOOK_SECRET_FILE` | GitHub webhook secret; without it webhooks are refused |
+//! | `CRATON_SYNC_LEASE_SECS` | how long a sync lease lasts unless renewed (default 120) |
+//! | `CRATON_SYNC_TICK_MS` | how often the poller looks at the refs (default 1000) |
+//! | `CRATON_SYNC_PARALLEL` | syncs at once per process (default 2) |
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Credentials for private repositories.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub token: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub ssh_passphrase: Option<String>,
+}
+
+/// Never prints a secret.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("ssh_key", &self.ssh_key)
+            .field("ssh_passphrase", &self.ssh_passphrase.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct SyncSettings {
+    pub cache_dir: PathBuf,
+    pub credentials: Credentials,
+    pub webhook_secret: Option<Vec<u8>>,
+    pub lease_ttl_ms: i64,
+    pub tick_ms: u64,
+    pub parallel: usize,
+    /// This process's name in leases: host, pid and a random part.
+    pub holder: String,
+}
+
+impl fmt::Debug for SyncSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncSettings")
+            .field("cache_dir", &self.cache_dir)
+            .field("credentials", &self.credentials)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("lease_ttl_ms", &self.lease_ttl_ms)
+            .field("holder", &self.holder)
+            .finish()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `NAME`, else the contents of the file `NAME_FILE` names (one trailing
+/// newline dropped).
+fn secret(name: &str) -> Result<Option<String>, String> {
+    if let Some(v) = env(name) {
+        return Ok(Some(v));
+    }
+    let file_var = format!("{name}_FILE");
+    match env(&file_var) {
+        None => Ok(None),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{file_var}: reading {path}: {e}"))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            Ok(Some(text.to_string()).filter(|t| !t.is_empty()))
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number")),
+    }
+}
+
+/// The default clone cache: `git/` beside the default SQLite database
+/// (`$CRATON_DATA_DIR/git`, else `~/.local/share/craton/git`).
+pub fn default_cache_dir() -> PathBuf {
+    let db = craton::config::default_sqlite_path();
+    db.parent().map(|d| d.join("git")).unwrap_or_else(|| PathBuf::from("git"))
+}
+
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| env("HOSTNAME"))
+        .unwrap_or_else(|| "localhost".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut id = format!("{host}:{}:{:x}", std::process::id(), nanos & 0xffff_ffff);
+    id.truncate(180);
+    id
+}
+
+impl SyncSettings {
+    pub fn from_env() -> Result<SyncSettings, String> {
+        Ok(SyncSettings {
+            cache_dir: env("CRATON_GIT_CACHE_DIR").map(PathBuf::from).unwrap_or_else(default_cache_dir),
+            credentials: Credentials {
+                username: env("CRATON_GIT_USERNAME"),
+                token: secret("CRATON_GIT_TOKEN")?,
+                ssh_key: env("CRATON_GIT_SSH_KEY").map(PathBuf::from),
+                ssh_passphrase: secret("CRATON_GIT_SSH_KEY_PASSPHRASE")?,
+            },
+            webhook_secret: secret("CRATON_WEBHOOK_SECRET")?.map(String::into_bytes),
+            lease_ttl_ms: number::<i64>("CRATON_SYNC_LEASE_SECS", 120)?.max(1) * 1000,
+            tick_ms: number::<u64>("CRATON_SYNC_TICK_MS", 1000)?.max(10),
+            parallel: number::<usize>("CRATON_SYNC_PARALLEL", 2)?.max(1),
+            holder: holder_id(),
+        })
+    }
+
+    /// Settings for tests and embedders: a cache directory, no credentials.
+    pub fn with_cache(cache_dir: PathBuf) -> SyncSettings {
+        SyncSettings {
+            cache_dir,
+            credentials: Credentials::default(),
+            webhook_secret: None,
+            lease_ttl_ms: 120_000,
+            tick_ms: 1000,
+            parallel: 2,
+            holder: holder_id(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Reads what a config ref provides from a directory holding its tree (the
+//! git layer writes the commit's files there): the ref's path is an Ansible
+//! inventory directory, read with the importer's own parsers, so files,
+//! formats, merging and errors are exactly those of `cratond import` and of
+//! Ansible's `host_group_vars` plugin.
+//!
+//! The difference with an import: `group_vars/` and `host_vars/` may name
+//! any group or host of the project, not only those the directory's
+//! inventory files declare, and a file naming neither fails the read
+//! (Ansible would skip it with a warning; a sync that silently drops a
+//! file is worse than one that says why it stopped).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::import::builder::{ParsedGroup, ParsedHost, ParsedInventory};
+use crate::import::{import_path, vars_files, ImportError};
+use crate::model::{raw_from_value, OwnVars, Tier, Var};
+use crate::store::config_refs::SyncFailure;
+use crate::store::ref_apply::{EntityVars, RefPlan};
+
+/// The names a ref's vars files may use besides what it declares.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectNames {
+    pub groups: Vec<String>,
+    pub hosts: Vec<String>,
+}
+
+/// Extensions Ansible's inventory directory loader ignores
+/// (`INVENTORY_IGNORE_EXTS`).
+const IGNORED_EXTS: [&str; 12] =
+    [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
+
+fn relative(root: &Path, file: &str) -> String {
+    let prefix = format!("{}/", root.display());
+    file.strip_prefix(&prefix).unwrap_or(file).to_string()
+}
+
+fn failure(root: &Path, e: ImportError) -> SyncFailure {
+    SyncFailure { file: Some(relative(root, &e.file)), line: e.line, message: e.message }
+}
+
+fn join(rel: &str, tail: &str) -> String {
+    if rel.is_empty() {
+        tail.to_string()
+    } else {
+        format!("{rel}/{tail}")
+    }
+}
+
+/// Names a vars directory's entries are about: (stem, file name).
+fn entries(base: &Path) -> Vec<(String, String)> {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = rd
+        .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+        .filter(|n| !n.starts_with('.') && !IGNORED_EXTS.iter().any(|x| n.ends_with(x)))
+        .map(|n| {
+            let stem = [".yml", ".yaml", ".json"].iter().find_map(|e| n.strip_suffix(e)).unwrap_or(&n).to_string();
+            (stem, n)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn file_vars(m: &IndexMap<String, Value>) -> OwnVars {
+    m.iter().map(|(k, v)| (k.clone(), Var { value: raw_from_value(v), tier: Tier::VarsFile })).collect()
+}
+
+/// Reads the inventory directory `rel` (repository-relative, "" for the
+/// root) under `root`. Errors and warnings name repository-relative files.
+pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan, Vec<String>), SyncFailure> {
+    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    if !dir.is_dir() {
+        return Err(SyncFailure::msg(format!("path {rel:?} is not a directory at this commit")));
+    }
+    let dir_str = dir.to_str().ok_or_else(|| SyncFailure::msg("the cache path is not UTF-8"))?;
+    let imported = import_path(dir_str).map_err(|e| failure(root, e))?;
+    let vars_dirs = [format!("{}/group_vars", dir.display()), format!("{}/host_vars", dir.display())];
+    let warnings: Vec<String> = imported
+        .warnings
+        .iter()
+        .filter(|w| !vars_dirs.iter().any(|d| w.starts_with(d.as_str())))
+        .map(|w| relative(root, w))
+        .collect();
+    let mut declared = imported.desired;
+
+    // Every name a vars file may use: the project's and the declared ones.
+    let mut universe = ParsedInventory::new();
+    for g in names.groups.iter().chain(declared.groups.keys()) {
+        universe.groups.entry(g.clone()).or_insert_with(ParsedGroup::default);
+    }
+    for h in names.hosts.iter().chain(declared.hosts.keys()) {
+        universe.hosts.entry(h.clone()).or_insert_with(ParsedHost::default);
+    }
+    for (kind, what) in [("group_vars", "group"), ("host_vars", "host")] {
+        for (stem, file) in entries(&dir.join(kind)) {
+            let known = if kind == "group_vars" {
+                universe.groups.contains_key(&stem)
+            } else {
+                universe.hosts.contains_key(&stem)
+            };
+            if !known {
+                return Err(SyncFailure::at(
+                    join(rel, &format!("{kind}/{file}")),
+                    None,
+                    format!("no {what} named {stem:?} in the project, and no inventory file of this ref declares it"),
+                ));
+            }
+        }
+    }
+    let mut ignored = Vec::new();
+    let files = vars_files::load(&dir, &universe, &mut ignored).map_err(|e| failure(root, e))?;
+
+    let inventory_origin = if rel.is_empty() { ".".to_string() } else { rel.to_string() };
+    let mut plan = RefPlan { inventory_origin: inventory_origin.clone(), ..RefPlan::default() };
+
+    // Inline variables of what the inventory files declare (the importer
+    // already merged the vars files of those, file values winning).
+    let mut all = EntityVars { vars: std::mem::take(&mut declared.all_vars), origin: inventory_origin.clone() };
+    let mut groups: HashMap<String, EntityVars> = HashMap::new();
+    let mut hosts: HashMap<String, EntityVars> = HashMap::new();
+    for (name, g) in declared.groups.iter_mut() {
+        let vars = std::mem::take(&mut g.vars);
+        if !vars.is_empty() {
+            groups.insert(name.clone(), EntityVars { vars, origin: inventory_origin.clone() });
+        }
+    }
+    for (name, h) in declared.hosts.iter_mut() {
+        let vars = std::mem::take(&mut h.vars);
+        if !vars.is_empty() {
+            hosts.insert(name.clone(), EntityVars { vars, origin: inventory_origin.clone() });
+        }
+    }
+    // Vars files of every name, on the vars-file tier.
+    for (name, m) in &files.groups {
+        let origin = join(rel, &format!("group_vars/{name}"));
+        let target = if name == "all" {
+            &mut all
+        } else {
+            groups.entry(name.clone()).or_insert_with(|| EntityVars { vars: OwnVars::new(), origin: origin.clone() })
+        };
+        target.origin = origin;
+        target.vars.extend(file_vars(m));
+    }
+    for (name, m) in &files.hosts {
+        let origin = join(rel, &format!("host_vars/{name}"));
+        let target =
+            hosts.entry(name.clone()).or_insert_with(|| EntityVars { vars: OwnVars::new(), origin: origin.clone() });
+        target.origin = origin;
+        target.vars.extend(file_vars(m));
+    }
+    if !all.vars.is_empty() {
+        plan.all_vars = Some(all);
+    }
+    // Deterministic order: declared first (input order), then by name.
+    let order = |declared_names: Vec<&String>, map: &HashMap<String, EntityVars>| -> Vec<String> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut out: Vec<String> = Vec::new();
+        for n in declared_names {
+            if map.contains_key(n) && seen.insert(n) {
+                out.push(n.clone());
+            }
+        }
+        let mut rest: Vec<&String> = map.keys().filter(|n| !seen.contains(n.as_str())).collect();
+        rest.sort();
+        out.extend(rest.into_iter().cloned());
+        out
+    };
+    for n in order(declared.groups.keys().collect(), &groups) {
+        let ev = groups.remove(&n).expect("listed");
+        plan.groups.insert(n, ev);
+    }
+    for n in order(declared.hosts.keys().collect(), &hosts) {
+        let ev = hosts.remove(&n).expect("listed");
+        plan.hosts.insert(n, ev);
+    }
+    plan.declared = declared;
+    Ok((plan, warnings))
+}
