@@ -4,3 +4,4 @@
 pub mod api;
 pub mod metrics;
 pub mod state;
+pub mod sync;

@@ -36,6 +36,9 @@ pub struct AppState {
     snapshots: Arc<Mutex<HashMap<i64, (i64, Arc<Snapshot>)>>>,
     bundles: Arc<Mutex<HashMap<String, Arc<craton::bundle::Bundle>>>>,
     grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
+    /// The config ref sync of this process (workers, webhook secret); None
+    /// when it does not sync (then webhooks are refused).
+    pub sync: Option<Arc<crate::sync::SyncHub>>,
 }
 
 impl AppState {
@@ -47,7 +50,14 @@ impl AppState {
             snapshots: Arc::default(),
             bundles: Arc::default(),
             grants: Arc::default(),
+            sync: None,
         }
+    }
+
+    /// The same state with config ref sync attached.
+    pub fn with_sync(mut self, hub: Arc<crate::sync::SyncHub>) -> Self {
+        self.sync = Some(hub);
+        self
     }
 
     /// Runs blocking database work on a pooled connection.

@@ -1,0 +1,164 @@
+//! One sync of one ref, blocking (call it from a blocking thread):
+//!
+//! 1. fetch and resolve the ref (no database work);
+//! 2. the commit already synced with success: done, with no database write
+//!    (a pending "sync now" request is cleared, the only exception);
+//! 3. take the ref's lease (another process holding it: done, it is on it);
+//! 4. write the commit's files under the ref's path to a scratch directory,
+//!    read them with the importer's parsers, apply in one transaction that
+//!    also records the success and gives the lease back;
+//! 5. any failure: the error (file, line, what) goes on the ref's status in
+//!    a separate small write, the inventory is untouched.
+
+use craton::ref_reader::{read_ref, ProjectNames};
+use craton::store::config_refs::{self, ConfigRef, SyncFailure};
+use craton::store::ref_apply::{apply_ref, Applied, RefApplyError};
+use craton::store::schema::{hosts, inventory_groups};
+use craton::store::{now_ms, DbConn, StoreError};
+use diesel::prelude::*;
+
+use super::git::GitCache;
+use super::settings::SyncSettings;
+
+/// What one sync did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The ref's commit was already synced.
+    Unchanged { commit: String },
+    /// A new commit was applied (possibly changing nothing stored).
+    Applied { commit: String, applied: Applied, warnings: Vec<String> },
+    /// The sync failed; the error is on the ref's status.
+    Failed(SyncFailure),
+    /// Another process holds the ref's lease.
+    Busy,
+    /// The ref no longer exists.
+    Gone,
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
+}
+
+/// The sync engine of one process: its settings and clone cache.
+pub struct Syncer {
+    pub settings: SyncSettings,
+    pub cache: GitCache,
+}
+
+fn project_names(conn: &mut DbConn, pid: i64) -> Result<ProjectNames, StoreError> {
+    Ok(ProjectNames {
+        groups: inventory_groups::table
+            .filter(inventory_groups::project_id.eq(pid))
+            .select(inventory_groups::name)
+            .load(conn)?,
+        hosts: hosts::table.filter(hosts::project_id.eq(pid)).select(hosts::name).load(conn)?,
+    })
+}
+
+impl Syncer {
+    pub fn new(settings: SyncSettings) -> Syncer {
+        let cache = GitCache::new(settings.cache_dir.clone());
+        Syncer { settings, cache }
+    }
+
+    /// Syncs ref `id` (any project). `force` applies the commit again even
+    /// when it was already synced. Err only for database trouble.
+    pub fn sync(&self, conn: &mut DbConn, id: i64, force: bool) -> Result<Outcome, StoreError> {
+        let started = now_ms();
+        let holder = self.settings.holder.as_str();
+        let Some(r) = config_refs::get(conn, None, id)? else {
+            return Ok(Outcome::Gone);
+        };
+        let fetched = match self.cache.fetch(&r.url, &r.git_ref, &self.settings.credentials) {
+            Ok(f) => f,
+            Err(f) => {
+                config_refs::record_failure(conn, &r, holder, started, &f)?;
+                return Ok(Outcome::Failed(f));
+            }
+        };
+        if r.is_current(&fetched.commit) && !force {
+            if r.sync_requested_at.is_some() {
+                config_refs::clear_request(conn, id, started)?;
+            }
+            return Ok(Outcome::Unchanged { commit: fetched.commit });
+        }
+        if !config_refs::try_lease(conn, id, holder, self.settings.lease_ttl_ms)? {
+            return Ok(Outcome::Busy);
+        }
+        // Under the lease: another process may have synced it meanwhile.
+        let Some(r) = config_refs::get(conn, None, id)? else {
+            return Ok(Outcome::Gone);
+        };
+        if r.is_current(&fetched.commit) && !force {
+            config_refs::release_lease(conn, id, holder)?;
+            config_refs::clear_request(conn, id, started)?;
+            return Ok(Outcome::Unchanged { commit: fetched.commit });
+        }
+        match self.read_and_apply(conn, &r, &fetched, started) {
+            Ok((applied, warnings)) => Ok(Outcome::Applied { commit: fetched.commit, applied, warnings }),
+            Err(RefApplyError::Failed(f)) => {
+                config_refs::record_failure(conn, &r, holder, started, &f)?;
+                Ok(Outcome::Failed(f))
+            }
+            // The lease expired under us and another process took over.
+            Err(RefApplyError::Store(StoreError::Conflict(m))) if m.contains("lease was lost") => Ok(Outcome::Busy),
+            Err(RefApplyError::Store(e)) => {
+                // A refusal from the store (a cycle, a bad value) is the
+                // ref's fault; anything else is the database's.
+                if matches!(e, StoreError::Invalid(_) | StoreError::Conflict(_)) {
+                    let f = SyncFailure::msg(e.to_string());
+                    config_refs::record_failure(conn, &r, holder, started, &f)?;
+                    return Ok(Outcome::Failed(f));
+                }
+                let _ = config_refs::release_lease(conn, id, holder);
+                Err(e)
+            }
+        }
+    }
+
+    fn read_and_apply(
+        &self,
+        conn: &mut DbConn,
+        r: &ConfigRef,
+        fetched: &super::git::Fetched,
+        started: i64,
+    ) -> Result<(Applied, Vec<String>), RefApplyError> {
+        let scratch = self.cache.scratch().map_err(RefApplyError::Failed)?;
+        let mut warnings = self.cache.materialize(fetched, &r.path, scratch.path()).map_err(RefApplyError::Failed)?;
+        let names = project_names(conn, r.project_id)?;
+        let (plan, more) = read_ref(scratch.path(), &r.path, &names).map_err(RefApplyError::Failed)?;
+        warnings.extend(more);
+        drop(scratch);
+        // Parsing may have taken a while: renew the lease before writing.
+        if !config_refs::try_lease(conn, r.id, &self.settings.holder, self.settings.lease_ttl_ms)? {
+            return Err(RefApplyError::Store(StoreError::Conflict(format!(
+                "config ref {}: the sync lease was lost; another process took over",
+                r.id
+            ))));
+        }
+        let applied = apply_ref(conn, r, &plan, &fetched.commit, &self.settings.holder, started)?;
+        Ok((applied, warnings))
+    }
+}
+
+/// One line about an outcome, for the CLI and the logs.
+pub fn summary_line(r: &ConfigRef, outcome: &Outcome) -> String {
+    let name = format!("ref {} ({})", r.id, r.describe());
+    let short = |c: &str| c[..c.len().min(12)].to_string();
+    match outcome {
+        Outcome::Unchanged { commit } => format!("{name}: unchanged at {}", short(commit)),
+        Outcome::Applied { commit, applied, .. } => format!(
+            "{name}: synced {}: variables {} created, {} updated, {} removed{}",
+            short(commit),
+            applied.counts.created,
+            applied.counts.updated,
+            applied.counts.removed,
+            if applied.structure { "; groups or hosts added" } else { "" }
+        ),
+        Outcome::Failed(f) => format!("{name}: error: {f}"),
+        Outcome::Busy => format!("{name}: skipped: another cratond process is syncing it"),
+        Outcome::Gone => format!("{name}: deleted meanwhile"),
+    }
+}
