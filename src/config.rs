@@ -16,6 +16,13 @@ pub struct FileConfig {
     /// Base URL of a Craton daemon (REST backend of craton-inventory).
     pub url: Option<String>,
     pub token: Option<String>,
+    /// Git sync (cratond): GitHub webhook secret, https token and user name,
+    /// ssh key path, clone cache directory. The environment wins over these.
+    pub webhook_secret: Option<String>,
+    pub git_token: Option<String>,
+    pub git_username: Option<String>,
+    pub git_ssh_key: Option<String>,
+    pub git_cache_dir: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {

@@ -16,7 +16,7 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::import::builder::{ParsedGroup, ParsedHost, ParsedInventory};
+use crate::import::builder::ParsedInventory;
 use crate::import::{import_path, vars_files, ImportError};
 use crate::model::{raw_from_value, OwnVars, Tier, Var};
 use crate::store::config_refs::SyncFailure;
@@ -93,10 +93,10 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
     // Every name a vars file may use: the project's and the declared ones.
     let mut universe = ParsedInventory::new();
     for g in names.groups.iter().chain(declared.groups.keys()) {
-        universe.groups.entry(g.clone()).or_insert_with(ParsedGroup::default);
+        universe.groups.entry(g.clone()).or_default();
     }
     for h in names.hosts.iter().chain(declared.hosts.keys()) {
-        universe.hosts.entry(h.clone()).or_insert_with(ParsedHost::default);
+        universe.hosts.entry(h.clone()).or_default();
     }
     for (kind, what) in [("group_vars", "group"), ("host_vars", "host")] {
         for (stem, file) in entries(&dir.join(kind)) {

@@ -52,8 +52,16 @@ fn malformed_inputs_name_file_and_line_and_write_nothing() {
             &[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("group_vars/all.yml", "a: 1\nb: [1, 2\n")],
             &["group_vars/all.yml:"],
         );
-        refused(&db, &[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("host_vars/h1.yml", "- a\n- b\n")], &["host_vars/h1.yml"]);
-        refused(&db, &[("cycle.json", r#"{"a": {"children": ["b"]}, "b": {"children": ["a"]}}"#)], &["cycle.json", "recursive dependency loop"]);
+        refused(
+            &db,
+            &[("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("host_vars/h1.yml", "- a\n- b\n")],
+            &["host_vars/h1.yml"],
+        );
+        refused(
+            &db,
+            &[("cycle.json", r#"{"a": {"children": ["b"]}, "b": {"children": ["a"]}}"#)],
+            &["cycle.json", "recursive dependency loop"],
+        );
         refused(&db, &[("vault.yml", "$ANSIBLE_VAULT;1.1;AES256\n6162\n")], &["vault.yml", "vault"]);
     }
 }

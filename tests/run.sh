@@ -11,7 +11,9 @@ ANSIBLE_CORE_VERSION=2.19.14
 
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 missing=()
-for p in libmariadb-dev-compat libpq-dev python3-venv; do have_pkg "$p" || missing+=("$p"); done
+# libssl-dev and pkg-config: git2 (config ref sync) speaks https through OpenSSL;
+# git: the sync tests build their upstream repositories with it.
+for p in libmariadb-dev-compat libpq-dev python3-venv libssl-dev pkg-config git; do have_pkg "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq

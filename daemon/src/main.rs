@@ -36,6 +36,52 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Sync git config refs once, without a server: one line per ref; exits
+    /// non-zero if any failed.
+    Sync {
+        /// Only this ref (default: every ref of every project).
+        #[arg(long = "ref")]
+        ref_id: Option<i64>,
+        /// Apply the commit again even when it was synced already.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage git config refs.
+    ConfigRef {
+        #[command(subcommand)]
+        action: ConfigRefAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigRefAction {
+    /// Add a ref and print its id.
+    Add {
+        #[arg(long, env = "CRATON_PROJECT", default_value = craton::DEFAULT_PROJECT)]
+        project: String,
+        /// Repository: https://, ssh://, user@host:path, file:// or an absolute path.
+        #[arg(long)]
+        url: String,
+        /// Branch, tag or commit.
+        #[arg(long = "ref")]
+        git_ref: String,
+        /// The inventory directory inside the repository (default: its root).
+        #[arg(long, default_value = "")]
+        path: String,
+        /// Limit the ref to this group's subtree (name or id).
+        #[arg(long)]
+        group: Option<String>,
+        /// Seconds between polls (default 60).
+        #[arg(long)]
+        poll_interval: Option<i64>,
+    },
+    /// List refs with their last sync.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Remove a ref and the variables it owns.
+    Remove { id: i64 },
 }
 
 #[derive(clap::Args)]
@@ -59,6 +105,10 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 8)]
     pool_size: u32,
+    /// Do not run the config ref sync workers (poller, file watcher) in
+    /// this process; webhooks still record their requests.
+    #[arg(long)]
+    no_sync: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -125,7 +175,7 @@ fn connect_migrated(url: &DbUrl) -> Result<store::DbConn> {
 }
 
 fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Result<()> {
-    let imported = craton::import::import_path(path)?;
+    let mut imported = craton::import::import_path(path)?;
     for w in &imported.warnings {
         eprintln!("warning: {w}");
     }
@@ -147,8 +197,13 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Resu
             b.set_position(done as u64);
         }
     };
-    let summary = store::apply::apply(&mut conn, project, &imported.desired, replace, &progress)
-        .with_context(|| format!("importing {path} (nothing was written)"))?;
+    // Keys that config refs own stay theirs: the import skips them.
+    let (summary, kept) =
+        store::ref_apply::import_keeping_ref_owned(&mut conn, project, &mut imported.desired, replace, &progress)
+            .with_context(|| format!("importing {path} (nothing was written)"))?;
+    if kept > 0 {
+        eprintln!("warning: {kept} variables are owned by config refs and were left to them (change them in git)");
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -185,6 +240,34 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(args) => serve(&url, args),
         Command::Token { action } => token(&url, action),
+        Command::Sync { ref_id, force } => {
+            let mut conn = connect_migrated(&url)?;
+            let failed = cratond::sync::cli::sync_once(&mut conn, ref_id, force)?;
+            if failed > 0 {
+                return Err(anyhow!("{failed} config ref(s) failed to sync"));
+            }
+            Ok(())
+        }
+        Command::ConfigRef { action } => {
+            let mut conn = connect_migrated(&url)?;
+            match action {
+                ConfigRefAction::Add { project, url, git_ref, path, group, poll_interval } => {
+                    let id = cratond::sync::cli::add(
+                        &mut conn,
+                        &project,
+                        &url,
+                        &git_ref,
+                        &path,
+                        group.as_deref(),
+                        poll_interval,
+                    )?;
+                    println!("{id}");
+                    Ok(())
+                }
+                ConfigRefAction::List { project } => cratond::sync::cli::list(&mut conn, project.as_deref()),
+                ConfigRefAction::Remove { id } => cratond::sync::cli::remove(&mut conn, id),
+            }
+        }
     }
 }
 
@@ -234,7 +317,7 @@ fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CRATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,notify=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -254,7 +337,9 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     let pool = store::pool::build(url, args.pool_size)?;
     let auth =
         if args.insecure_no_auth { cratond::state::AuthMode::InsecureNoAuth } else { cratond::state::AuthMode::Tokens };
-    let state = cratond::state::AppState::new(pool, auth);
+    let sync_settings = cratond::sync::SyncSettings::from_env().map_err(|e| anyhow!(e))?;
+    let hub = cratond::sync::SyncHub::new(sync_settings);
+    let state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone());
     let limits =
         cratond::api::Limits { body_bytes: args.body_limit, timeout: std::time::Duration::from_secs(args.timeout) };
     let app = cratond::api::app(state, limits);
@@ -263,6 +348,9 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(listen = %listener.local_addr()?, database = %url, insecure_no_auth = args.insecure_no_auth, "cratond serving");
+        if !args.no_sync {
+            cratond::sync::worker::start(hub, pool);
+        }
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("cratond stopped");
         Ok::<_, anyhow::Error>(())

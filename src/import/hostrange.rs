@@ -132,7 +132,9 @@ fn expand_hostname_range(line: &str, depth: usize, out: &mut Vec<String>) -> Res
 
 /// `str(x)` or `str(x).zfill(rlen)`; zfill keeps a leading sign in front.
 fn fill(s: &str, pad: Option<usize>) -> String {
-    let Some(width) = pad else { return s.to_string() };
+    let Some(width) = pad else {
+        return s.to_string();
+    };
     let len = s.chars().count();
     if len >= width {
         return s.to_string();
@@ -194,10 +196,19 @@ fn py_slice(items: &[char], start: i128, stop: i128, step: i128) -> Vec<char> {
 }
 
 /// `range(int(beg), int(end) + 1, int(step))`.
+///
+/// Bounds and step are limited to 64 bits (Python has no limit), which keeps
+/// the arithmetic below far from overflowing i128.
 fn numeric_sequence(beg: &str, end: &str, step: Option<&str>) -> Result<Vec<i128>, String> {
-    let int = |s: &str| py_int(s).ok_or_else(|| format!("invalid literal for int() with base 10: {}", py_repr(s)));
+    let int = |s: &str| {
+        let n = py_int(s).ok_or_else(|| format!("invalid literal for int() with base 10: {}", py_repr(s)))?;
+        if i64::try_from(n).is_err() {
+            return Err(format!("host range value {} does not fit in 64 bits", py_repr(s)));
+        }
+        Ok(n)
+    };
     let b = int(beg)?;
-    let e = int(end)?.checked_add(1).ok_or("host range bound is too large")?;
+    let e = int(end)? + 1;
     let st = match step {
         Some(s) => int(s)?,
         None => 1,
@@ -347,13 +358,7 @@ fn is_ipv4(s: &str) -> bool {
 fn is_ipv4_component(p: &str) -> bool {
     let b = p.as_bytes();
     if b.iter().all(u8::is_ascii_digit) {
-        return match b {
-            [_] | [_, _] => true,
-            [b'0' | b'1', _, _] => true,
-            [b'2', b'0'..=b'4', _] => true,
-            [b'2', b'5', b'0'..=b'5'] => true,
-            _ => false,
-        };
+        return matches!(b, [_] | [_, _] | [b'0' | b'1', _, _] | [b'2', b'0'..=b'4', _] | [b'2', b'5', b'0'..=b'5']);
     }
     is_range(p, |a, b| is_digits(a) && is_digits(b))
 }
@@ -382,7 +387,9 @@ enum V6Token<'a> {
 /// The `ipv6` pattern (with `re.I`), matched on a token stream: hex groups of
 /// one to four digits or hexadecimal ranges, separated by `:` and `.`.
 fn is_ipv6(s: &str) -> bool {
-    let Some(tokens) = ipv6_tokens(s) else { return false };
+    let Some(tokens) = ipv6_tokens(s) else {
+        return false;
+    };
     use V6Token::*;
     let part = |t: &V6Token<'_>| matches!(t, Part(_));
     // The number of groups if `ts` is empty or C(:C)*, else None.
@@ -481,7 +488,9 @@ fn is_label(label: &str) -> bool {
     let mut last_char = None;
     while let Some(c) = rest.chars().next() {
         if c == '[' {
-            let Some(close) = rest.find(']') else { return false };
+            let Some(close) = rest.find(']') else {
+                return false;
+            };
             if !is_range(&rest[..=close], is_alnum_range_bounds) {
                 return false;
             }
@@ -521,11 +530,6 @@ fn is_digits(s: &str) -> bool {
 /// Regex `\w` on a str pattern: `str.isalnum()` or `_`.
 pub(crate) fn is_py_word(c: char) -> bool {
     c == '_' || in_table(&PY_ALNUM, c)
-}
-
-/// Regex `\d` on a str pattern: `str.isdecimal()`.
-pub(crate) fn is_py_decimal(c: char) -> bool {
-    in_table(&PY_DECIMAL, c)
 }
 
 /// `str.isspace()`, which is also what `str.strip()` and regex `\s` use:
@@ -734,3 +738,94 @@ const PY_DECIMAL: [(u32, u32); 62] = [
     (0x1D7CE, 0x1D7FF), (0x1E140, 0x1E149), (0x1E2F0, 0x1E2F9), (0x1E950, 0x1E959),
     (0x1FBF0, 0x1FBF9),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(p: &str) -> Vec<String> {
+        parse_host_pattern(p).unwrap().0
+    }
+
+    fn port(p: &str) -> Option<u16> {
+        parse_host_pattern(p).unwrap().1
+    }
+
+    #[test]
+    fn numeric_ranges_keep_zero_padding_and_steps() {
+        assert_eq!(hosts("web[01:03].example.com"), ["web01.example.com", "web02.example.com", "web03.example.com"]);
+        assert_eq!(hosts("h[1:10:3]"), ["h1", "h4", "h7", "h10"]);
+        assert_eq!(hosts("h[:2]"), ["h0", "h1", "h2"]);
+        assert_eq!(hosts("pad[08:10]"), ["pad08", "pad09", "pad10"]);
+        // Python's int() reads any Unicode decimal digits; str() writes ASCII.
+        assert_eq!(hosts("n[١:٣]"), ["n1", "n2", "n3"]);
+        // An empty numeric range is no error, just no hosts.
+        assert!(hosts("bad[3:1]").is_empty());
+    }
+
+    #[test]
+    fn alphabetic_ranges_are_substrings_of_ascii_letters() {
+        assert_eq!(hosts("node[a:c]"), ["nodea", "nodeb", "nodec"]);
+        assert_eq!(hosts("x[y:B]"), ["xy", "xz", "xA", "xB"]);
+        assert_eq!(hosts("x[ab:cd]"), ["xa", "xb", "xc"]);
+        assert_eq!(hosts("x[a:e:2]"), ["xa", "xc", "xe"]);
+    }
+
+    #[test]
+    fn several_ranges_expand_depth_first() {
+        assert_eq!(hosts("a[1:2]b[x:y]"), ["a1bx", "a1by", "a2bx", "a2by"]);
+    }
+
+    #[test]
+    fn ports_are_split_off_valid_addresses_only() {
+        assert_eq!(parse_host_pattern("10.0.0.1:2222").unwrap(), (vec!["10.0.0.1".to_string()], Some(2222)));
+        assert_eq!(parse_host_pattern("[::1]:22").unwrap(), (vec!["::1".to_string()], Some(22)));
+        assert_eq!(parse_host_pattern("fe80::1").unwrap(), (vec!["fe80::1".to_string()], None));
+        assert_eq!(parse_host_pattern("::ffff:1.2.3.4").unwrap().1, None);
+        assert_eq!(parse_host_pattern("db.example.com:22").unwrap(), (vec!["db.example.com".to_string()], Some(22)));
+        assert_eq!(parse_host_pattern("café.local:22").unwrap(), (vec!["café.local".to_string()], Some(22)));
+        assert_eq!(hosts("w[1:2]:80"), ["w1", "w2"]);
+        assert_eq!(port("w[1:2]:80"), Some(80));
+        // Both port patterns apply in turn: the inner port wins.
+        assert_eq!(parse_host_pattern("[1.2.3.4:5]:6").unwrap(), (vec!["1.2.3.4".to_string()], Some(5)));
+        // Labels may not end in '_' or '-': not an address, so kept whole.
+        assert_eq!(parse_host_pattern("h_:22").unwrap(), (vec!["h_:22".to_string()], None));
+        assert_eq!(port("h:0"), Some(0));
+        assert!(parse_host_pattern("h:65536").is_err());
+    }
+
+    #[test]
+    fn ansible_range_errors() {
+        let err = |p: &str| parse_host_pattern(p).unwrap_err();
+        assert_eq!(err("h[z:a]"), "host range must have begin <= end");
+        assert_eq!(err("h[a:3]"), "invalid literal for int() with base 10: 'a'");
+        assert_eq!(err("h[1:2:3:4]"), "host range must be begin:end or begin:end:step");
+        assert_eq!(err("h[1:]"), "host range must specify end value");
+        assert_eq!(err("h[01:100]"), "host range must specify equal-length begin and end formats");
+        assert_eq!(err("h[1:3:0]"), "range() arg 3 must not be zero");
+        assert_eq!(err("r[1:2"), "not enough values to unpack (expected 3, got 2)");
+        assert_eq!(err("a|b[1:2]"), "too many values to unpack (expected 3)");
+        assert!(parse_host_pattern("h[0:99999999]").is_err());
+    }
+
+    #[test]
+    fn ipv6_forms() {
+        for ok in ["::", "1::", "::1", "1:2:3:4:5:6:7:8", "1::8", "2001:db8::[1:3]", "::ffff:[1:3].2.3.4"] {
+            assert!(is_ipv6(ok), "{ok}");
+        }
+        for bad in ["1:2:3:4:5:6:7::", ":1", "1:::2", "12345::", "[0:g]::1", "1::2::3"] {
+            assert!(!is_ipv6(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn python_character_classes() {
+        assert!(is_py_word('é') && is_py_word('_') && is_py_word('٣') && !is_py_word('-'));
+        // Combining marks are alphabetic for Rust but not \w for Python.
+        assert!(!is_py_word('\u{93e}') && '\u{93e}'.is_alphabetic());
+        assert!(is_py_space('\u{1f}') && !'\u{1f}'.is_whitespace());
+        assert_eq!(py_int(" +1_0\u{1f}"), Some(10));
+        assert_eq!(py_int("1__0"), None);
+        assert_eq!(py_repr("it's"), "\"it's\"");
+    }
+}

@@ -561,9 +561,8 @@ pub fn owned_keys(
     let mut out = Vec::new();
     let mut refs: std::collections::HashMap<i64, Option<ConfigRef>> = std::collections::HashMap::new();
     for (key, source) in rows {
-        if !refs.contains_key(&source) {
-            let r = get(conn, Some(pid), source)?;
-            refs.insert(source, r);
+        if let std::collections::hash_map::Entry::Vacant(e) = refs.entry(source) {
+            e.insert(get(conn, Some(pid), source)?);
         }
         if let Some(Some(r)) = refs.get(&source) {
             out.push((key, r.clone()));
@@ -590,4 +589,16 @@ pub fn refuse_ref_owned(
         )));
     }
     Ok(())
+}
+
+/// The group and host names of project `pid` (what a ref's vars files may
+/// name besides what it declares).
+pub fn project_names(conn: &mut DbConn, pid: i64) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    use super::schema::hosts;
+    let groups = inventory_groups::table
+        .filter(inventory_groups::project_id.eq(pid))
+        .select(inventory_groups::name)
+        .load::<String>(conn)?;
+    let hosts = hosts::table.filter(hosts::project_id.eq(pid)).select(hosts::name).load::<String>(conn)?;
+    Ok((groups, hosts))
 }

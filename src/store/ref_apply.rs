@@ -337,7 +337,10 @@ impl VarDiff {
     }
 }
 
-fn owner_ids(conn: &mut DbConn, pid: i64) -> Result<(HashMap<String, i64>, HashMap<String, i64>), StoreError> {
+/// Group and host ids by name.
+type OwnerIds = (HashMap<String, i64>, HashMap<String, i64>);
+
+fn owner_ids(conn: &mut DbConn, pid: i64) -> Result<OwnerIds, StoreError> {
     let groups = inventory_groups::table
         .filter(inventory_groups::project_id.eq(pid))
         .select((inventory_groups::name, inventory_groups::id))

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod bundles;
+pub mod config_refs;
 pub mod error;
 pub mod groups;
 pub mod hosts;
@@ -15,6 +16,7 @@ pub mod query;
 pub mod resource;
 pub mod tokens;
 pub mod variables;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -84,7 +86,20 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/hosts/{id}/variables", "The host's own variables, or (resolved=true) resolved with blame"),
     r("PUT", "/v1/hosts/{id}/variables", "Merge variables into the host's (editor)"),
     r("DELETE", "/v1/hosts/{id}/variables", "Delete listed variables of the host (editor)"),
+    r("GET", "/v1/config-refs", "List git config refs with their sync status"),
+    r("POST", "/v1/config-refs", "Add a git config ref: {url, ref, path, group, poll_interval} (editor)"),
+    r("GET", "/v1/config-refs/{id}", "One config ref: last synced commit, time, result, error (file:line), counts"),
+    r("DELETE", "/v1/config-refs/{id}", "Delete a config ref and the variables it owns (editor)"),
+    r("POST", "/v1/config-refs/{id}/sync", "Sync a config ref now, in the background: 202 (editor)"),
+    public(
+        "POST",
+        "/v1/webhooks/github",
+        "GitHub push webhook, verified by X-Hub-Signature-256 (CRATON_WEBHOOK_SECRET); 202, sync in background",
+    ),
 ];
+
+/// GitHub sends push payloads of up to 25 MB.
+const WEBHOOK_BODY_BYTES: usize = 25 << 20;
 
 /// Default limits, overridable by `serve` flags.
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +163,10 @@ pub fn app(state: AppState, limits: Limits) -> Router {
             "/v1/hosts/{id}/variables",
             get(variables::get_host).put(variables::put_host).delete(variables::delete_host),
         )
+        .route("/v1/config-refs", get(config_refs::list).post(config_refs::create))
+        .route("/v1/config-refs/{id}", get(config_refs::get_one).delete(config_refs::delete))
+        .route("/v1/config-refs/{id}/sync", post(config_refs::trigger))
+        .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
         .fallback(fallback)
         .route_layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(limits.body_bytes))

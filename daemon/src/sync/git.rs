@@ -14,7 +14,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use craton::store::config_refs::SyncFailure;
-use git2::{AutotagOption, Cred, CredentialType, ErrorClass, FetchOptions, FetchPrune, ObjectType, Oid, RemoteCallbacks, Repository};
+use git2::{
+    AutotagOption, Cred, CredentialType, ErrorClass, FetchOptions, FetchPrune, ObjectType, Oid, RemoteCallbacks,
+    Repository,
+};
 use sha2::{Digest, Sha256};
 
 use super::settings::Credentials;
@@ -43,10 +46,8 @@ fn fail(what: &str, e: git2::Error) -> SyncFailure {
 /// Errors that say the remote (network, server, credentials) failed, as
 /// opposed to the local clone being broken.
 fn is_remote_error(e: &git2::Error) -> bool {
-    matches!(
-        e.class(),
-        ErrorClass::Net | ErrorClass::Ssh | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Callback
-    ) || e.code() == git2::ErrorCode::Auth
+    matches!(e.class(), ErrorClass::Net | ErrorClass::Ssh | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Callback)
+        || e.code() == git2::ErrorCode::Auth
         || e.code() == git2::ErrorCode::Certificate
 }
 
@@ -139,9 +140,7 @@ impl GitCache {
                         token,
                     ),
                     (Some(_), false) => Err(git2::Error::from_str("refusing to send CRATON_GIT_TOKEN over plain http")),
-                    (None, _) => {
-                        Err(git2::Error::from_str("the server asks for credentials: set CRATON_GIT_TOKEN"))
-                    }
+                    (None, _) => Err(git2::Error::from_str("the server asks for credentials: set CRATON_GIT_TOKEN")),
                 };
             }
             if allowed.contains(CredentialType::USERNAME) {
@@ -226,10 +225,9 @@ impl GitCache {
             let entry = root.get_path(Path::new(path)).map_err(|_| {
                 SyncFailure::msg(format!("path {path:?} does not exist at commit {}", short(&fetched.commit)))
             })?;
-            entry
-                .to_object(&repo)
-                .and_then(|o| o.peel_to_tree())
-                .map_err(|_| SyncFailure::msg(format!("path {path:?} is not a directory at commit {}", short(&fetched.commit))))?
+            entry.to_object(&repo).and_then(|o| o.peel_to_tree()).map_err(|_| {
+                SyncFailure::msg(format!("path {path:?} is not a directory at commit {}", short(&fetched.commit)))
+            })?
         };
         let mut w = Writer { repo: &repo, root: &root, warnings: Vec::new() };
         let out = if path.is_empty() { dest.to_path_buf() } else { dest.join(path) };
@@ -288,14 +286,16 @@ impl Writer<'_> {
             let child_out = out.join(name);
             match entry.kind() {
                 Some(ObjectType::Tree) => {
-                    let t = entry.to_object(self.repo).and_then(|o| o.peel_to_tree()).map_err(|e| fail(&child_rel, e))?;
+                    let t =
+                        entry.to_object(self.repo).and_then(|o| o.peel_to_tree()).map_err(|e| fail(&child_rel, e))?;
                     self.tree(&t, &child_rel, &child_out, depth)?;
                 }
                 Some(ObjectType::Blob) if entry.filemode() == 0o120000 => {
                     self.link(&entry, rel, &child_rel, &child_out, depth)?;
                 }
                 Some(ObjectType::Blob) => {
-                    let b = entry.to_object(self.repo).and_then(|o| o.peel_to_blob()).map_err(|e| fail(&child_rel, e))?;
+                    let b =
+                        entry.to_object(self.repo).and_then(|o| o.peel_to_blob()).map_err(|e| fail(&child_rel, e))?;
                     std::fs::write(&child_out, b.content()).map_err(|e| io(&child_out, e))?;
                 }
                 _ => self.warnings.push(format!("{child_rel}: submodule skipped")),
@@ -323,11 +323,7 @@ impl Writer<'_> {
                 return Ok(());
             }
         };
-        let found = if resolved.is_empty() {
-            None
-        } else {
-            self.root.get_path(Path::new(&resolved)).ok()
-        };
+        let found = if resolved.is_empty() { None } else { self.root.get_path(Path::new(&resolved)).ok() };
         let Some(found) = found else {
             self.warnings.push(format!("{rel}: symbolic link to {target:?} points to nothing; skipped"));
             return Ok(());

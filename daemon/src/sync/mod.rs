@@ -5,6 +5,7 @@
 //! applies a ref) is `craton::store::{config_refs, ref_apply}`; reading a
 //! ref's files is `craton::ref_reader`, on the importer's parsers.
 
+pub mod cli;
 pub mod git;
 pub mod runner;
 pub mod settings;

@@ -13,9 +13,7 @@
 use craton::ref_reader::{read_ref, ProjectNames};
 use craton::store::config_refs::{self, ConfigRef, SyncFailure};
 use craton::store::ref_apply::{apply_ref, Applied, RefApplyError};
-use craton::store::schema::{hosts, inventory_groups};
 use craton::store::{now_ms, DbConn, StoreError};
-use diesel::prelude::*;
 
 use super::git::GitCache;
 use super::settings::SyncSettings;
@@ -48,13 +46,8 @@ pub struct Syncer {
 }
 
 fn project_names(conn: &mut DbConn, pid: i64) -> Result<ProjectNames, StoreError> {
-    Ok(ProjectNames {
-        groups: inventory_groups::table
-            .filter(inventory_groups::project_id.eq(pid))
-            .select(inventory_groups::name)
-            .load(conn)?,
-        hosts: hosts::table.filter(hosts::project_id.eq(pid)).select(hosts::name).load(conn)?,
-    })
+    let (groups, hosts) = config_refs::project_names(conn, pid)?;
+    Ok(ProjectNames { groups, hosts })
 }
 
 impl Syncer {

@@ -1,5 +1,6 @@
-//! Where the sync takes its settings: the environment only (secrets may
-//! also come from a file named by `NAME_FILE`, as container secrets do).
+//! Where the sync takes its settings: the environment (secrets may also come
+//! from a file named by `NAME_FILE`, as container secrets do), else the
+//! config file (see `craton::config::FileConfig`).
 //! Nothing here is ever stored in the database or logged.
 //!
 //! | variable | meaning |
@@ -112,16 +113,23 @@ fn holder_id() -> String {
 }
 
 impl SyncSettings {
+    /// From the environment, falling back to the config file's
+    /// `webhook_secret`, `git_token`, `git_username`, `git_ssh_key`,
+    /// `git_cache_dir`.
     pub fn from_env() -> Result<SyncSettings, String> {
+        let file = craton::config::load_file_config()?;
         Ok(SyncSettings {
-            cache_dir: env("CRATON_GIT_CACHE_DIR").map(PathBuf::from).unwrap_or_else(default_cache_dir),
+            cache_dir: env("CRATON_GIT_CACHE_DIR")
+                .or(file.git_cache_dir)
+                .map(PathBuf::from)
+                .unwrap_or_else(default_cache_dir),
             credentials: Credentials {
-                username: env("CRATON_GIT_USERNAME"),
-                token: secret("CRATON_GIT_TOKEN")?,
-                ssh_key: env("CRATON_GIT_SSH_KEY").map(PathBuf::from),
+                username: env("CRATON_GIT_USERNAME").or(file.git_username),
+                token: secret("CRATON_GIT_TOKEN")?.or(file.git_token),
+                ssh_key: env("CRATON_GIT_SSH_KEY").or(file.git_ssh_key).map(PathBuf::from),
                 ssh_passphrase: secret("CRATON_GIT_SSH_KEY_PASSPHRASE")?,
             },
-            webhook_secret: secret("CRATON_WEBHOOK_SECRET")?.map(String::into_bytes),
+            webhook_secret: secret("CRATON_WEBHOOK_SECRET")?.or(file.webhook_secret).map(String::into_bytes),
             lease_ttl_ms: number::<i64>("CRATON_SYNC_LEASE_SECS", 120)?.max(1) * 1000,
             tick_ms: number::<u64>("CRATON_SYNC_TICK_MS", 1000)?.max(10),
             parallel: number::<usize>("CRATON_SYNC_PARALLEL", 2)?.max(1),

@@ -241,7 +241,9 @@ impl LocalWatch {
                     let roots = r2.lock().expect("watch roots poisoned");
                     paths
                         .iter()
-                        .flat_map(|p| roots.iter().filter(|(root, _)| p.starts_with(root)).flat_map(|(_, ids)| ids.clone()))
+                        .flat_map(|p| {
+                            roots.iter().filter(|(root, _)| p.starts_with(root)).flat_map(|(_, ids)| ids.clone())
+                        })
                         .collect()
                 };
                 for id in ids {
