@@ -23,7 +23,9 @@ pub fn repo_root() -> PathBuf {
 /// (the test command in README.rst does that).
 pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
-    let p = target.join("debug").join(name);
+    // CRATON_TEST_PROFILE=release runs the tests (and benchmarks) against release builds.
+    let profile = std::env::var("CRATON_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
+    let p = target.join(profile).join(name);
     assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
     p
 }
