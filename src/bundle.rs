@@ -803,7 +803,7 @@ mod tests {
             .enumerate()
             .map(|(i, n)| host(i as i64, n, vars(&[("hf", json!(i), f), ("hi", json!("i"), Tier::Inventory)])))
             .collect();
-        let mut s = snapshot(OwnVars::new(), vec![group(1, "g", OwnVars::new())], hosts);
+        let mut s = snapshot(OwnVars::default(), vec![group(1, "g", OwnVars::default())], hosts);
         for h in 0..names.len() {
             member(&mut s, 0, h);
         }
@@ -832,7 +832,11 @@ mod tests {
     fn long_file_names_survive_tar() {
         let name = "n".repeat(200);
         assert!(file_safe(&name));
-        let mut s = snapshot(OwnVars::new(), vec![group(1, "g", OwnVars::new())], vec![host(1, &name, OwnVars::new())]);
+        let mut s = snapshot(
+            OwnVars::default(),
+            vec![group(1, "g", OwnVars::default())],
+            vec![host(1, &name, OwnVars::default())],
+        );
         s.hosts[0].vars = vars(&[("k", json!("v"), Tier::VarsFile)]);
         member(&mut s, 0, 0);
         for format in [Format::Tgz, Format::Zip] {
@@ -863,8 +867,11 @@ mod tests {
         ] {
             assert_eq!(literal_host_name(name), literal, "{name:?}");
         }
-        let mut s =
-            snapshot(OwnVars::new(), vec![group(1, "g", OwnVars::new())], vec![host(1, "db:5432", OwnVars::new())]);
+        let mut s = snapshot(
+            OwnVars::default(),
+            vec![group(1, "g", OwnVars::default())],
+            vec![host(1, "db:5432", OwnVars::default())],
+        );
         member(&mut s, 0, 0);
         let err = build(&s, &Selection::default(), Format::Tgz).expect_err("host pattern");
         assert!(err.to_string().contains("db:5432"), "{err}");
@@ -878,14 +885,14 @@ mod tests {
             vars(&[("a", json!(1), i)]),
             vec![
                 group(1, "mid", vars(&[("m", json!("m"), i)])),
-                group(2, "r1", OwnVars::new()),
+                group(2, "r1", OwnVars::default()),
                 group(3, "plugin", vars(&[("p", json!("p"), i)])),
-                group(4, "r0", OwnVars::new()),
-                group(5, "empty", OwnVars::new()),
+                group(4, "r0", OwnVars::default()),
+                group(5, "empty", OwnVars::default()),
             ],
             vec![
                 host(1, "h1", vars(&[("x", json!(1), i)])),
-                host(2, "h2", OwnVars::new()),
+                host(2, "h2", OwnVars::default()),
                 host(3, "lonely", vars(&[("y", json!(2), i)])),
             ],
         );

@@ -143,15 +143,18 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
         let target = if name == "all" {
             &mut all
         } else {
-            groups.entry(name.clone()).or_insert_with(|| EntityVars { vars: OwnVars::new(), origin: origin.clone() })
+            groups
+                .entry(name.clone())
+                .or_insert_with(|| EntityVars { vars: OwnVars::default(), origin: origin.clone() })
         };
         target.origin = origin;
         target.vars.extend(file_vars(m));
     }
     for (name, m) in &files.hosts {
         let origin = join(rel, &format!("host_vars/{name}"));
-        let target =
-            hosts.entry(name.clone()).or_insert_with(|| EntityVars { vars: OwnVars::new(), origin: origin.clone() });
+        let target = hosts
+            .entry(name.clone())
+            .or_insert_with(|| EntityVars { vars: OwnVars::default(), origin: origin.clone() });
         target.origin = origin;
         target.vars.extend(file_vars(m));
     }

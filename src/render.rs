@@ -203,7 +203,7 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
             parent: None,
             labels: Vec::new(),
             groups: member_of,
-            vars: OwnVars::new(),
+            vars: OwnVars::default(),
         });
     }
     let structure = Snapshot {

@@ -207,6 +207,11 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Resu
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let rows =
+        summary.hosts.created + summary.variables.created + summary.variables.removed + summary.relations.created;
+    if rows >= 1000 {
+        store::refresh_statistics(&mut conn)?;
+    }
     let c = |n: &store::apply::Counts| format!("{} created, {} updated, {} removed", n.created, n.updated, n.removed);
     println!(
         "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{}",

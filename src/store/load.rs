@@ -67,7 +67,7 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             parents: Vec::new(),
             children: Vec::new(),
             hosts: Vec::new(),
-            vars: OwnVars::new(),
+            vars: OwnVars::default(),
         })
         .collect();
     let mut hosts: Vec<HostNode> = host_rows
@@ -80,7 +80,7 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
             parent: None,
             labels: Vec::new(),
             groups: Vec::new(),
-            vars: OwnVars::new(),
+            vars: OwnVars::default(),
         })
         .collect();
     for (i, (_, _, _, _, parent)) in host_rows.iter().enumerate() {
@@ -114,7 +114,7 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
         h.labels.sort();
     }
 
-    let mut all_vars = OwnVars::new();
+    let mut all_vars = OwnVars::default();
     // Rows come grouped by owner (primary key order): look each owner up once.
     let mut last: Option<((i32, i64), Option<usize>)> = None;
     // Streamed: 100,000 rows never sit in a Vec next to the maps they fill.

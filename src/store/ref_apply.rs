@@ -218,7 +218,7 @@ fn structure(snap: &Snapshot, r: &ConfigRef, plan: &RefPlan) -> Result<(Desired,
         }
         out.hosts.insert(
             name.clone(),
-            DesiredHost { ip_address: dh.ip_address.clone(), parent: dh.parent.clone(), vars: OwnVars::new() },
+            DesiredHost { ip_address: dh.ip_address.clone(), parent: dh.parent.clone(), vars: OwnVars::default() },
         );
     }
 
@@ -233,7 +233,7 @@ fn structure(snap: &Snapshot, r: &ConfigRef, plan: &RefPlan) -> Result<(Desired,
             let entry = out.groups.entry(cur.name.clone()).or_insert_with(|| DesiredGroup {
                 priority: cur.priority,
                 all_position: cur.all_position,
-                vars: OwnVars::new(),
+                vars: OwnVars::default(),
                 children: cur.children.iter().map(|&c| snap.groups[c].name.clone()).collect(),
                 hosts: cur.hosts.iter().map(|&h| snap.hosts[h].name.clone()).collect(),
             });
