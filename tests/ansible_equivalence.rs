@@ -9,11 +9,9 @@ use std::path::PathBuf;
 use common::{ansible_list, ansible_via_craton, backends, bin, cat_script, cratond, ok, TestDb};
 use serde_json::Value;
 
+/// OpenStack-Ansible's own dynamic inventory output for its test config
+/// (openstack-ansible, Apache-2.0; a copy of ../shared/testdata/osa-test).
 fn osa_json() -> PathBuf {
-    let p = common::repo_root().join("../shared/testdata/osa-test/openstack_inventory.json");
-    if p.exists() {
-        return p;
-    }
     common::repo_root().join("tests/data/openstack_inventory.json")
 }
 
