@@ -173,6 +173,3 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .with_state(state)
 }
-
-#[allow(unused_imports)]
-use post as _;
