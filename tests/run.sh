@@ -44,4 +44,6 @@ fi
 
 export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"
 cargo build --workspace --locked
+# The REST-only craton-inventory (no database drivers, only libc) must keep building.
+cargo check -p craton-inventory --no-default-features --features rest --locked
 cargo test --workspace --locked "$@"

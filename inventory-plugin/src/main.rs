@@ -13,8 +13,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use craton::config::Settings;
 use craton::render::{parse_filter, Options, Selection};
-use craton::source::{DbSource, InventorySource};
-use craton::store::DbUrl;
+use craton::source::InventorySource;
 
 const USAGE: &str = "usage: craton-inventory (--list | --host NAME) [--project NAME] [--group G] \
 [--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--database-url URL]";
@@ -70,13 +69,7 @@ fn parse_args() -> Result<Option<Args>> {
 /// What `main` does after parsing: writes the document to `out`.
 fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
-    let mut source: Box<dyn InventorySource> = match (&settings.url, &settings.database_url) {
-        (Some(url), None) => craton_rest(url, &settings)?,
-        (_, Some(db)) => Box::new(DbSource::new(DbUrl::parse(db)?, settings.project.clone())),
-        (None, None) => {
-            Box::new(DbSource::new(DbUrl::sqlite(&craton::config::default_sqlite_path()), settings.project.clone()))
-        }
-    };
+    let mut source = pick_source(&settings)?;
     match &args.host {
         Some(h) => source.host(h, &args.selection, args.options, out)?,
         None => source.list(&args.selection, args.options, out)?,
@@ -89,9 +82,27 @@ fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn craton_rest(url: &str, settings: &Settings) -> Result<Box<dyn InventorySource>> {
-    let project = settings.project_explicit.then(|| settings.project.clone());
-    Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?))
+/// The daemon when `CRATON_URL` is set and no database URL is, else the
+/// database (the embedded SQLite default when nothing is configured).
+/// Features decide which of the two this build has: a REST-only build
+/// carries no database drivers at all.
+fn pick_source(settings: &Settings) -> Result<Box<dyn InventorySource>> {
+    #[cfg(feature = "rest")]
+    if let (Some(url), None) = (&settings.url, &settings.database_url) {
+        let project = settings.project_explicit.then(|| settings.project.clone());
+        return Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?));
+    }
+    #[cfg(feature = "db")]
+    {
+        use craton::store::DbUrl;
+        let url = match &settings.database_url {
+            Some(db) => DbUrl::parse(db)?,
+            None => DbUrl::sqlite(&craton::config::default_sqlite_path()),
+        };
+        Ok(Box::new(craton::source::DbSource::new(url, settings.project.clone())))
+    }
+    #[cfg(not(feature = "db"))]
+    Err(anyhow!("this build reads only from a Craton daemon: set CRATON_URL (and CRATON_TOKEN)"))
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
