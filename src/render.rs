@@ -214,7 +214,10 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
     };
 
     let mut naive = Resolver::new(&structure);
-    let mut lifts_cache: HashMap<(Vec<usize>, Vec<usize>), Vec<(String, Box<RawValue>)>> = HashMap::new();
+    // Keyed by the host's groups in the full and the emitted structure: hosts
+    // with the same groups need the same lifts.
+    type Lifts = Vec<(String, Box<RawValue>)>;
+    let mut lifts_cache: HashMap<(Vec<usize>, Vec<usize>), Lifts> = HashMap::new();
     let mut hostvars = Vec::with_capacity(hosts.len());
     for (new, &h) in hosts.iter().enumerate() {
         let src = &snap.hosts[h];

@@ -15,8 +15,7 @@ fn vars(pairs: &[(&str, Value)], tier: Tier) -> OwnVars {
 }
 
 fn sample() -> Desired {
-    let mut d = Desired::default();
-    d.all_vars = vars(&[("env", json!("lab"))], Tier::Inventory);
+    let mut d = Desired { all_vars: vars(&[("env", json!("lab"))], Tier::Inventory), ..Default::default() };
     d.groups.insert(
         "region1".into(),
         DesiredGroup {

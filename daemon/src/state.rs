@@ -28,12 +28,15 @@ pub enum AuthMode {
 /// revocation takes effect within this delay.
 const GRANT_TTL: Duration = Duration::from_secs(5);
 
+type SnapshotCache = HashMap<i64, (i64, Arc<Snapshot>)>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
     pub auth: AuthMode,
     pub metrics: Arc<Metrics>,
-    snapshots: Arc<Mutex<HashMap<i64, (i64, Arc<Snapshot>)>>>,
+    /// project id -> (revision, snapshot)
+    snapshots: Arc<Mutex<SnapshotCache>>,
     bundles: Arc<Mutex<HashMap<String, Arc<craton::bundle::Bundle>>>>,
     grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
     /// The config ref sync of this process (workers, webhook secret); None

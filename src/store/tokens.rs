@@ -126,7 +126,8 @@ pub fn list(conn: &mut DbConn, project_id: Option<i64>) -> Result<Vec<TokenInfo>
     if let Some(p) = project_id {
         q = q.filter(api_tokens::project_id.eq(p));
     }
-    let rows: Vec<(i64, Option<String>, String, String, String, i64, Option<i64>)> = q.load(conn)?;
+    type Row = (i64, Option<String>, String, String, String, i64, Option<i64>);
+    let rows: Vec<Row> = q.load(conn)?;
     rows.into_iter()
         .map(|(id, project, role, description, prefix, created_at, revoked_at)| {
             Ok(TokenInfo { id, project, role: Role::parse(&role)?, description, prefix, created_at, revoked_at })

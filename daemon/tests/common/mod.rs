@@ -6,8 +6,6 @@
 //! the test rather than skipping it.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
@@ -15,7 +13,6 @@ use craton::store::tokens::{self, Role};
 use craton::store::{self, DbConn, DbUrl};
 use cratond::api::{app, Limits};
 use cratond::state::{AppState, AuthMode};
-use diesel::RunQueryDsl;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
