@@ -10,24 +10,9 @@ use serde::Serialize;
 
 use super::load::load_project;
 use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, variables};
-use super::{ensure_project, now_ms, DbConn, StoreError};
+use super::{ensure_project, now_ms, DbConn, StoreError, CHUNK};
 use crate::desired::Desired;
 use crate::model::{OwnVars, OwnerKind};
-
-/// Multi-row INSERT on the concrete connection: diesel's `MultiBackend`
-/// cannot express batch inserts, each backend can.
-macro_rules! batch_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn {
-            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Postgres(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Mysql(c) => diesel::insert_into($table).values($rows).execute(c),
-        }
-    };
-}
-
-/// Rows per INSERT: well under SQLite's and MySQL's placeholder limits.
-const CHUNK: usize = 500;
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Counts {

@@ -11,22 +11,7 @@ use std::fmt;
 use diesel::prelude::*;
 
 use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, projects, variables};
-use super::{now_ms, DbConn, StoreError};
-
-/// Multi-row INSERT on the concrete connection: diesel's `MultiBackend`
-/// cannot express batch inserts, each backend can (same as `apply`).
-macro_rules! batch_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn {
-            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Postgres(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Mysql(c) => diesel::insert_into($table).values($rows).execute(c),
-        }
-    };
-}
-
-/// Rows per INSERT: well under SQLite's and MySQL's placeholder limits.
-const CHUNK: usize = 500;
+use super::{now_ms, DbConn, StoreError, CHUNK};
 
 /// Group names Ansible's inventory JSON reserves for itself.
 pub const RESERVED_GROUPS: [&str; 2] = ["all", "_meta"];

@@ -3,6 +3,22 @@
 //! scheme is refused, never taken for a SQLite file name); migrations are
 //! embedded per backend and kept in step under `migrations/`.
 
+/// Multi-row INSERT on the concrete connection: diesel's `MultiBackend`
+/// cannot express batch inserts, each backend can. Defined before the
+/// modules that use it.
+macro_rules! batch_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::store::DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
+            $crate::store::DbConn::Postgres(c) => diesel::insert_into($table).values($rows).execute(c),
+            $crate::store::DbConn::Mysql(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+
+/// Rows per multi-row INSERT: well under SQLite's and MySQL's placeholder limits.
+pub(crate) const CHUNK: usize = 500;
+
 pub mod apply;
 pub mod config_refs;
 pub mod edit;

@@ -25,22 +25,9 @@ use super::config_refs::{record_success, ConfigRef, SyncFailure, VarCounts};
 use super::edit::begin_write;
 use super::load::load_project;
 use super::schema::{hosts, inventory_groups, variables};
-use super::{now_ms, project_by_id, DbConn, StoreError};
+use super::{now_ms, project_by_id, DbConn, StoreError, CHUNK};
 use crate::desired::{Desired, DesiredGroup, DesiredHost};
 use crate::model::{OwnVars, OwnerKind, Snapshot};
-
-/// Multi-row INSERT on the concrete connection (as in `apply`).
-macro_rules! batch_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn {
-            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Postgres(c) => diesel::insert_into($table).values($rows).execute(c),
-            DbConn::Mysql(c) => diesel::insert_into($table).values($rows).execute(c),
-        }
-    };
-}
-
-const CHUNK: usize = 500;
 
 /// One owner's variables from a ref, and where they came from (for errors).
 #[derive(Debug, Clone, Default)]
