@@ -33,6 +33,9 @@ type SnapshotCache = HashMap<i64, (i64, Arc<Snapshot>)>;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// One permit per pooled connection: requests beyond that wait here,
+    /// as cheap tasks, instead of as parked blocking threads.
+    db_permits: Arc<tokio::sync::Semaphore>,
     pub auth: AuthMode,
     pub metrics: Arc<Metrics>,
     /// project id -> (revision, snapshot)
@@ -46,8 +49,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: DbPool, auth: AuthMode) -> Self {
+        let permits = pool.max_size() as usize;
         AppState {
             pool,
+            db_permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
             auth,
             metrics: Arc::new(Metrics::default()),
             snapshots: Arc::default(),
@@ -70,6 +75,8 @@ impl AppState {
         F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let _permit =
+            self.db_permits.acquire().await.map_err(|e| ApiError::internal(format!("database permits: {e}")))?;
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
             f(&mut conn)
