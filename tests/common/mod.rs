@@ -27,7 +27,28 @@ pub fn bin(name: &str) -> PathBuf {
     let profile = std::env::var("CRATON_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
     let p = target.join(profile).join(name);
     assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
+    let built = std::fs::metadata(&p).and_then(|m| m.modified()).expect("binary mtime");
+    let newest = ["src", "inventory-plugin/src", "daemon/src", "migrations"]
+        .iter()
+        .filter_map(|d| newest_mtime(&repo_root().join(d)))
+        .max();
+    assert!(
+        newest.is_none_or(|n| n <= built),
+        "{} is older than the sources: run `cargo build --workspace` first (tests/run.sh does)",
+        p.display()
+    );
     p
+}
+
+/// The newest modification time of any file below `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() { newest_mtime(&path) } else { entry.metadata().and_then(|m| m.modified()).ok() };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// A tool from the venv that holds the real ansible-core.
