@@ -46,4 +46,11 @@ export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"
 cargo build --workspace --locked
 # The REST-only craton-inventory (no database drivers, only libc) must keep building.
 cargo check -p craton-inventory --no-default-features --features rest --locked
-cargo test --workspace --locked "$@"
+# One summary line at the end: cargo prints a result line per test binary,
+# and the last of those is often a binary with no tests in it.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
