@@ -255,59 +255,35 @@ fn structure(snap: &Snapshot, r: &ConfigRef, plan: &RefPlan) -> Result<(Desired,
             }
         }
     }
-    for (name, ev) in &plan.groups {
-        match gix.get(name.as_str()) {
-            Some(&i) => {
-                if let Some(s) = &scope {
-                    if !s.groups.contains(&i) {
-                        return Err(SyncFailure::at(
-                            &ev.origin,
-                            None,
-                            format!(
-                                "group {name:?} is outside the subtree of group {:?}, which this ref is limited to",
-                                scope_name(s)
-                            ),
-                        ));
-                    }
-                }
-            }
-            None if out.groups.contains_key(name) => {}
-            None => {
-                return Err(SyncFailure::at(
-                    &ev.origin,
-                    None,
-                    format!("no group named {name:?} in the project, and no inventory file of this ref declares it"),
-                ))
-            }
-        }
-    }
-    for (name, ev) in &plan.hosts {
-        match hix.get(name.as_str()) {
-            Some(&i) => {
-                if let Some(s) = &scope {
-                    if !s.hosts.contains(&i) {
-                        return Err(SyncFailure::at(
-                            &ev.origin,
-                            None,
-                            format!(
-                                "host {name:?} is outside the subtree of group {:?}, which this ref is limited to",
-                                scope_name(s)
-                            ),
-                        ));
-                    }
-                }
-            }
-            None if out.hosts.contains_key(name) => {}
-            None => {
-                return Err(SyncFailure::at(
-                    &ev.origin,
-                    None,
-                    format!("no host named {name:?} in the project, and no inventory file of this ref declares it"),
-                ))
-            }
-        }
-    }
+    let scoped = |set: fn(&Scope) -> &HashSet<usize>| scope.as_ref().map(|s| (set(s), scope_name(s)));
+    check_owners("group", &plan.groups, &gix, scoped(|s| &s.groups), |n| out.groups.contains_key(n))?;
+    check_owners("host", &plan.hosts, &hix, scoped(|s| &s.hosts), |n| out.hosts.contains_key(n))?;
     Ok((out, changed))
+}
+
+/// Every group (host) the ref sets variables on must exist in the project or
+/// be declared by the ref, and lie inside the ref's group subtree if it has one.
+fn check_owners(
+    what: &str,
+    owners: &IndexMap<String, EntityVars>,
+    index: &HashMap<&str, usize>,
+    scope: Option<(&HashSet<usize>, String)>,
+    declared: impl Fn(&str) -> bool,
+) -> Result<(), SyncFailure> {
+    for (name, ev) in owners {
+        let message = match (index.get(name.as_str()), &scope) {
+            (Some(i), Some((inside, group))) if !inside.contains(i) => {
+                format!("{what} {name:?} is outside the subtree of group {group:?}, which this ref is limited to")
+            }
+            (Some(_), _) => continue,
+            (None, _) if declared(name) => continue,
+            (None, _) => {
+                format!("no {what} named {name:?} in the project, and no inventory file of this ref declares it")
+            }
+        };
+        return Err(SyncFailure::at(&ev.origin, None, message));
+    }
+    Ok(())
 }
 
 /// The differences between what the ref provides and the rows it owns.
