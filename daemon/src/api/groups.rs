@@ -166,25 +166,7 @@ async fn update(
         .await
 }
 
-pub async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    body: RawBody,
-) -> Result<Json<Value>, ApiError> {
-    update(state, caller, id, raw, body, Mode::Patch).await
-}
-
-pub async fn put(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    body: RawBody,
-) -> Result<Json<Value>, ApiError> {
-    update(state, caller, id, raw, body, Mode::Replace).await
-}
+super::resource::patch_and_put!(update);
 
 pub async fn delete(
     State(state): State<AppState>,

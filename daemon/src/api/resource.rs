@@ -24,6 +24,33 @@ use serde_json::{json, Map, Value};
 use super::error::{ApiError, FieldError};
 use super::query::Query;
 
+/// `PATCH` (partial) and `PUT` (full replace) handlers for a resource whose
+/// `update(state, caller, id, raw, body, mode)` does the work.
+macro_rules! patch_and_put {
+    ($update:ident) => {
+        pub async fn patch(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path(id): Path<String>,
+            RawQuery(raw): RawQuery,
+            body: RawBody,
+        ) -> Result<Json<Value>, ApiError> {
+            $update(state, caller, id, raw, body, Mode::Patch).await
+        }
+
+        pub async fn put(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path(id): Path<String>,
+            RawQuery(raw): RawQuery,
+            body: RawBody,
+        ) -> Result<Json<Value>, ApiError> {
+            $update(state, caller, id, raw, body, Mode::Replace).await
+        }
+    };
+}
+pub(crate) use patch_and_put;
+
 /// A request body read whole (413 past the limit) but not parsed yet, so
 /// that authorization comes first.
 pub struct RawBody(pub Bytes);

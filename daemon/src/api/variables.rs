@@ -139,6 +139,22 @@ fn vars_of(body: &[u8], owner: VarOwner) -> Result<IndexMap<String, Value>, ApiE
     Ok(obj.into_iter().collect())
 }
 
+/// The owner a write is about: visible to the caller (else 404), then the
+/// editor role (else 403), in that order like every resource handler.
+fn writable_owner(
+    conn: &mut DbConn,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+    q: &Query,
+) -> Result<(Project, VarOwner), ApiError> {
+    let project = project_of(conn, caller, kind, id, q)?;
+    let owner = kind.owner(id);
+    variables::check_owner(conn, project.id, owner)?;
+    caller.require(Role::Editor)?;
+    Ok((project, owner))
+}
+
 async fn put_vars(
     state: AppState,
     caller: Caller,
@@ -151,10 +167,7 @@ async fn put_vars(
     let id = parse_id(kind.what(), &id)?;
     state
         .db(move |conn| {
-            let project = project_of(conn, &caller, kind, id, &q)?;
-            let owner = kind.owner(id);
-            variables::check_owner(conn, project.id, owner)?;
-            caller.require(Role::Editor)?;
+            let (project, owner) = writable_owner(conn, &caller, kind, id, &q)?;
             let vars = vars_of(&body.0, owner)?;
             let now = variables::merge_vars(conn, project.id, owner, &vars)?;
             Ok(Json(json!({ "variables": now })))
@@ -193,10 +206,7 @@ async fn delete_vars(
     let id = parse_id(kind.what(), &id)?;
     state
         .db(move |conn| {
-            let project = project_of(conn, &caller, kind, id, &q)?;
-            let owner = kind.owner(id);
-            variables::check_owner(conn, project.id, owner)?;
-            caller.require(Role::Editor)?;
+            let (project, owner) = writable_owner(conn, &caller, kind, id, &q)?;
             let keys = keys_of(&body.0, &q)?;
             variables::delete_vars(conn, project.id, owner, &keys)?;
             Ok(())
