@@ -28,7 +28,10 @@ pub fn bin(name: &str) -> PathBuf {
     let p = target.join(profile).join(name);
     assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
     let built = std::fs::metadata(&p).and_then(|m| m.modified()).expect("binary mtime");
-    let newest = ["src", "inventory-plugin/src", "daemon/src", "migrations"]
+    // Only the sources the binary is built from: cargo does not relink
+    // craton-inventory when just the daemon changed.
+    let own = if name == "cratond" { "daemon/src" } else { "inventory-plugin/src" };
+    let newest = ["src", own, "migrations"]
         .iter()
         .filter_map(|d| newest_mtime(&repo_root().join(d)))
         .max();
