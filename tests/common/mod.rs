@@ -31,10 +31,7 @@ pub fn bin(name: &str) -> PathBuf {
     // Only the sources the binary is built from: cargo does not relink
     // craton-inventory when just the daemon changed.
     let own = if name == "cratond" { "daemon/src" } else { "inventory-plugin/src" };
-    let newest = ["src", own, "migrations"]
-        .iter()
-        .filter_map(|d| newest_mtime(&repo_root().join(d)))
-        .max();
+    let newest = ["src", own, "migrations"].iter().filter_map(|d| newest_mtime(&repo_root().join(d))).max();
     assert!(
         newest.is_none_or(|n| n <= built),
         "{} is older than the sources: run `cargo build --workspace` first (tests/run.sh does)",
