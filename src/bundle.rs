@@ -677,6 +677,7 @@ mod tests {
             all_vars,
             groups,
             hosts,
+            depth_memo: Default::default(),
         }
     }
 

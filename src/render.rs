@@ -211,6 +211,7 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
         all_vars: emitted_vars(&snap.all_vars, opts.layout, "all", false),
         groups,
         hosts: out_hosts,
+        depth_memo: Default::default(),
     };
 
     let mut naive = Resolver::new(&structure);

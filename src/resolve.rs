@@ -49,9 +49,9 @@ pub struct Blame {
 
 pub struct Resolver<'a> {
     snap: &'a Snapshot,
-    depth: Vec<u32>,
+    depth: &'a [u32],
     ungrouped: Option<usize>,
-    cache: HashMap<Vec<usize>, GroupPart<'a>>,
+    cache: HashMap<Vec<usize>, GroupPart<'a>, foldhash::fast::RandomState>,
 }
 
 fn overlay<'a>(out: &mut ResolvedVars<'a>, vars: &'a OwnVars, tier: Tier, owner: Owner) {
@@ -62,7 +62,7 @@ fn overlay<'a>(out: &mut ResolvedVars<'a>, vars: &'a OwnVars, tier: Tier, owner:
 
 impl<'a> Resolver<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
-        Resolver { snap, depth: snap.depths(), ungrouped: snap.group_index("ungrouped"), cache: HashMap::new() }
+        Resolver { snap, depth: snap.depths(), ungrouped: snap.group_index("ungrouped"), cache: HashMap::default() }
     }
 
     pub fn snapshot(&self) -> &'a Snapshot {

@@ -473,6 +473,7 @@ fn edge_snapshot() -> Snapshot {
             h(6, "Case", own(&[("hk", json!("Case"), f)])),
             h(7, "case", own(&[("hk", json!("case"), f)])),
         ],
+        depth_memo: Default::default(),
     };
     s.groups[0].priority = Some(3);
     let link = |s: &mut Snapshot, p: usize, c: usize| {

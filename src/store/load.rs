@@ -150,5 +150,5 @@ pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, Sto
         };
         target.insert(key, var);
     }
-    Ok(Snapshot { project, all_vars, groups, hosts })
+    Ok(Snapshot { project, all_vars, groups, hosts, depth_memo: Default::default() })
 }
