@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod metrics;
+pub mod repo_policy;
 pub mod state;
 pub mod sync;

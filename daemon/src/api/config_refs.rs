@@ -7,6 +7,10 @@
 //! then visibility (404). The role is a property of the token alone, so
 //! answering it first tells nothing about other projects.
 //!
+//! A new ref's URL must pass the repository policy (`crate::repo_policy`)
+//! for the caller: 403 naming the rule otherwise. Every sync checks it
+//! again with the creator's privilege.
+//!
 //! Deleting a ref deletes the variables it owns. A variable a ref owns
 //! cannot be changed or deleted through `/variables` (409 naming the ref).
 
@@ -27,6 +31,7 @@ use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
     RawBody,
 };
+use crate::repo_policy::{Actor, RepoPolicy};
 use crate::state::AppState;
 
 const LIST_PARAMS: [&str; 3] = ["project", "limit", "marker"];
@@ -70,6 +75,20 @@ fn refs_json(conn: &mut craton::store::DbConn, refs: &[&ConfigRef]) -> Result<Ve
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("config ref {id} not found"))
+}
+
+/// The daemon's repository policy (the default rules when this process
+/// has no sync settings).
+fn repo_policy(state: &AppState) -> RepoPolicy {
+    state.sync.as_ref().map(|h| h.settings().policy.clone()).unwrap_or_default()
+}
+
+/// 403 naming the rule and the URL. Runs on a blocking thread: it may
+/// resolve the URL's host.
+fn check_policy(policy: &RepoPolicy, project: &str, url: &str, caller: &Caller) -> Result<(), ApiError> {
+    policy
+        .check_repo_url(project, url, Actor::root_if(caller.is_root()))
+        .map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
 pub async fn list(
@@ -118,6 +137,7 @@ pub async fn create(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let named = q.get("project").map(str::to_string);
     let hub = state.sync.clone();
+    let policy = repo_policy(&state);
     let r = state
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
@@ -143,12 +163,16 @@ pub async fn create(
                 None => None,
             };
             f.finish()?;
+            if let Some(u) = &url {
+                check_policy(&policy, &project.name, u, &caller)?;
+            }
             let new = NewRef {
                 url: url.unwrap_or_default(),
                 git_ref: git_ref.unwrap_or_default(),
                 path,
                 group_id: gid,
                 poll_interval_secs: poll,
+                created_by_root: caller.is_root(),
             };
             let r = config_refs::create(conn, project.id, &new).map_err(|e| store_error(e, &FIELDS))?;
             let group_name = match &group {

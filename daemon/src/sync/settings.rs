@@ -14,6 +14,10 @@
 //! | `CRATON_SYNC_LEASE_SECS` | how long a sync lease lasts unless renewed (default 120) |
 //! | `CRATON_SYNC_TICK_MS` | how often the poller looks at the refs (default 1000) |
 //! | `CRATON_SYNC_PARALLEL` | syncs at once per process (default 2) |
+//!
+//! Per-project repository rules and credentials (`[projects.NAME]`
+//! `git_url_allow`, `git_token`, ...) come from the config file only; see
+//! `crate::repo_policy`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -47,6 +51,9 @@ pub struct SyncSettings {
     pub lease_ttl_ms: i64,
     pub tick_ms: u64,
     pub parallel: usize,
+    /// Which repository URLs each project may use, with which credentials
+    /// (`[projects.NAME]` in the config file).
+    pub policy: crate::repo_policy::RepoPolicy,
     /// This process's name in leases: host, pid and a random part.
     pub holder: String,
 }
@@ -58,6 +65,7 @@ impl fmt::Debug for SyncSettings {
             .field("credentials", &self.credentials)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("lease_ttl_ms", &self.lease_ttl_ms)
+            .field("policy", &self.policy)
             .field("holder", &self.holder)
             .finish()
     }
@@ -133,6 +141,7 @@ impl SyncSettings {
             lease_ttl_ms: number::<i64>("CRATON_SYNC_LEASE_SECS", 120)?.max(1) * 1000,
             tick_ms: number::<u64>("CRATON_SYNC_TICK_MS", 1000)?.max(10),
             parallel: number::<usize>("CRATON_SYNC_PARALLEL", 2)?.max(1),
+            policy: crate::repo_policy::RepoPolicy::from_config(&file.projects)?,
             holder: holder_id(),
         })
     }
@@ -146,6 +155,7 @@ impl SyncSettings {
             lease_ttl_ms: 120_000,
             tick_ms: 1000,
             parallel: 2,
+            policy: Default::default(),
             holder: holder_id(),
         }
     }
