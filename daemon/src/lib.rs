@@ -4,5 +4,6 @@
 pub mod api;
 pub mod metrics;
 pub mod repo_policy;
+pub mod server;
 pub mod state;
 pub mod sync;

@@ -105,6 +105,18 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 8)]
     pool_size: u32,
+    /// Seconds a client has to send a complete request head; slower
+    /// connections (slowloris, half-sent requests) are closed.
+    #[arg(long, default_value_t = 10, env = "CRATON_HEADER_READ_TIMEOUT")]
+    header_read_timeout: u64,
+    /// Seconds a keep-alive connection may sit without a request before it
+    /// is closed.
+    #[arg(long, default_value_t = 60, env = "CRATON_IDLE_TIMEOUT")]
+    idle_timeout: u64,
+    /// Open connections at most; further ones wait in the listen backlog
+    /// until one closes.
+    #[arg(long, default_value_t = 512, env = "CRATON_MAX_CONNECTIONS")]
+    max_connections: usize,
     /// Do not run the config ref sync workers (poller, file watcher) in
     /// this process; webhooks still record their requests.
     #[arg(long)]
@@ -356,7 +368,13 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         if !args.no_sync {
             cratond::sync::worker::start(hub, pool);
         }
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        let conn_limits = cratond::server::ConnLimits {
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout.max(1)),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+            max_connections: args.max_connections.max(1),
+            ..Default::default()
+        };
+        cratond::server::serve(listener, app, conn_limits, shutdown_signal()).await?;
         tracing::info!("cratond stopped");
         Ok::<_, anyhow::Error>(())
     })
