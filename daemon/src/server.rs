@@ -6,10 +6,15 @@
 //! - A connection is accepted only with a slot of the connection cap; at
 //!   the cap, new connections wait in the kernel's listen backlog (and are
 //!   refused by the kernel once that is full) until a slot frees.
-//! - hyper's `header_read_timeout` closes a connection whose request head
-//!   is not complete in time (slowloris, half-sent requests).
-//! - A connection with no request in progress for the idle timeout is shut
-//!   down gracefully (nothing in flight is cut).
+//! - A connection whose request head is not complete within the
+//!   header-read timeout of its first byte is closed (slowloris, half-sent
+//!   requests). hyper's own `header_read_timeout` also runs while a
+//!   keep-alive connection waits for its next request, so it cannot tell
+//!   "idle" from "slow"; it stays on as a backstop at the larger of the
+//!   two timeouts, and [`Watched`] (which sees every byte read) decides.
+//! - A connection with no request in progress and no byte received for the
+//!   idle timeout is shut down gracefully (a response still being written
+//!   is finished first).
 //! - On shutdown every connection is asked to finish gracefully; the loop
 //!   waits for them up to the grace period.
 
@@ -48,20 +53,120 @@ impl Default for ConnLimits {
     }
 }
 
-/// Requests in progress on one connection and when it was last busy.
+/// No request head is being received.
+const NO_HEAD: u64 = u64::MAX;
+
+/// Requests in progress on one connection, when it was last busy and when
+/// the head of the next request began to arrive.
 struct Activity {
     started: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds since `started` when the last request ended.
+    /// Milliseconds since `started` when the last request ended (or the
+    /// connection opened).
     last_ms: AtomicU64,
+    /// Milliseconds since `started` of the first byte received with no
+    /// request in progress; [`NO_HEAD`] once the head is complete.
+    head_ms: AtomicU64,
 }
 
 impl Activity {
-    fn idle_for(&self) -> Option<Duration> {
-        (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-            self.started.elapsed().saturating_sub(last)
-        })
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn on_bytes(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let _ = self.head_ms.compare_exchange(NO_HEAD, self.now_ms(), Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    fn on_request(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_ms.store(NO_HEAD, Ordering::Release);
+    }
+
+    fn on_response(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// What the limits say about this connection now.
+    fn verdict(&self, limits: &ConnLimits) -> Verdict {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Verdict::Busy;
+        }
+        let now = self.now_ms();
+        match self.head_ms.load(Ordering::Acquire) {
+            NO_HEAD if now.saturating_sub(self.last_ms.load(Ordering::Acquire)) >= ms(limits.idle_timeout) => {
+                Verdict::Idle
+            }
+            NO_HEAD => Verdict::Busy,
+            head if now.saturating_sub(head) >= ms(limits.header_read_timeout) => Verdict::SlowHead,
+            _ => Verdict::Busy,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+enum Verdict {
+    Busy,
+    Idle,
+    SlowHead,
+}
+
+/// The connection's stream, noting every byte that arrives.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.on_bytes();
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -113,24 +218,33 @@ pub async fn serve(
 }
 
 async fn connection(stream: tokio::net::TcpStream, app: Router, limits: ConnLimits, mut stop: watch::Receiver<bool>) {
-    let activity = Arc::new(Activity { started: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: 0.into() });
+    let activity = Arc::new(Activity {
+        started: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: 0.into(),
+        head_ms: NO_HEAD.into(),
+    });
     let a = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let a = a.clone();
-        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.on_request();
         let fut = app.clone().oneshot(req.map(Body::new));
         async move {
             let resp = fut.await;
-            a.last_ms.store(a.started.elapsed().as_millis() as u64, Ordering::Release);
-            a.in_flight.fetch_sub(1, Ordering::AcqRel);
+            a.on_response();
             resp
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout.max(limits.idle_timeout))
+        .keep_alive(true);
+    let io = Watched { inner: stream, activity: activity.clone() };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let tick = (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let tick = (limits.header_read_timeout.min(limits.idle_timeout) / 10)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -140,12 +254,19 @@ async fn connection(stream: tokio::net::TcpStream, app: Router, limits: ConnLimi
                 }
                 return;
             }
-            _ = tokio::time::sleep(tick), if !closing => {
-                if activity.idle_for().is_some_and(|d| d >= limits.idle_timeout) {
+            _ = tokio::time::sleep(tick) => match activity.verdict(&limits) {
+                Verdict::Busy => {}
+                // Half a request head and no response owed: just close.
+                Verdict::SlowHead => {
+                    tracing::debug!("request head not complete within the header-read timeout; closing");
+                    return;
+                }
+                Verdict::Idle if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-            }
+                Verdict::Idle => {}
+            },
             _ = stop.changed(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();

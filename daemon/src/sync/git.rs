@@ -71,8 +71,10 @@ fn fetch_failure(url: &str, e: &git2::Error) -> SyncFailure {
         "authentication failed or was refused"
     } else if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
         "TLS failed (certificate or handshake)"
-    } else if e.class() == ErrorClass::Net && is_connect_error(e.message()) {
+    } else if matches!(e.class(), ErrorClass::Net | ErrorClass::Os) && is_connect_error(e.message()) {
         "could not connect"
+    } else if e.class() == ErrorClass::Os {
+        "I/O error (network or local disk)"
     } else {
         "remote answered with an error"
     };
