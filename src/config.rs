@@ -23,6 +23,11 @@ pub struct FileConfig {
     pub git_username: Option<String>,
     pub git_ssh_key: Option<String>,
     pub git_cache_dir: Option<String>,
+    /// `cratond serve` connection limits (seconds, count); flags and their
+    /// environment variables win.
+    pub header_read_timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
     /// Per-project rules for repository URLs (`[projects.NAME]`), see
     /// [`ProjectConfig`]. Keyed by project name.
     #[serde(default)]
