@@ -31,7 +31,7 @@ use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
     RawBody,
 };
-use crate::repo_policy::{Actor, RepoPolicy};
+use crate::repo_policy::Actor;
 use crate::state::AppState;
 
 const LIST_PARAMS: [&str; 3] = ["project", "limit", "marker"];
@@ -77,17 +77,34 @@ fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("config ref {id} not found"))
 }
 
-/// The daemon's repository policy (the default rules when this process
-/// has no sync settings).
-fn repo_policy(state: &AppState) -> RepoPolicy {
-    state.sync.as_ref().map(|h| h.settings().policy.clone()).unwrap_or_default()
-}
-
-/// 403 naming the rule and the URL. Runs on a blocking thread: it may
-/// resolve the URL's host.
-fn check_policy(policy: &RepoPolicy, project: &str, url: &str, caller: &Caller) -> Result<(), ApiError> {
-    policy
-        .check_repo_url(project, url, Actor::root_if(caller.is_root()))
+/// The repository policy's verdict on a new ref's URL: 403 naming the
+/// rule and the URL. It may resolve the URL's host (which a hostile DNS
+/// server can make slow), so it runs on a blocking thread of its own,
+/// holding no database connection. A URL the field checks will refuse is
+/// left to them (400 naming the field).
+async fn check_policy_first(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<&str>,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let url = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("url")?.as_str().map(str::to_string));
+    let Some(url) = url.filter(|u| config_refs::check_url(u).is_ok()) else {
+        return Ok(());
+    };
+    let (c, requested) = (caller.clone(), requested.map(str::to_string));
+    let project = state
+        .db(move |conn| {
+            let p = c.project(conn, requested.as_deref())?;
+            c.require(Role::Editor)?;
+            Ok(p.name)
+        })
+        .await?;
+    let policy = state.sync.as_ref().map(|h| h.settings().policy.clone()).unwrap_or_default();
+    let actor = Actor::root_if(caller.is_root());
+    tokio::task::spawn_blocking(move || policy.check_repo_url(&project, &url, actor))
+        .await
+        .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))?
         .map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
@@ -137,7 +154,7 @@ pub async fn create(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let named = q.get("project").map(str::to_string);
     let hub = state.sync.clone();
-    let policy = repo_policy(&state);
+    check_policy_first(&state, &caller, q.get("project"), &body).await?;
     let r = state
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
@@ -163,9 +180,6 @@ pub async fn create(
                 None => None,
             };
             f.finish()?;
-            if let Some(u) = &url {
-                check_policy(&policy, &project.name, u, &caller)?;
-            }
             let new = NewRef {
                 url: url.unwrap_or_default(),
                 git_ref: git_ref.unwrap_or_default(),

@@ -57,7 +57,7 @@ pub async fn github(State(state): State<AppState>, req: Request) -> Result<Respo
         return Err(ApiError::PayloadTooLarge);
     }
     let Some(_pass) = gate.try_enter(length) else {
-        tracing::warn!("webhook refused: too many webhook bodies being read");
+        tracing::debug!("webhook refused: too many webhook bodies being read");
         let mut resp = ApiError::Unavailable("too many webhook deliveries at once; retry later".into()).into_response();
         resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return Ok(resp);
