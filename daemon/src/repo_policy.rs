@@ -226,9 +226,8 @@ pub fn is_public(ip: IpAddr) -> bool {
             // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d),
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach IPv4 hosts.
             let s = v6.segments();
-            let embedded = if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) {
-                Some(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
-            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let mapped = s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0);
+            let embedded = if mapped || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
                 Some(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
             } else if s[0] == 0x2002 {
                 Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))

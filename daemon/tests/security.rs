@@ -4,6 +4,9 @@
 //! `cratond serve` over loopback, the webhook's memory bound, the
 //! connection timeouts and cap, and immediate token revocation across two
 //! processes on one database.
+// The router harness (`common`) and the process fixtures (`fixtures`) each
+// bring the shared database helper.
+#![allow(clippy::duplicate_mod)]
 
 mod common;
 
