@@ -23,6 +23,46 @@ pub struct FileConfig {
     pub git_username: Option<String>,
     pub git_ssh_key: Option<String>,
     pub git_cache_dir: Option<String>,
+    /// `cratond serve` connection limits (seconds, count); flags and their
+    /// environment variables win.
+    pub header_read_timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
+    /// Per-project rules for repository URLs (`[projects.NAME]`), see
+    /// [`ProjectConfig`]. Keyed by project name.
+    #[serde(default)]
+    pub projects: std::collections::BTreeMap<String, ProjectConfig>,
+}
+
+/// `[projects.NAME]`: which repositories the project's refs may use, and
+/// optionally its own git credentials (used instead of the daemon-wide ones
+/// for every ref of the project).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// URL patterns (`*` within one path segment, `**` across segments,
+    /// `*.` as the first label of a host). Naming local paths, `file://` or
+    /// internal hosts here lets the project's editors use them.
+    #[serde(default)]
+    pub git_url_allow: Vec<String>,
+    pub git_token: Option<String>,
+    pub git_username: Option<String>,
+    pub git_ssh_key: Option<String>,
+    pub git_ssh_key_passphrase: Option<String>,
+}
+
+/// Never prints a secret.
+impl std::fmt::Debug for ProjectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("ProjectConfig")
+            .field("git_url_allow", &self.git_url_allow)
+            .field("git_token", &masked(&self.git_token))
+            .field("git_username", &self.git_username)
+            .field("git_ssh_key", &self.git_ssh_key)
+            .field("git_ssh_key_passphrase", &masked(&self.git_ssh_key_passphrase))
+            .finish()
+    }
 }
 
 fn env(name: &str) -> Option<String> {

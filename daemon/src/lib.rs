@@ -3,5 +3,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod repo_policy;
+pub mod server;
 pub mod state;
 pub mod sync;

@@ -105,6 +105,19 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 8)]
     pool_size: u32,
+    /// Seconds a client has to send a complete request head; slower
+    /// connections (slowloris, half-sent requests) are closed. Default 10
+    /// (config file: `header_read_timeout`).
+    #[arg(long, env = "CRATON_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may sit without a request before it
+    /// is closed. Default 60 (config file: `idle_timeout`).
+    #[arg(long, env = "CRATON_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+    /// Open connections at most; further ones wait in the listen backlog
+    /// until one closes. Default 512 (config file: `max_connections`).
+    #[arg(long, env = "CRATON_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Do not run the config ref sync workers (poller, file watcher) in
     /// this process; webhooks still record their requests.
     #[arg(long)]
@@ -356,9 +369,26 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         if !args.no_sync {
             cratond::sync::worker::start(hub, pool);
         }
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        let conn_limits = conn_limits(&args)?;
+        cratond::server::serve(listener, app, conn_limits, shutdown_signal()).await?;
         tracing::info!("cratond stopped");
         Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// Connection limits: flag (or its environment variable), else the config
+/// file, else the defaults of `cratond::server::ConnLimits`.
+fn conn_limits(args: &ServeArgs) -> Result<cratond::server::ConnLimits> {
+    let file = craton::config::load_file_config().map_err(|e| anyhow!(e))?;
+    let d = cratond::server::ConnLimits::default();
+    let secs = |flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+        flag.or(file).map(|s| std::time::Duration::from_secs(s.max(1))).unwrap_or(default)
+    };
+    Ok(cratond::server::ConnLimits {
+        header_read_timeout: secs(args.header_read_timeout, file.header_read_timeout, d.header_read_timeout),
+        idle_timeout: secs(args.idle_timeout, file.idle_timeout, d.idle_timeout),
+        max_connections: args.max_connections.or(file.max_connections).unwrap_or(d.max_connections).max(1),
+        ..d
     })
 }
 

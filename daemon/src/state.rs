@@ -1,14 +1,12 @@
 //! What every request handler shares: the connection pool, the snapshot
-//! cache, the token cache and metrics. Database work runs on tokio's
+//! cache and metrics (tokens are looked up per request, never cached). Database work runs on tokio's
 //! blocking threads, never on the async workers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use craton::model::{Project, Snapshot};
 use craton::store::pool::DbPool;
-use craton::store::tokens::Grant;
 use craton::store::{self, DbConn};
 
 use crate::api::error::ApiError;
@@ -24,10 +22,6 @@ pub enum AuthMode {
     InsecureNoAuth,
 }
 
-/// A verified token is trusted this long before it is looked up again, so a
-/// revocation takes effect within this delay.
-const GRANT_TTL: Duration = Duration::from_secs(5);
-
 type SnapshotCache = HashMap<i64, (i64, Arc<Snapshot>)>;
 
 #[derive(Clone)]
@@ -41,7 +35,6 @@ pub struct AppState {
     /// project id -> (revision, snapshot)
     snapshots: Arc<Mutex<SnapshotCache>>,
     bundles: Arc<Mutex<HashMap<String, Arc<craton::bundle::Bundle>>>>,
-    grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
     /// The config ref sync of this process (workers, webhook secret); None
     /// when it does not sync (then webhooks are refused).
     pub sync: Option<Arc<crate::sync::SyncHub>>,
@@ -57,7 +50,6 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             snapshots: Arc::default(),
             bundles: Arc::default(),
-            grants: Arc::default(),
             sync: None,
         }
     }
@@ -85,23 +77,10 @@ impl AppState {
         .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
     }
 
-    /// A cached grant for a token hash, if still fresh.
-    pub fn cached_grant(&self, hash: &str) -> Option<Grant> {
-        let g = self.grants.lock().expect("grant cache poisoned");
-        g.get(hash).filter(|(_, at)| at.elapsed() < GRANT_TTL).map(|(g, _)| g.clone())
-    }
-
-    pub fn cache_grant(&self, hash: String, grant: Grant) {
-        let mut g = self.grants.lock().expect("grant cache poisoned");
-        if g.len() > 10_000 {
-            g.retain(|_, (_, at)| at.elapsed() < GRANT_TTL);
-        }
-        g.insert(hash, (grant, Instant::now()));
-    }
-
-    pub fn forget_grants(&self) {
-        self.grants.lock().expect("grant cache poisoned").clear();
-    }
+    /// Tokens are not cached (see `api::auth`): a revocation is seen by the
+    /// next request of every process. Kept so that the handlers that
+    /// revoke say where a cache would have to be dropped.
+    pub fn forget_grants(&self) {}
 
     /// A bundle built earlier for the same project revision and query.
     pub fn cached_bundle(&self, key: &str) -> Option<Arc<craton::bundle::Bundle>> {

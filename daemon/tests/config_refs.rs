@@ -26,6 +26,20 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use upstream::Upstream;
 
+/// The upstreams live in the temporary directory: the project's allow-list
+/// names it (and /srv for refs that never sync), as an operator would for
+/// local repositories editors may use.
+fn temp_dir_allowed(project: &str) -> cratond::repo_policy::RepoPolicy {
+    let tmp = std::env::temp_dir();
+    let tmp = tmp.to_str().unwrap().trim_end_matches('/');
+    let mut policy = cratond::repo_policy::RepoPolicy::default();
+    policy.projects.insert(
+        project.to_string(),
+        cratond::repo_policy::ProjectPolicy { allow: vec![format!("{tmp}/**"), "/srv/**".into()], credentials: None },
+    );
+    policy
+}
+
 /// A harness whose state carries a sync hub (cache in its own temp dir).
 struct Env {
     h: Harness,
@@ -38,6 +52,7 @@ fn env(b: common::Backend, secret: Option<&str>) -> Env {
     let mut settings = SyncSettings::with_cache(cache.path().to_path_buf());
     settings.webhook_secret = secret.map(|s| s.as_bytes().to_vec());
     settings.tick_ms = 100;
+    settings.policy = temp_dir_allowed("default");
     let hub = SyncHub::new(settings);
     let Harness { app: _, state, url, db } = Harness::new(b);
     let state = state.with_sync(hub.clone());

@@ -69,7 +69,7 @@ impl VarCounts {
 type RefRow = (
     (i64, i64, Option<i64>, String, String, String, i32),
     (Option<String>, Option<i64>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<i32>),
-    (i32, i32, i32, i32, i64, Option<i64>, Option<String>, Option<i64>, i64, i64),
+    (i32, i32, i32, i32, i64, Option<i64>, Option<String>, Option<i64>, i64, i64, bool),
 );
 
 /// One config ref with its status.
@@ -97,6 +97,9 @@ pub struct ConfigRef {
     pub lease_expires_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Created by a root token or the CLI: the repository URL policy is
+    /// checked with root's privilege at every sync.
+    pub created_by_root: bool,
 }
 
 impl ConfigRef {
@@ -114,6 +117,7 @@ impl ConfigRef {
             lease_expires_at,
             created_at,
             updated_at,
+            created_by_root,
         ) = c;
         ConfigRef {
             id,
@@ -144,6 +148,7 @@ impl ConfigRef {
             lease_expires_at,
             created_at,
             updated_at,
+            created_by_root,
         }
     }
 
@@ -208,6 +213,7 @@ macro_rules! ref_columns {
                 config_refs::lease_expires_at,
                 config_refs::created_at,
                 config_refs::updated_at,
+                config_refs::created_by_root,
             ),
         )
     };
@@ -302,6 +308,8 @@ pub struct NewRef {
     pub path: String,
     pub group_id: Option<i64>,
     pub poll_interval_secs: Option<i64>,
+    /// See [`ConfigRef::created_by_root`].
+    pub created_by_root: bool,
 }
 
 /// Creates a ref in project `pid`; refusals name the request field
@@ -338,6 +346,7 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRef) -> Result<ConfigRef, St
                 config_refs::poll_interval_secs.eq(poll as i32),
                 config_refs::created_at.eq(now),
                 config_refs::updated_at.eq(now),
+                config_refs::created_by_root.eq(new.created_by_root),
             ))
             .execute(conn)?;
         let id = config_refs::table

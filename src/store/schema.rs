@@ -134,6 +134,7 @@ diesel::table! {
         lease_expires_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        created_by_root -> Bool,
     }
 }
 

@@ -7,6 +7,10 @@
 //! then visibility (404). The role is a property of the token alone, so
 //! answering it first tells nothing about other projects.
 //!
+//! A new ref's URL must pass the repository policy (`crate::repo_policy`)
+//! for the caller: 403 naming the rule otherwise. Every sync checks it
+//! again with the creator's privilege.
+//!
 //! Deleting a ref deletes the variables it owns. A variable a ref owns
 //! cannot be changed or deleted through `/variables` (409 naming the ref).
 
@@ -27,6 +31,7 @@ use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
     RawBody,
 };
+use crate::repo_policy::Actor;
 use crate::state::AppState;
 
 const LIST_PARAMS: [&str; 3] = ["project", "limit", "marker"];
@@ -70,6 +75,37 @@ fn refs_json(conn: &mut craton::store::DbConn, refs: &[&ConfigRef]) -> Result<Ve
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("config ref {id} not found"))
+}
+
+/// The repository policy's verdict on a new ref's URL: 403 naming the
+/// rule and the URL. It may resolve the URL's host (which a hostile DNS
+/// server can make slow), so it runs on a blocking thread of its own,
+/// holding no database connection. A URL the field checks will refuse is
+/// left to them (400 naming the field).
+async fn check_policy_first(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<&str>,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let url = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("url")?.as_str().map(str::to_string));
+    let Some(url) = url.filter(|u| config_refs::check_url(u).is_ok()) else {
+        return Ok(());
+    };
+    let (c, requested) = (caller.clone(), requested.map(str::to_string));
+    let project = state
+        .db(move |conn| {
+            let p = c.project(conn, requested.as_deref())?;
+            c.require(Role::Editor)?;
+            Ok(p.name)
+        })
+        .await?;
+    let policy = state.sync.as_ref().map(|h| h.settings().policy.clone()).unwrap_or_default();
+    let actor = Actor::root_if(caller.is_root());
+    tokio::task::spawn_blocking(move || policy.check_repo_url(&project, &url, actor))
+        .await
+        .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))?
+        .map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
 pub async fn list(
@@ -118,6 +154,7 @@ pub async fn create(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let named = q.get("project").map(str::to_string);
     let hub = state.sync.clone();
+    check_policy_first(&state, &caller, q.get("project"), &body).await?;
     let r = state
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
@@ -149,6 +186,7 @@ pub async fn create(
                 path,
                 group_id: gid,
                 poll_interval_secs: poll,
+                created_by_root: caller.is_root(),
             };
             let r = config_refs::create(conn, project.id, &new).map_err(|e| store_error(e, &FIELDS))?;
             let group_name = match &group {

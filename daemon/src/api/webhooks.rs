@@ -5,41 +5,71 @@
 //! nothing changed. A push to a tracked repository and ref asks for a sync
 //! of those refs (stored on the ref, so any cratond process honours it) and
 //! is answered 202 at once; the sync runs in the background.
+//!
+//! Anyone can send to this route, so nothing is buffered before the cheap
+//! checks: a configured secret, an `X-GitHub-Event` header and a
+//! well-formed signature header (401/400 without reading the body), a
+//! Content-Length within the per-body maximum (413), then a slot and a
+//! share of the byte budget of [`crate::sync::webhook::WebhookGate`] (503
+//! with `Retry-After` when full). Only then is the body read and the HMAC
+//! checked.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use craton::store::config_refs;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::resource::RawBody;
 use crate::state::AppState;
-use crate::sync::webhook::{matching_refs, signature_ok};
+use crate::sync::webhook::{matching_refs, signature_ok, signature_well_formed};
+
+fn no_secret() -> ApiError {
+    ApiError::Unauthorized("webhooks are disabled: no webhook secret is configured (CRATON_WEBHOOK_SECRET)".into())
+}
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub async fn github(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    let Some(secret) = state.sync.as_ref().and_then(|h| h.settings().webhook_secret.clone()) else {
-        return Err(ApiError::Unauthorized(
-            "webhooks are disabled: no webhook secret is configured (CRATON_WEBHOOK_SECRET)".into(),
-        ));
+pub async fn github(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let Some(hub) = state.sync.clone() else {
+        return Err(no_secret());
     };
-    let Some(signature) = header(&headers, "x-hub-signature-256") else {
+    let Some(secret) = hub.settings().webhook_secret.clone() else {
+        return Err(no_secret());
+    };
+    let headers = req.headers().clone();
+    let Some(event) = header(&headers, "x-github-event").map(str::to_string) else {
+        return Err(ApiError::bad("missing X-GitHub-Event header"));
+    };
+    let Some(signature) = header(&headers, "x-hub-signature-256").map(str::to_string) else {
         return Err(ApiError::Unauthorized("missing X-Hub-Signature-256 header".into()));
     };
-    if !signature_ok(&secret, &body, signature) {
+    if !signature_well_formed(&signature) {
         return Err(ApiError::Unauthorized("invalid X-Hub-Signature-256 signature".into()));
     }
-    let event = header(&headers, "x-github-event").unwrap_or("");
-    match event {
+    let gate = &hub.webhook_gate;
+    let length = header(&headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if length.is_some_and(|l| l > gate.limits.body_bytes) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let Some(_pass) = gate.try_enter(length) else {
+        tracing::debug!("webhook refused: too many webhook bodies being read");
+        let mut resp = ApiError::Unavailable("too many webhook deliveries at once; retry later".into()).into_response();
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(resp);
+    };
+    // A body without Content-Length reserved the per-body maximum; either
+    // way no more than that is buffered.
+    let limit = length.unwrap_or(gate.limits.body_bytes).min(gate.limits.body_bytes);
+    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    if !signature_ok(&secret, &body, &signature) {
+        return Err(ApiError::Unauthorized("invalid X-Hub-Signature-256 signature".into()));
+    }
+    match event.as_str() {
         "ping" => return Ok((StatusCode::OK, Json(json!({"status": "pong"}))).into_response()),
         "push" => {}
         other => return Ok((StatusCode::ACCEPTED, Json(json!({"status": "ignored", "event": other}))).into_response()),

@@ -58,6 +58,8 @@ pub fn add(
         path: path.to_string(),
         group_id: gid,
         poll_interval_secs: poll_interval,
+        // The CLI runs with the database's credentials: root-equivalent.
+        created_by_root: true,
     };
     Ok(config_refs::create(conn, p.id, &new)?.id)
 }

@@ -5,9 +5,16 @@
 //! and the files of one path of that commit written to a scratch directory
 //! for the importer's parsers.
 //!
-//! Credentials come from [`Credentials`] (the environment) and are handed
-//! to libgit2 only when the server asks; they never appear in a URL, an
-//! error or a log line.
+//! Credentials come from [`Credentials`] (the environment, the config
+//! file, chosen per ref by `crate::repo_policy`) and are handed to libgit2
+//! only when the server asks; they never appear in a URL, an error or a
+//! log line. A fetch the policy gives no credentials refuses every
+//! credential request, the ssh agent included.
+//!
+//! A failed fetch is reported on the ref's status as a class ("could not
+//! connect", "remote answered with an error", ...), never with the peer's
+//! own words: those would turn the status into a probe of whatever the URL
+//! points at. The full libgit2 message goes to the daemon log only.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -15,8 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use craton::store::config_refs::SyncFailure;
 use git2::{
-    AutotagOption, Cred, CredentialType, ErrorClass, FetchOptions, FetchPrune, ObjectType, Oid, RemoteCallbacks,
-    Repository,
+    AutotagOption, Cred, CredentialType, ErrorClass, ErrorCode, FetchOptions, FetchPrune, ObjectType, Oid,
+    RemoteCallbacks, RemoteRedirect, Repository,
 };
 use sha2::{Digest, Sha256};
 
@@ -41,6 +48,49 @@ pub struct Fetched {
 
 fn fail(what: &str, e: git2::Error) -> SyncFailure {
     SyncFailure::msg(format!("{what}: {}", e.message()))
+}
+
+/// What a fetch may use: the credentials the repository policy gives
+/// this ref (`None`: anonymous) and whether off-site HTTP redirects are
+/// followed (only for refs root chose: a redirect would bypass the address
+/// check of the policy).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub credentials: Option<Credentials>,
+    pub follow_redirects: bool,
+}
+
+/// The status text of a failed fetch: a class, not the peer's words.
+fn fetch_failure(url: &str, e: &git2::Error) -> SyncFailure {
+    tracing::warn!(%url, class = ?e.class(), code = ?e.code(), error = %e.message(), "git fetch failed");
+    if e.class() == ErrorClass::Callback {
+        // Our own credential callback's refusals: no peer text in them.
+        return SyncFailure::msg(format!("fetching {url}: fetch failed: {}", e.message()));
+    }
+    let class = if e.code() == ErrorCode::Auth {
+        "authentication failed or was refused"
+    } else if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
+        "TLS failed (certificate or handshake)"
+    } else if matches!(e.class(), ErrorClass::Net | ErrorClass::Os) && is_connect_error(e.message()) {
+        "could not connect"
+    } else if e.class() == ErrorClass::Os {
+        "I/O error (network or local disk)"
+    } else {
+        "remote answered with an error"
+    };
+    SyncFailure::msg(format!("fetching {url}: fetch failed: {class}"))
+}
+
+/// libgit2's messages for a connection that never got to speak.
+fn is_connect_error(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    ["failed to connect", "failed to resolve", "could not resolve", "connection refused", "timed out", "unreachable"]
+        .iter()
+        .any(|k| m.contains(k))
+}
+
+fn refuse(msg: &str) -> git2::Error {
+    git2::Error::new(ErrorCode::Auth, ErrorClass::Callback, msg)
 }
 
 /// Errors that say the remote (network, server, credentials) failed, as
@@ -114,17 +164,21 @@ impl GitCache {
         Repository::init_bare(dir).map_err(|e| fail("creating the git cache", e))
     }
 
-    fn fetch_into(repo: &Repository, url: &str, creds: &Credentials) -> Result<(), git2::Error> {
+    fn fetch_into(repo: &Repository, url: &str, access: &Access) -> Result<(), git2::Error> {
         let mut remote = repo.remote_anonymous(url)?;
         let mut callbacks = RemoteCallbacks::new();
         let mut tries = 0;
         let https = url.starts_with("https://");
         callbacks.credentials(move |_url, user_from_url, allowed| {
             tries += 1;
-            if tries > 3 {
-                return Err(git2::Error::from_str(
-                    "authentication failed: check CRATON_GIT_TOKEN or CRATON_GIT_SSH_KEY",
+            let Some(creds) = &access.credentials else {
+                return Err(refuse(
+                    "the server asks for credentials, and this project may not use the daemon's for this URL \
+                     (see [projects.NAME] git_url_allow and git_token in the config file)",
                 ));
+            };
+            if tries > 3 {
+                return Err(refuse("authentication failed: check CRATON_GIT_TOKEN or CRATON_GIT_SSH_KEY"));
             }
             let user = user_from_url.unwrap_or("git");
             if allowed.contains(CredentialType::SSH_KEY) {
@@ -139,8 +193,8 @@ impl GitCache {
                         creds.username.as_deref().or(user_from_url).unwrap_or("x-access-token"),
                         token,
                     ),
-                    (Some(_), false) => Err(git2::Error::from_str("refusing to send CRATON_GIT_TOKEN over plain http")),
-                    (None, _) => Err(git2::Error::from_str("the server asks for credentials: set CRATON_GIT_TOKEN")),
+                    (Some(_), false) => Err(refuse("refusing to send CRATON_GIT_TOKEN over plain http")),
+                    (None, _) => Err(refuse("the server asks for credentials: set CRATON_GIT_TOKEN")),
                 };
             }
             if allowed.contains(CredentialType::USERNAME) {
@@ -152,6 +206,7 @@ impl GitCache {
         options.remote_callbacks(callbacks);
         options.prune(FetchPrune::On);
         options.download_tags(AutotagOption::None);
+        options.follow_redirects(if access.follow_redirects { RemoteRedirect::Initial } else { RemoteRedirect::None });
         remote.fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
     }
 
@@ -182,7 +237,7 @@ impl GitCache {
 
     /// Fetches `url` into its clone and resolves `git_ref`. A broken clone
     /// is deleted and fetched again once; a remote failure is reported.
-    pub fn fetch(&self, url: &str, git_ref: &str, creds: &Credentials) -> Result<Fetched, SyncFailure> {
+    pub fn fetch(&self, url: &str, git_ref: &str, access: &Access) -> Result<Fetched, SyncFailure> {
         let dir = self.repo_dir(url);
         let lock = self.lock(&dir);
         let _guard = lock.lock().expect("git lock poisoned");
@@ -193,9 +248,9 @@ impl GitCache {
                 let _ = std::fs::remove_dir_all(&dir);
             }
             let repo = Self::open_or_init(&dir)?;
-            if let Err(e) = Self::fetch_into(&repo, url, creds) {
+            if let Err(e) = Self::fetch_into(&repo, url, access) {
                 if is_remote_error(&e) || attempt == 1 {
-                    return Err(fail(&format!("fetching {url}"), e));
+                    return Err(fetch_failure(url, &e));
                 }
                 last = Some(e.message().to_string());
                 continue;
@@ -207,7 +262,8 @@ impl GitCache {
                 Err(e) => last = Some(e.message().to_string()),
             }
         }
-        Err(SyncFailure::msg(format!("fetching {url}: {}", last.unwrap_or_default())))
+        tracing::warn!(%url, error = ?last, "git cache unusable after a fresh clone");
+        Err(SyncFailure::msg(format!("fetching {url}: fetch failed: the local clone is unusable")))
     }
 
     /// Writes the files under `path` of `commit` into `dest` (at the same

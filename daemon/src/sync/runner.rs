@@ -1,6 +1,8 @@
 //! One sync of one ref, blocking (call it from a blocking thread):
 //!
-//! 1. fetch and resolve the ref (no database work);
+//! 1. check the ref's URL against the repository policy (with the
+//!    privilege of whoever created the ref, so a policy change reaches
+//!    existing refs), then fetch and resolve the ref (no database work);
 //! 2. the commit already synced with success: done, with no database write
 //!    (a pending "sync now" request is cleared, the only exception);
 //! 3. take the ref's lease (another process holding it: done, it is on it);
@@ -15,8 +17,9 @@ use craton::store::config_refs::{self, ConfigRef, SyncFailure};
 use craton::store::ref_apply::{apply_ref, Applied, RefApplyError};
 use craton::store::{now_ms, DbConn, StoreError};
 
-use super::git::GitCache;
+use super::git::{Access, GitCache};
 use super::settings::SyncSettings;
+use crate::repo_policy::Actor;
 
 /// What one sync did.
 #[derive(Debug, Clone)]
@@ -64,7 +67,14 @@ impl Syncer {
         let Some(r) = config_refs::get(conn, None, id)? else {
             return Ok(Outcome::Gone);
         };
-        let fetched = match self.cache.fetch(&r.url, &r.git_ref, &self.settings.credentials) {
+        let access = match self.access(conn, &r)? {
+            Ok(a) => a,
+            Err(f) => {
+                config_refs::record_failure(conn, &r, holder, started, &f)?;
+                return Ok(Outcome::Failed(f));
+            }
+        };
+        let fetched = match self.cache.fetch(&r.url, &r.git_ref, &access) {
             Ok(f) => f,
             Err(f) => {
                 config_refs::record_failure(conn, &r, holder, started, &f)?;
@@ -109,6 +119,24 @@ impl Syncer {
                 Err(e)
             }
         }
+    }
+
+    /// The policy's verdict on the ref's URL, right before the fetch (so a
+    /// host's DNS answer is checked as late as possible), and what the fetch
+    /// may use.
+    fn access(&self, conn: &mut DbConn, r: &ConfigRef) -> Result<Result<Access, SyncFailure>, StoreError> {
+        let Some(project) = craton::store::project_by_id(conn, r.project_id)? else {
+            return Ok(Err(SyncFailure::msg("the ref's project no longer exists")));
+        };
+        let actor = Actor::root_if(r.created_by_root);
+        let policy = &self.settings.policy;
+        if let Err(e) = policy.check_repo_url(&project.name, &r.url, actor) {
+            return Ok(Err(SyncFailure::msg(e.to_string())));
+        }
+        Ok(Ok(Access {
+            credentials: policy.credentials_for(&project.name, &r.url, actor, &self.settings.credentials),
+            follow_redirects: actor == Actor::Root,
+        }))
     }
 
     fn read_and_apply(

@@ -11,9 +11,16 @@
 //! | `CRATON_GIT_SSH_KEY` | path of an ssh private key (default: the ssh agent) |
 //! | `CRATON_GIT_SSH_KEY_PASSPHRASE`, `..._FILE` | its passphrase |
 //! | `CRATON_WEBHOOK_SECRET`, `CRATON_WEBHOOK_SECRET_FILE` | GitHub webhook secret; without it webhooks are refused |
+//! | `CRATON_WEBHOOK_MAX_CONCURRENT` | webhook bodies read at once (default 4; more get 503) |
+//! | `CRATON_WEBHOOK_MAX_BUFFERED_BYTES` | bytes those bodies may hold together (default 64 MiB) |
+//! | `CRATON_WEBHOOK_MAX_BODY_BYTES` | largest webhook body (default 25 MiB; larger get 413) |
 //! | `CRATON_SYNC_LEASE_SECS` | how long a sync lease lasts unless renewed (default 120) |
 //! | `CRATON_SYNC_TICK_MS` | how often the poller looks at the refs (default 1000) |
 //! | `CRATON_SYNC_PARALLEL` | syncs at once per process (default 2) |
+//!
+//! Per-project repository rules and credentials (`[projects.NAME]`
+//! `git_url_allow`, `git_token`, ...) come from the config file only; see
+//! `crate::repo_policy`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -44,9 +51,13 @@ pub struct SyncSettings {
     pub cache_dir: PathBuf,
     pub credentials: Credentials,
     pub webhook_secret: Option<Vec<u8>>,
+    pub webhook_limits: super::webhook::WebhookLimits,
     pub lease_ttl_ms: i64,
     pub tick_ms: u64,
     pub parallel: usize,
+    /// Which repository URLs each project may use, with which credentials
+    /// (`[projects.NAME]` in the config file).
+    pub policy: crate::repo_policy::RepoPolicy,
     /// This process's name in leases: host, pid and a random part.
     pub holder: String,
 }
@@ -57,7 +68,9 @@ impl fmt::Debug for SyncSettings {
             .field("cache_dir", &self.cache_dir)
             .field("credentials", &self.credentials)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("webhook_limits", &self.webhook_limits)
             .field("lease_ttl_ms", &self.lease_ttl_ms)
+            .field("policy", &self.policy)
             .field("holder", &self.holder)
             .finish()
     }
@@ -130,9 +143,18 @@ impl SyncSettings {
                 ssh_passphrase: secret("CRATON_GIT_SSH_KEY_PASSPHRASE")?,
             },
             webhook_secret: secret("CRATON_WEBHOOK_SECRET")?.or(file.webhook_secret).map(String::into_bytes),
+            webhook_limits: {
+                let d = super::webhook::WebhookLimits::default();
+                super::webhook::WebhookLimits {
+                    concurrent: number("CRATON_WEBHOOK_MAX_CONCURRENT", d.concurrent)?,
+                    buffered_bytes: number("CRATON_WEBHOOK_MAX_BUFFERED_BYTES", d.buffered_bytes)?,
+                    body_bytes: number("CRATON_WEBHOOK_MAX_BODY_BYTES", d.body_bytes)?,
+                }
+            },
             lease_ttl_ms: number::<i64>("CRATON_SYNC_LEASE_SECS", 120)?.max(1) * 1000,
             tick_ms: number::<u64>("CRATON_SYNC_TICK_MS", 1000)?.max(10),
             parallel: number::<usize>("CRATON_SYNC_PARALLEL", 2)?.max(1),
+            policy: crate::repo_policy::RepoPolicy::from_config(&file.projects)?,
             holder: holder_id(),
         })
     }
@@ -143,9 +165,11 @@ impl SyncSettings {
             cache_dir,
             credentials: Credentials::default(),
             webhook_secret: None,
+            webhook_limits: Default::default(),
             lease_ttl_ms: 120_000,
             tick_ms: 1000,
             parallel: 2,
+            policy: Default::default(),
             holder: holder_id(),
         }
     }

@@ -1,11 +1,74 @@
 //! GitHub push webhooks: the `X-Hub-Signature-256` check (HMAC-SHA256 of
 //! the raw body with the shared secret, compared in constant time) and the
-//! match of a push (repository URLs, ref) against the config refs.
+//! match of a push (repository URLs, ref) against the config refs, and the
+//! gate that bounds what unauthenticated senders can make the daemon
+//! buffer ([`WebhookGate`]).
 
 use craton::store::config_refs::ConfigRef;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bounds on webhook bodies, which anyone can send: how many are read at
+/// once, how many bytes they may hold together, how large one may be.
+/// `CRATON_WEBHOOK_MAX_CONCURRENT` (default 4),
+/// `CRATON_WEBHOOK_MAX_BUFFERED_BYTES` (default 64 MiB),
+/// `CRATON_WEBHOOK_MAX_BODY_BYTES` (default 25 MiB, GitHub's largest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookLimits {
+    pub concurrent: usize,
+    pub buffered_bytes: usize,
+    pub body_bytes: usize,
+}
+
+impl Default for WebhookLimits {
+    fn default() -> Self {
+        WebhookLimits { concurrent: 4, buffered_bytes: 64 << 20, body_bytes: 25 << 20 }
+    }
+}
+
+/// Semaphores for [`WebhookLimits`]: a body is read only with a slot and
+/// its size (the Content-Length, else the per-body maximum) reserved from
+/// the byte budget; without them the sender gets 503 at once.
+pub struct WebhookGate {
+    pub limits: WebhookLimits,
+    slots: std::sync::Arc<Semaphore>,
+    bytes: std::sync::Arc<Semaphore>,
+}
+
+/// A reservation; dropping it frees the slot and the bytes.
+pub struct WebhookPass {
+    _slot: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+impl WebhookGate {
+    pub fn new(mut limits: WebhookLimits) -> WebhookGate {
+        limits.buffered_bytes = limits.buffered_bytes.clamp(1, u32::MAX as usize);
+        limits.concurrent = limits.concurrent.max(1);
+        WebhookGate {
+            limits,
+            slots: std::sync::Arc::new(Semaphore::new(limits.concurrent)),
+            bytes: std::sync::Arc::new(Semaphore::new(limits.buffered_bytes)),
+        }
+    }
+
+    /// A slot and `len` bytes of budget (the per-body maximum when the
+    /// length is unknown), or None when either is exhausted.
+    pub fn try_enter(&self, len: Option<usize>) -> Option<WebhookPass> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let want = len.unwrap_or(self.limits.body_bytes).clamp(1, self.limits.buffered_bytes);
+        let bytes = self.bytes.clone().try_acquire_many_owned(u32::try_from(want).ok()?).ok()?;
+        Some(WebhookPass { _slot: slot, _bytes: bytes })
+    }
+}
+
+/// Whether a signature header is well-formed (`sha256=` and 64 hex
+/// digits), checked before the body is read.
+pub fn signature_well_formed(header: &str) -> bool {
+    header.trim().strip_prefix("sha256=").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {

@@ -25,13 +25,21 @@ use super::settings::SyncSettings;
 /// What the API, the webhook and the watcher use to reach the workers.
 pub struct SyncHub {
     pub syncer: Syncer,
+    /// Bounds on webhook bodies (read before any signature can be checked).
+    pub webhook_gate: super::webhook::WebhookGate,
     requests: Mutex<HashMap<i64, bool>>,
     wake: Notify,
 }
 
 impl SyncHub {
     pub fn new(settings: SyncSettings) -> Arc<SyncHub> {
-        Arc::new(SyncHub { syncer: Syncer::new(settings), requests: Mutex::default(), wake: Notify::new() })
+        let webhook_gate = super::webhook::WebhookGate::new(settings.webhook_limits);
+        Arc::new(SyncHub {
+            syncer: Syncer::new(settings),
+            webhook_gate,
+            requests: Mutex::default(),
+            wake: Notify::new(),
+        })
     }
 
     pub fn settings(&self) -> &SyncSettings {

@@ -1,0 +1,1 @@
+ALTER TABLE config_refs DROP COLUMN created_by_root;
