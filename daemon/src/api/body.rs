@@ -1,8 +1,7 @@
-//! JSON request bodies: size-limited (413), and validated field by field so
+//! JSON request bodies: size-limited (413), of a JSON media type (415), and validated field by field so
 //! that a 400 names every unknown or server-owned field at once instead of
 //! the first one serde trips on.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
@@ -26,13 +25,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad(format!("reading the body: {e}"))
-            }
-        })?;
+        let bytes = super::extract::json_bytes(req, state).await?;
         Ok(ApiJson(parse_body(&bytes)?))
     }
 }

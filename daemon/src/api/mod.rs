@@ -7,10 +7,12 @@ pub mod body;
 pub mod bundles;
 pub mod config_refs;
 pub mod error;
+pub mod extract;
 pub mod groups;
 pub mod hosts;
 pub mod inventory;
 pub mod meta;
+pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod resource;
@@ -130,6 +132,12 @@ async fn fallback() -> error::ApiError {
     error::ApiError::NotFound("no such route".into())
 }
 
+/// A known route asked with a method it does not have; axum adds the
+/// `Allow` header.
+async fn method_not_allowed() -> error::ApiError {
+    error::ApiError::MethodNotAllowed
+}
+
 pub fn app(state: AppState, limits: Limits) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -168,6 +176,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/config-refs/{id}/sync", post(config_refs::trigger))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, limits.timeout))

@@ -25,9 +25,17 @@ use super::error::{ApiError, FieldError};
 use super::query::Query;
 
 /// `PATCH` (partial) and `PUT` (full replace) handlers for a resource whose
-/// `update(state, caller, id, raw, body, mode)` does the work.
+/// `update(state, caller, id, raw, body, mode)` does the work, with their
+/// OpenAPI annotations: route, tag, query parameters, PATCH and PUT body
+/// schemas and the answer's schema (names in `crate::api::openapi`).
 macro_rules! patch_and_put {
-    ($update:ident) => {
+    ($update:ident, $path:tt, $tag:tt, $patch_summary:tt, $put_summary:tt, $params:ident, $patch:ident, $put:ident, $out:ident) => {
+        #[utoipa::path(patch, path = $path, tag = $tag, security(("bearer" = [])),
+            summary = $patch_summary,
+            params(crate::api::openapi::IdPath, crate::api::openapi::$params),
+            request_body = crate::api::openapi::$patch,
+            responses((status = 200, description = "As written, with its variables", body = crate::api::openapi::$out),
+                crate::api::openapi::WriteErrors))]
         pub async fn patch(
             State(state): State<AppState>,
             caller: Caller,
@@ -38,6 +46,12 @@ macro_rules! patch_and_put {
             $update(state, caller, id, raw, body, Mode::Patch).await
         }
 
+        #[utoipa::path(put, path = $path, tag = $tag, security(("bearer" = [])),
+            summary = $put_summary,
+            params(crate::api::openapi::IdPath, crate::api::openapi::$params),
+            request_body = crate::api::openapi::$put,
+            responses((status = 200, description = "As written, with its variables", body = crate::api::openapi::$out),
+                crate::api::openapi::WriteErrors))]
         pub async fn put(
             State(state): State<AppState>,
             caller: Caller,
@@ -51,21 +65,15 @@ macro_rules! patch_and_put {
 }
 pub(crate) use patch_and_put;
 
-/// A request body read whole (413 past the limit) but not parsed yet, so
-/// that authorization comes first.
+/// A request body read whole (413 past the limit, 415 if not JSON) but not
+/// parsed yet, so that authorization comes first.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad(format!("reading the body: {e}"))
-            }
-        })
+        super::extract::json_bytes(req, state).await.map(RawBody)
     }
 }
 

@@ -14,6 +14,7 @@ use craton::store::config_refs;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::extract::NoQuery;
 use super::resource::RawBody;
 use crate::state::AppState;
 use crate::sync::webhook::{matching_refs, signature_ok};
@@ -22,9 +23,18 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/github", tag = "webhooks",
+    summary = "GitHub push webhook, verified by X-Hub-Signature-256 (CRATON_WEBHOOK_SECRET); sync in background",
+    params(crate::api::openapi::WebhookHeaders),
+    request_body(content = crate::api::openapi::JsonObject, description = "GitHub's event payload"),
+    responses((status = 200, description = "A ping answered", body = crate::api::openapi::WebhookAnswer),
+        (status = 202, description = "A push accepted (the matching refs will sync) or another event ignored",
+            body = crate::api::openapi::WebhookAnswer),
+        crate::api::openapi::WebhookErrors))]
 pub async fn github(
     State(state): State<AppState>,
     headers: HeaderMap,
+    _: NoQuery,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Some(secret) = state.sync.as_ref().and_then(|h| h.settings().webhook_secret.clone()) else {
