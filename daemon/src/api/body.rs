@@ -45,6 +45,8 @@ pub fn parse_body<T: DeserializeOwned + Fields>(bytes: &[u8]) -> Result<T, ApiEr
                 field: k.clone(),
                 message: format!("unknown field (allowed: {})", T::FIELDS.join(", ")),
             });
+        } else if has_nul(&obj[k]) {
+            details.push(FieldError { field: k.clone(), message: NUL_MESSAGE.into() });
         }
     }
     if !details.is_empty() {
@@ -56,4 +58,20 @@ pub fn parse_body<T: DeserializeOwned + Fields>(bytes: &[u8]) -> Result<T, ApiEr
         // messages only sometimes; report the whole message under "body".
         ApiError::fields(vec![FieldError { field: "body".into(), message: msg }])
     })
+}
+
+/// PostgreSQL text cannot hold NUL, so no field may carry one (on any
+/// backend, to behave the same on all three): a name with NUL could only
+/// fail deep in the store.
+pub const NUL_MESSAGE: &str = "contains a NUL character";
+
+/// Whether a string anywhere in `v` contains NUL.
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }

@@ -222,10 +222,10 @@ async fn delete_vars(
 macro_rules! handlers {
     ($kind:expr, $get:ident, $put:ident, $delete:ident, $path:tt, $tag:tt, $what:tt, $get_q:ident, $put_q:ident, $delete_q:ident) => {
         #[utoipa::path(get, path = $path, tag = $tag, security(("bearer" = [])),
-                    summary = $what,
-                    params(crate::api::openapi::IdPath, crate::api::openapi::$get_q),
-                    responses((status = 200, description = "The variables (and with resolved=true the blame)",
-                        body = crate::api::openapi::Variables), crate::api::openapi::ReadErrors))]
+                            summary = $what,
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$get_q),
+                            responses((status = 200, description = "The variables (and with resolved=true the blame)",
+                                body = crate::api::openapi::Variables), crate::api::openapi::ReadErrors))]
         pub async fn $get(
             State(state): State<AppState>,
             caller: Caller,
@@ -236,11 +236,11 @@ macro_rules! handlers {
         }
 
         #[utoipa::path(put, path = $path, tag = $tag, security(("bearer" = [])),
-                    summary = "Merge variables in, key by key (editor)",
-                    params(crate::api::openapi::IdPath, crate::api::openapi::$put_q),
-                    request_body = crate::api::openapi::VariablesWrite,
-                    responses((status = 200, description = "The owner's variables after the merge",
-                        body = crate::api::openapi::Variables), crate::api::openapi::WriteErrors))]
+                            summary = "Merge variables in, key by key (editor)",
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$put_q),
+                            request_body = crate::api::openapi::VariablesWrite,
+                            responses((status = 200, description = "The owner's variables after the merge",
+                                body = crate::api::openapi::Variables), crate::api::openapi::WriteErrors))]
         pub async fn $put(
             State(state): State<AppState>,
             caller: Caller,
@@ -252,10 +252,10 @@ macro_rules! handlers {
         }
 
         #[utoipa::path(delete, path = $path, tag = $tag, security(("bearer" = [])),
-                    summary = "Delete the listed variables (editor): body keys and/or ?key=",
-                    params(crate::api::openapi::IdPath, crate::api::openapi::$delete_q),
-                    request_body(content = Option<crate::api::openapi::KeysBody>, description = "Optional"),
-                    responses((status = 204, description = "Deleted"), crate::api::openapi::WriteErrors))]
+                            summary = "Delete the listed variables (editor): body keys and/or ?key=",
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$delete_q),
+                            request_body(content = Option<crate::api::openapi::KeysBody>, description = "Optional"),
+                            responses((status = 204, description = "Deleted"), crate::api::openapi::WriteErrors))]
         pub async fn $delete(
             State(state): State<AppState>,
             caller: Caller,
