@@ -311,3 +311,25 @@ async fn documented_query_parameters_are_accepted_others_refused() {
     }
     assert_eq!(checked, ROUTES.len());
 }
+
+/// A request past `--timeout` gets the JSON error body too (tower-http's
+/// timeout layer answered an empty 408).
+#[tokio::test]
+async fn timeout_answers_json_408() {
+    let h = sqlite();
+    let root = h.token(None, Role::Root);
+    let limits = cratond::api::Limits { body_bytes: 1 << 20, timeout: std::time::Duration::ZERO };
+    let app = cratond::api::app(h.state.clone(), limits);
+    let req = Request::builder()
+        .uri("/v1/groups")
+        .header("authorization", format!("Bearer {root}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_error(&Resp { status, headers, body, text }, 408, "zero timeout");
+}

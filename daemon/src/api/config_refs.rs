@@ -213,7 +213,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/v1/config-refs/{id}/sync", tag = "config-refs", security(("bearer" = [])),
     summary = "Sync a config ref now, in the background (editor)",
     params(crate::api::openapi::IdPath, crate::api::openapi::SyncQuery),
-    request_body(content = Option<crate::api::openapi::SyncRequest>, description = "Optional"),
+    request_body(content = crate::api::openapi::SyncRequest, description = "Optional: force, as ?force= does"),
     responses((status = 202, description = "Sync requested; the ref's status tells how it went", body = crate::api::openapi::SyncAccepted),
         crate::api::openapi::WriteErrors))]
 pub async fn trigger(

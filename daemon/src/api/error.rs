@@ -33,6 +33,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request took too long")]
+    Timeout,
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

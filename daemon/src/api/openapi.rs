@@ -41,6 +41,7 @@ error_set!(
     /// Public service routes.
     PublicErrors {
         BadRequest = 400: "An unknown query parameter",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -51,6 +52,7 @@ error_set!(
         BadRequest = 400: "A bad query parameter or path segment (details name them)",
         Unauthorized = 401: "Missing, invalid or revoked token",
         NotFound = 404: "No such object, or not visible to this token",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -62,6 +64,7 @@ error_set!(
         Unauthorized = 401: "Missing, invalid or revoked token",
         Forbidden = 403: "The token's role is below admin",
         NotFound = 404: "No such project, or not visible to this token",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -73,6 +76,7 @@ error_set!(
         Unauthorized = 401: "Missing, invalid or revoked token",
         NotFound = 404: "No such project, group or host",
         Conflict = 409: "The group cannot be rendered on its own (reserved or not bundlable)",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -87,6 +91,7 @@ error_set!(
         Conflict = 409: "The write conflicts with existing data (a duplicate name, a cycle, a variable owned by a config ref)",
         PayloadTooLarge = 413: "The body is over the size limit",
         UnsupportedMediaType = 415: "A non-empty body that is not application/json",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -99,6 +104,7 @@ error_set!(
         Forbidden = 403: "The token's role does not allow this delete",
         NotFound = 404: "No such object, or not visible to this token",
         Conflict = 409: "The object cannot be deleted as it is",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -110,6 +116,7 @@ error_set!(
         Unauthorized = 401: "Webhooks disabled, or a missing or wrong X-Hub-Signature-256",
         PayloadTooLarge = 413: "The body is over 25 MB",
         UnsupportedMediaType = 415: "A body that is not application/json",
+        Timeout = 408: "The request took longer than the server\'s --timeout",
         Unavailable = 503: "The database cannot be reached",
     }
 );
@@ -308,6 +315,7 @@ pub enum NameOrId {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupWrite {
+    #[schema(min_length = 1)]
     pub name: String,
     #[schema(required = false)]
     pub kind: String,
@@ -326,7 +334,7 @@ pub struct GroupWrite {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPatch {
-    #[schema(required = false)]
+    #[schema(required = false, min_length = 1)]
     pub name: String,
     #[schema(required = false)]
     pub kind: String,
@@ -344,6 +352,7 @@ pub struct GroupPatch {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostWrite {
+    #[schema(min_length = 1)]
     pub name: String,
     /// IPv4 or IPv6 address.
     #[schema(required = false)]
@@ -363,7 +372,7 @@ pub struct HostWrite {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostPatch {
-    #[schema(required = false)]
+    #[schema(required = false, min_length = 1)]
     pub name: String,
     #[schema(required = false)]
     pub ip_address: Option<String>,
@@ -381,6 +390,7 @@ pub struct HostPatch {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectWrite {
+    #[schema(min_length = 1)]
     pub name: String,
 }
 
@@ -388,7 +398,7 @@ pub struct ProjectWrite {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
-    #[schema(required = false)]
+    #[schema(required = false, min_length = 1)]
     pub name: String,
 }
 
@@ -418,9 +428,11 @@ pub struct NewToken {
 #[serde(deny_unknown_fields)]
 pub struct NewConfigRef {
     /// https, ssh or file URL of the repository.
+    #[schema(min_length = 1)]
     pub url: String,
     /// Branch, tag or commit.
     #[serde(rename = "ref")]
+    #[schema(min_length = 1)]
     pub git_ref: String,
     /// Directory in the repository (default: its root).
     #[schema(required = false)]
@@ -496,7 +508,9 @@ pub struct Group {
     pub id: i64,
     pub name: String,
     pub kind: String,
+    #[schema(required)]
     pub description: Option<String>,
+    #[schema(required)]
     pub priority: Option<i64>,
     pub parents: Vec<String>,
     pub children: Vec<String>,
@@ -514,8 +528,10 @@ pub struct GroupList {
 pub struct Host {
     pub id: i64,
     pub name: String,
+    #[schema(required)]
     pub ip_address: Option<String>,
     pub active: bool,
+    #[schema(required)]
     pub parent: Option<String>,
     pub labels: Vec<String>,
     pub groups: Vec<String>,
@@ -557,12 +573,14 @@ pub struct Variables {
 #[derive(Deserialize, ToSchema)]
 pub struct TokenInfo {
     pub id: i64,
+    #[schema(required)]
     pub project: Option<String>,
     pub role: RoleName,
     pub description: String,
     /// The first characters of the secret, to tell tokens apart.
     pub prefix: String,
     pub created_at: i64,
+    #[schema(required)]
     pub revoked_at: Option<i64>,
 }
 
@@ -581,7 +599,9 @@ pub struct CreatedToken {
 
 #[derive(Deserialize, ToSchema)]
 pub struct SyncFailure {
+    #[schema(required)]
     pub file: Option<String>,
+    #[schema(required)]
     pub line: Option<i64>,
     pub message: String,
 }
@@ -596,10 +616,15 @@ pub struct VarCounts {
 #[derive(Deserialize, ToSchema)]
 pub struct SyncStatus {
     /// `ok`, `error`, or null before the first attempt.
+    #[schema(required)]
     pub result: Option<String>,
+    #[schema(required)]
     pub commit: Option<String>,
+    #[schema(required)]
     pub synced_at: Option<i64>,
+    #[schema(required)]
     pub attempted_at: Option<i64>,
+    #[schema(required)]
     pub error: Option<SyncFailure>,
     pub counts: VarCounts,
     pub failures: i64,
@@ -615,6 +640,7 @@ pub struct ConfigRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub path: String,
+    #[schema(required)]
     pub group: Option<String>,
     pub poll_interval: i64,
     pub status: SyncStatus,
@@ -675,6 +701,28 @@ impl Modify for Bearer {
     }
 }
 
+/// Request bodies documented as "Optional..." may be left out: utoipa
+/// marks a body required unless its type is an `Option`, which would
+/// also admit a JSON `null` body, which the handlers refuse.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.post, &mut item.delete].into_iter().flatten() {
+                if let Some(body) = &mut op.request_body {
+                    if body.description.as_deref().is_some_and(|d| d.starts_with(OPTIONAL_BODY)) {
+                        body.required = Some(utoipa::openapi::Required::False);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How an optional request body's description starts.
+pub const OPTIONAL_BODY: &str = "Optional";
+
 /// Operation ids from method and path: the handlers' names repeat across
 /// resources (`groups::list`, `hosts::list`), the routes do not.
 struct OperationIds;
@@ -703,7 +751,7 @@ impl Modify for OperationIds {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Craton API", description = "Fleet inventory for Ansible: projects, groups, hosts, variables, inventory documents and bundles, git config refs."),
-    modifiers(&Bearer, &OperationIds),
+    modifiers(&Bearer, &OperationIds, &OptionalBodies),
     components(schemas(ErrorBody<'static>, FieldError)),
     paths(
         meta::healthz,

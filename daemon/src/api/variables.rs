@@ -254,7 +254,7 @@ macro_rules! handlers {
         #[utoipa::path(delete, path = $path, tag = $tag, security(("bearer" = [])),
                             summary = "Delete the listed variables (editor): body keys and/or ?key=",
                             params(crate::api::openapi::IdPath, crate::api::openapi::$delete_q),
-                            request_body(content = Option<crate::api::openapi::KeysBody>, description = "Optional"),
+                            request_body(content = crate::api::openapi::KeysBody, description = "Optional: the keys to delete, with or instead of ?key="),
                             responses((status = 204, description = "Deleted"), crate::api::openapi::WriteErrors))]
         pub async fn $delete(
             State(state): State<AppState>,
