@@ -333,3 +333,26 @@ async fn timeout_answers_json_408() {
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     assert_error(&Resp { status, headers, body, text }, 408, "zero timeout");
 }
+
+/// JSON Schema counts `2.0` as an integer, so the document's integer
+/// fields (ids, priority) take it; a fraction is still refused.
+#[tokio::test]
+async fn integral_float_ids_are_integers() {
+    let h = sqlite();
+    let root = h.token(None, Role::Root);
+    let web = h.create("/v1/groups", &root, json!({"name": "web"})).await;
+    let r = h
+        .expect(
+            201,
+            "POST",
+            "/v1/groups",
+            &root,
+            Some(json!({"name": "app", "priority": 3.0, "parents": [web as f64]})),
+        )
+        .await;
+    assert_eq!((r.body["priority"].clone(), r.body["parents"].clone()), (json!(3), json!(["web"])), "{}", r.text);
+    let r = h.expect(201, "POST", "/v1/hosts", &root, Some(json!({"name": "h1", "groups": [web as f64]}))).await;
+    assert_eq!(r.body["groups"], json!(["web"]));
+    let r = h.expect(400, "POST", "/v1/groups", &root, Some(json!({"name": "db", "priority": 2.5}))).await;
+    assert_eq!(r.detail_fields(), ["priority"]);
+}

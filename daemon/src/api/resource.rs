@@ -139,6 +139,16 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// An integer as JSON Schema counts them: `3` and also `3.0` (a number
+/// with no fraction), as the OpenAPI document promises for integer fields.
+fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        let f = v.as_f64()?;
+        // i64::MAX is not exactly representable: stay strictly below 2^63.
+        (f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18).then_some(f as i64)
+    })
+}
+
 impl<'a> FieldReader<'a> {
     pub fn new(obj: &'a Map<String, Value>) -> Self {
         FieldReader { obj, errors: Vec::new() }
@@ -177,7 +187,7 @@ impl<'a> FieldReader<'a> {
     pub fn nullable_int(&mut self, field: &str) -> Option<Option<i64>> {
         self.typed(field, "an integer or null", |v| match v {
             Value::Null => Some(None),
-            other => other.as_i64().map(Some),
+            other => integer(other).map(Some),
         })
     }
 
@@ -190,7 +200,7 @@ impl<'a> FieldReader<'a> {
     fn as_ref(v: &Value) -> Option<Ref> {
         match v {
             Value::String(s) => Some(Ref::Name(s.clone())),
-            other => other.as_i64().map(Ref::Id),
+            other => integer(other).map(Ref::Id),
         }
     }
 
