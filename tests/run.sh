@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests on SQLite, PostgreSQL and
-# MariaDB, with real ansible-core. Installs and starts what it needs on a
+# MariaDB, with real ansible-core and schemathesis. Installs and starts what it needs on a
 # fresh machine of the project's kind (Debian, root): the MariaDB C client
 # for diesel, PostgreSQL and MariaDB servers if stopped, and a venv with
-# ansible-core from PyPI.
+# ansible-core and schemathesis from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ANSIBLE_CORE_VERSION=2.19.14
+SCHEMATHESIS_VERSION=4.32.5
 
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 missing=()
@@ -36,10 +37,17 @@ if ! my_up; then
 fi
 my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; }
 
-if ! .venv/bin/ansible-inventory --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
-  echo "installing ansible-core $ANSIBLE_CORE_VERSION into .venv"
+# schemathesis: daemon/tests/schemathesis.rs fuzzes a live daemon against its
+# OpenAPI document.
+venv_ready() {
+  .venv/bin/ansible-inventory --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION" &&
+    .venv/bin/schemathesis --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION"
+}
+if ! venv_ready; then
+  echo "installing ansible-core $ANSIBLE_CORE_VERSION and schemathesis $SCHEMATHESIS_VERSION into .venv"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
+  .venv/bin/pip install -q --disable-pip-version-check \
+    "ansible-core==$ANSIBLE_CORE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"

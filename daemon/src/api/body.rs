@@ -1,8 +1,7 @@
-//! JSON request bodies: size-limited (413), and validated field by field so
+//! JSON request bodies: size-limited (413), of a JSON media type (415), and validated field by field so
 //! that a 400 names every unknown or server-owned field at once instead of
 //! the first one serde trips on.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
@@ -26,13 +25,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad(format!("reading the body: {e}"))
-            }
-        })?;
+        let bytes = super::extract::json_bytes(req, state).await?;
         Ok(ApiJson(parse_body(&bytes)?))
     }
 }
@@ -52,6 +45,8 @@ pub fn parse_body<T: DeserializeOwned + Fields>(bytes: &[u8]) -> Result<T, ApiEr
                 field: k.clone(),
                 message: format!("unknown field (allowed: {})", T::FIELDS.join(", ")),
             });
+        } else if has_nul(&obj[k]) {
+            details.push(FieldError { field: k.clone(), message: NUL_MESSAGE.into() });
         }
     }
     if !details.is_empty() {
@@ -63,4 +58,20 @@ pub fn parse_body<T: DeserializeOwned + Fields>(bytes: &[u8]) -> Result<T, ApiEr
         // messages only sometimes; report the whole message under "body".
         ApiError::fields(vec![FieldError { field: "body".into(), message: msg }])
     })
+}
+
+/// PostgreSQL text cannot hold NUL, so no field may carry one (on any
+/// backend, to behave the same on all three): a name with NUL could only
+/// fail deep in the store.
+pub const NUL_MESSAGE: &str = "contains a NUL character";
+
+/// Whether a string anywhere in `v` contains NUL.
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }

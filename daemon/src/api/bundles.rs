@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use craton::bundle::{self, Bundle, Format};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::inventory::{parse, render_error};
 use crate::state::AppState;
 
@@ -79,6 +80,14 @@ async fn serve_bundle(
 }
 
 /// The whole project: `/v1/inventory.tgz` or `/v1/inventory.zip`.
+#[utoipa::path(get, path = "/v1/inventory.tgz", tag = "inventory", security(("bearer" = [])),
+    summary = "The project as a bundle (ansible.cfg + hosts/), gzipped tar",
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
+            content((crate::api::openapi::Binary = "application/gzip")),
+            headers(("ETag" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Unchanged since the If-None-Match ETag", headers(("ETag" = String))),
+        crate::api::openapi::RenderErrors))]
 pub async fn project_tgz(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,6 +97,14 @@ pub async fn project_tgz(
     serve_bundle(state, caller, None, Format::Tgz, raw, headers).await
 }
 
+#[utoipa::path(get, path = "/v1/inventory.zip", tag = "inventory", security(("bearer" = [])),
+    summary = "The project as a bundle (ansible.cfg + hosts/), zip",
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
+            content((crate::api::openapi::Binary = "application/zip")),
+            headers(("ETag" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Unchanged since the If-None-Match ETag", headers(("ETag" = String))),
+        crate::api::openapi::RenderErrors))]
 pub async fn project_zip(
     State(state): State<AppState>,
     caller: Caller,
@@ -98,6 +115,14 @@ pub async fn project_zip(
 }
 
 /// One group's subtree: `/v1/inventory/{group}.tgz` or `.zip`.
+#[utoipa::path(get, path = "/v1/inventory/{bundle}", tag = "inventory", security(("bearer" = [])),
+    summary = "A group's subtree as a bundle: GROUP.tgz or GROUP.zip",
+    params(crate::api::openapi::BundlePath, crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
+            content((crate::api::openapi::Binary = "application/gzip"), (crate::api::openapi::Binary = "application/zip")),
+            headers(("ETag" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Unchanged since the If-None-Match ETag", headers(("ETag" = String))),
+        crate::api::openapi::RenderErrors))]
 pub async fn group(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,7 +14,7 @@
 //! Deleting a ref deletes the variables it owns. A variable a ref owns
 //! cannot be changed or deleted through `/variables` (409 naming the ref).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::query::Query;
 use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
@@ -108,6 +109,10 @@ async fn check_policy_first(
         .map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
+#[utoipa::path(get, path = "/v1/config-refs", tag = "config-refs", security(("bearer" = [])),
+    summary = "List git config refs with their sync status",
+    params(crate::api::openapi::PageQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::ConfigRefList), crate::api::openapi::ReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +133,10 @@ pub async fn list(
         .await
 }
 
+#[utoipa::path(get, path = "/v1/config-refs/{id}", tag = "config-refs", security(("bearer" = [])),
+    summary = "One config ref: last synced commit, time, result, error (file:line), counts",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The ref with its status", body = crate::api::openapi::ConfigRef), crate::api::openapi::ReadErrors))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,6 +154,13 @@ pub async fn get_one(
         .await
 }
 
+#[utoipa::path(post, path = "/v1/config-refs", tag = "config-refs", security(("bearer" = [])),
+    summary = "Add a git config ref (editor); it is synced at once in the background",
+    params(crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::NewConfigRef,
+    responses((status = 201, description = "Created", body = crate::api::openapi::ConfigRef,
+            headers(("Location" = String, description = "Where to read it"))),
+        crate::api::openapi::WriteErrors))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,6 +220,10 @@ pub async fn create(
     Ok(created(location("/v1/config-refs", r.0.id, named.as_deref()), ref_json(&r.0, r.1.as_deref())))
 }
 
+#[utoipa::path(delete, path = "/v1/config-refs/{id}", tag = "config-refs", security(("bearer" = [])),
+    summary = "Delete a config ref and the variables it owns (editor)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::DeleteErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,6 +248,12 @@ pub async fn delete(
 /// Asks for a sync now (`?force=true` or `{"force": true}`: apply the
 /// commit again even if it was synced already). Answers 202 at once; the
 /// sync runs in the background (the ref's status tells how it went).
+#[utoipa::path(post, path = "/v1/config-refs/{id}/sync", tag = "config-refs", security(("bearer" = [])),
+    summary = "Sync a config ref now, in the background (editor)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::SyncQuery),
+    request_body(content = crate::api::openapi::SyncRequest, description = "Optional: force, as ?force= does"),
+    responses((status = 202, description = "Sync requested; the ref's status tells how it went", body = crate::api::openapi::SyncAccepted),
+        crate::api::openapi::WriteErrors))]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: Caller,

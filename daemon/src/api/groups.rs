@@ -2,7 +2,7 @@
 //! with their parents and children. Reads come from the cached snapshot;
 //! writes go to the store, one transaction each.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::query::Query;
 use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, vars_map, window,
@@ -40,6 +41,10 @@ fn group_json(snap: &Snapshot, g: usize, with_variables: bool) -> Result<Value, 
     with_vars(&rec, with_variables.then(|| vars_map(&snap.groups[g].vars)).as_ref())
 }
 
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    summary = "List groups; filters name, kind; limit + marker paging",
+    params(crate::api::openapi::GroupListQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::GroupList), crate::api::openapi::ReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,6 +70,10 @@ pub async fn list(
         .await
 }
 
+#[utoipa::path(get, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
+    summary = "One group with its variables",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The group, with its variables", body = crate::api::openapi::Group), crate::api::openapi::ReadErrors))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,6 +133,11 @@ fn written(conn: &mut craton::store::DbConn, pid: i64, rec: GroupRecord) -> Resu
     with_vars(&rec, Some(&vars))
 }
 
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    summary = "Create a group (editor)",
+    params(crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::GroupWrite,
+    responses((status = 201, description = "Created, with its variables", body = crate::api::openapi::Group, headers(("Location" = String, description = "Where to read it"))), crate::api::openapi::WriteErrors))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,8 +180,22 @@ async fn update(
         .await
 }
 
-super::resource::patch_and_put!(update);
+super::resource::patch_and_put!(
+    update,
+    "/v1/groups/{id}",
+    "groups",
+    "Change some fields of a group (editor)",
+    "Replace a group's fields (editor)",
+    ProjectQuery,
+    GroupPatch,
+    GroupWrite,
+    Group
+);
 
+#[utoipa::path(delete, path = "/v1/groups/{id}", tag = "groups", security(("bearer" = [])),
+    summary = "Delete a group (editor)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::DeleteErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

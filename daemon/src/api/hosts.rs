@@ -4,7 +4,7 @@
 //! resolver Ansible's output is checked against), so filtering behaves the
 //! same on every backend.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::query::Query;
 use super::resource::{
     created, links, list_body, location, object_body, object_fields, parse_id, store_error, vars_map, window,
@@ -123,6 +124,10 @@ impl Filters {
     }
 }
 
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", security(("bearer" = [])),
+    summary = "List hosts; filters name, group, label, parent, active, vars; limit + marker paging",
+    params(crate::api::openapi::HostListQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::HostList), crate::api::openapi::ReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,6 +156,10 @@ pub async fn list(
         .await
 }
 
+#[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", security(("bearer" = [])),
+    summary = "One host with its own or (resolved=true) resolved variables",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ResolvedQuery),
+    responses((status = 200, description = "The host, with its variables", body = crate::api::openapi::Host), crate::api::openapi::ReadErrors))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,6 +219,11 @@ fn written(conn: &mut craton::store::DbConn, pid: i64, rec: HostRecord) -> Resul
     with_vars(&rec, Some(&vars))
 }
 
+#[utoipa::path(post, path = "/v1/hosts", tag = "hosts", security(("bearer" = [])),
+    summary = "Create a host (editor)",
+    params(crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::HostWrite,
+    responses((status = 201, description = "Created, with its variables", body = crate::api::openapi::Host, headers(("Location" = String, description = "Where to read it"))), crate::api::openapi::WriteErrors))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -252,8 +266,22 @@ async fn update(
         .await
 }
 
-super::resource::patch_and_put!(update);
+super::resource::patch_and_put!(
+    update,
+    "/v1/hosts/{id}",
+    "hosts",
+    "Change some fields of a host (editor)",
+    "Replace a host's fields (editor)",
+    ProjectQuery,
+    HostPatch,
+    HostWrite,
+    Host
+);
 
+#[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts", security(("bearer" = [])),
+    summary = "Delete a host (editor)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::DeleteErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

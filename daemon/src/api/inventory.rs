@@ -2,13 +2,14 @@
 //! (`--host`), rendered by the same code as `craton-inventory`, so both
 //! print the same bytes for the same data.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use craton::render::{self, Options, Selection};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::query::Query;
 use crate::state::AppState;
 
@@ -76,6 +77,10 @@ pub(crate) fn render_error(e: render::RenderError) -> ApiError {
     }
 }
 
+#[utoipa::path(get, path = "/v1/inventory", tag = "inventory", security(("bearer" = [])),
+    summary = "The inventory as `craton-inventory --list` prints it",
+    params(crate::api::openapi::InventoryQuery),
+    responses((status = 200, description = "Ansible's --list JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -84,6 +89,10 @@ pub async fn list(
     render_doc(state, caller, raw, None).await
 }
 
+#[utoipa::path(get, path = "/v1/inventory/hosts/{name}", tag = "inventory", security(("bearer" = [])),
+    summary = "One host's variables as `craton-inventory --host` prints them",
+    params(crate::api::openapi::HostNamePath, crate::api::openapi::InventoryQuery),
+    responses((status = 200, description = "Ansible's --host JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
 pub async fn host(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,15 +1,15 @@
 //! Service endpoints: health (with a database round trip), Prometheus
-//! metrics, and the OpenAPI document generated from the route table.
+//! metrics, and the OpenAPI document (generated in [`super::openapi`]).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use diesel_check::ping;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::ROUTES;
+use super::extract::NoQuery;
 use crate::state::AppState;
 
 mod diesel_check {
@@ -21,63 +21,32 @@ mod diesel_check {
     }
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// Health, with a database round trip.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The database answers", body = super::openapi::Health),
+        super::openapi::PublicErrors))]
+pub async fn healthz(State(state): State<AppState>, _: NoQuery) -> Result<Response, ApiError> {
     state.db(|c| Ok(ping(c)?)).await?;
     Ok((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 400, description = "An unknown query parameter", body = super::openapi::ApiErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, _: NoQuery) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-/// The OpenAPI 3 document: every route of [`ROUTES`] with its summary.
+/// The OpenAPI document as JSON (see [`super::openapi`]).
 pub fn openapi_document() -> Value {
-    let mut paths = Map::new();
-    for r in ROUTES {
-        let path = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        let params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut op = json!({
-            "summary": r.summary,
-            "responses": {
-                "200": {"description": "success"},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"}
-            }
-        });
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
-        }
-        if !r.public {
-            op["security"] = json!([{"bearer": []}]);
-        }
-        path[r.method.to_ascii_lowercase()] = op;
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "Craton API", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {
-                "description": "error",
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {"error": {"type": "object", "properties": {
-                        "status": {"type": "integer"}, "message": {"type": "string"},
-                        "details": {"type": "array", "items": {"type": "object", "properties": {
-                            "field": {"type": "string"}, "message": {"type": "string"}}}}}}}
-                }}}
-            }}
-        }
-    })
+    serde_json::to_value(super::openapi::document()).expect("the OpenAPI document serializes")
 }
 
-pub async fn openapi() -> impl IntoResponse {
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = super::openapi::JsonObject),
+        super::openapi::PublicErrors))]
+pub async fn openapi(_: NoQuery) -> impl IntoResponse {
     Json(openapi_document())
 }

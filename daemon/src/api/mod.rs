@@ -7,10 +7,12 @@ pub mod body;
 pub mod bundles;
 pub mod config_refs;
 pub mod error;
+pub mod extract;
 pub mod groups;
 pub mod hosts;
 pub mod inventory;
 pub mod meta;
+pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod resource;
@@ -22,10 +24,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
 
@@ -130,6 +131,21 @@ async fn fallback() -> error::ApiError {
     error::ApiError::NotFound("no such route".into())
 }
 
+/// Answers 408 with the JSON error body when the handler takes longer than
+/// `timeout` (tower-http's timeout layer answers with an empty body).
+async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => error::ApiError::Timeout.into_response(),
+    }
+}
+
+/// A known route asked with a method it does not have; axum adds the
+/// `Allow` header.
+async fn method_not_allowed() -> error::ApiError {
+    error::ApiError::MethodNotAllowed
+}
+
 pub fn app(state: AppState, limits: Limits) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -168,8 +184,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/config-refs/{id}/sync", post(config_refs::trigger))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, limits.timeout))
+        .layer(middleware::from_fn_with_state(limits.timeout, deadline))
         .with_state(state)
 }

@@ -2,7 +2,7 @@
 //! project token sees its own project only, in the list and by id, and
 //! cannot change it (another project is a 404, its own a 403).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Path;
 use super::query::Query;
 use super::resource::{
     created, links, list_body, object_body, object_fields, parse_id, store_error, vars_map, window, with_vars,
@@ -44,6 +45,10 @@ pub(crate) fn visible_project(conn: &mut DbConn, caller: &Caller, id: i64) -> Re
         .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))
 }
 
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+    summary = "List projects (root: all; a project token: its own)",
+    params(crate::api::openapi::ProjectListQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::ProjectList), crate::api::openapi::ReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,6 +72,10 @@ pub async fn list(
         .await
 }
 
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    summary = "One project with its variables",
+    params(crate::api::openapi::IdPath),
+    responses((status = 200, description = "The project, with its variables", body = crate::api::openapi::Project), crate::api::openapi::ReadErrors))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +105,10 @@ fn name_of(body: &[u8], mode: Mode) -> Result<Option<String>, ApiError> {
     Ok(name)
 }
 
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+    summary = "Create a project (root)",
+    request_body = crate::api::openapi::ProjectWrite,
+    responses((status = 201, description = "Created, with its variables", body = crate::api::openapi::Project, headers(("Location" = String, description = "Where to read it"))), crate::api::openapi::WriteErrors))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,8 +148,22 @@ async fn update(
         .await
 }
 
-super::resource::patch_and_put!(update);
+super::resource::patch_and_put!(
+    update,
+    "/v1/projects/{id}",
+    "projects",
+    "Rename a project (root)",
+    "Replace a project's fields (root)",
+    NoParams,
+    ProjectPatch,
+    ProjectWrite,
+    Project
+);
 
+#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    summary = "Delete a project with everything in it (root)",
+    params(crate::api::openapi::IdPath),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::DeleteErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

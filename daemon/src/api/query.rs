@@ -1,5 +1,7 @@
 //! Query strings: repeated keys (`vars=a:1&vars=b:2`) and a 400 naming
-//! every unknown parameter, which serde-based extractors do not give.
+//! every unknown parameter, which serde-based extractors do not give, and
+//! one naming every value with a NUL character (which PostgreSQL cannot
+//! store or compare).
 
 use super::error::{ApiError, FieldError};
 
@@ -21,6 +23,14 @@ impl Query {
             .collect();
         if !unknown.is_empty() {
             return Err(ApiError::fields(unknown));
+        }
+        let nul: Vec<FieldError> = pairs
+            .iter()
+            .filter(|(_, v)| v.contains('\0'))
+            .map(|(k, _)| FieldError { field: k.clone(), message: super::body::NUL_MESSAGE.into() })
+            .collect();
+        if !nul.is_empty() {
+            return Err(ApiError::fields(nul));
         }
         Ok(Query(pairs))
     }

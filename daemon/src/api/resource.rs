@@ -25,9 +25,17 @@ use super::error::{ApiError, FieldError};
 use super::query::Query;
 
 /// `PATCH` (partial) and `PUT` (full replace) handlers for a resource whose
-/// `update(state, caller, id, raw, body, mode)` does the work.
+/// `update(state, caller, id, raw, body, mode)` does the work, with their
+/// OpenAPI annotations: route, tag, query parameters, PATCH and PUT body
+/// schemas and the answer's schema (names in `crate::api::openapi`).
 macro_rules! patch_and_put {
-    ($update:ident) => {
+    ($update:ident, $path:tt, $tag:tt, $patch_summary:tt, $put_summary:tt, $params:ident, $patch:ident, $put:ident, $out:ident) => {
+        #[utoipa::path(patch, path = $path, tag = $tag, security(("bearer" = [])),
+            summary = $patch_summary,
+            params(crate::api::openapi::IdPath, crate::api::openapi::$params),
+            request_body = crate::api::openapi::$patch,
+            responses((status = 200, description = "As written, with its variables", body = crate::api::openapi::$out),
+                crate::api::openapi::WriteErrors))]
         pub async fn patch(
             State(state): State<AppState>,
             caller: Caller,
@@ -38,6 +46,12 @@ macro_rules! patch_and_put {
             $update(state, caller, id, raw, body, Mode::Patch).await
         }
 
+        #[utoipa::path(put, path = $path, tag = $tag, security(("bearer" = [])),
+            summary = $put_summary,
+            params(crate::api::openapi::IdPath, crate::api::openapi::$params),
+            request_body = crate::api::openapi::$put,
+            responses((status = 200, description = "As written, with its variables", body = crate::api::openapi::$out),
+                crate::api::openapi::WriteErrors))]
         pub async fn put(
             State(state): State<AppState>,
             caller: Caller,
@@ -51,21 +65,15 @@ macro_rules! patch_and_put {
 }
 pub(crate) use patch_and_put;
 
-/// A request body read whole (413 past the limit) but not parsed yet, so
-/// that authorization comes first.
+/// A request body read whole (413 past the limit, 415 if not JSON) but not
+/// parsed yet, so that authorization comes first.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad(format!("reading the body: {e}"))
-            }
-        })
+        super::extract::json_bytes(req, state).await.map(RawBody)
     }
 }
 
@@ -131,6 +139,16 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// An integer as JSON Schema counts them: `3` and also `3.0` (a number
+/// with no fraction), as the OpenAPI document promises for integer fields.
+fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        let f = v.as_f64()?;
+        // i64::MAX is not exactly representable: stay strictly below 2^63.
+        (f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18).then_some(f as i64)
+    })
+}
+
 impl<'a> FieldReader<'a> {
     pub fn new(obj: &'a Map<String, Value>) -> Self {
         FieldReader { obj, errors: Vec::new() }
@@ -169,7 +187,7 @@ impl<'a> FieldReader<'a> {
     pub fn nullable_int(&mut self, field: &str) -> Option<Option<i64>> {
         self.typed(field, "an integer or null", |v| match v {
             Value::Null => Some(None),
-            other => other.as_i64().map(Some),
+            other => integer(other).map(Some),
         })
     }
 
@@ -182,7 +200,7 @@ impl<'a> FieldReader<'a> {
     fn as_ref(v: &Value) -> Option<Ref> {
         match v {
             Value::String(s) => Some(Ref::Name(s.clone())),
-            other => other.as_i64().map(Ref::Id),
+            other => integer(other).map(Ref::Id),
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/v1/tokens`: project admins manage their project's tokens, root
 //! manages all. The secret is returned once, on creation.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -12,9 +12,16 @@ use serde_json::json;
 use super::auth::Caller;
 use super::body::ApiJson;
 use super::error::ApiError;
+use super::extract::{NoQuery, Path};
 use super::query::Query;
+use super::resource::parse_id;
 use crate::state::AppState;
 
+/// List API tokens (admin).
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    params(crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The tokens, never with their secrets", body = crate::api::openapi::TokenList),
+        crate::api::openapi::AdminReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -50,9 +57,15 @@ impl super::body::Fields for NewToken {
     const FIELDS: &'static [&'static str] = &["role", "project", "description"];
 }
 
+/// Create an API token (admin); the secret is returned once.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    request_body = crate::api::openapi::NewToken,
+    responses((status = 201, description = "The new token with its secret", body = crate::api::openapi::CreatedToken),
+        crate::api::openapi::WriteErrors))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    _: NoQuery,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Admin)?;
@@ -69,12 +82,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "token": secret, "role": role }))))
 }
 
+/// Revoke an API token (admin).
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(crate::api::openapi::IdPath),
+    responses((status = 204, description = "Revoked"), crate::api::openapi::DeleteErrors))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
+    _: NoQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Admin)?;
+    let id = parse_id("token", &id)?;
     let scope = caller.grant.project_id;
     let done = state.db(move |c| Ok(tokens::revoke(c, id, scope)?)).await?;
     if !done {

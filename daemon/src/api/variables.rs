@@ -3,7 +3,7 @@
 //! `?resolved=true` gives what Ansible ends up with, and per key the owner
 //! that supplied it (the "blame"), from the same resolver as the inventory.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, FieldError};
+use super::extract::Path;
 use super::groups::group_index;
 use super::hosts::{host_index, resolved_map};
 use super::projects::visible_project;
@@ -215,9 +216,16 @@ async fn delete_vars(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The nine handlers, three per owner kind.
+/// The nine handlers, three per owner kind, with their OpenAPI
+/// annotations: route, tag, and the query parameters of GET, PUT and
+/// DELETE (names in `crate::api::openapi`).
 macro_rules! handlers {
-    ($kind:expr, $get:ident, $put:ident, $delete:ident) => {
+    ($kind:expr, $get:ident, $put:ident, $delete:ident, $path:tt, $tag:tt, $what:tt, $get_q:ident, $put_q:ident, $delete_q:ident) => {
+        #[utoipa::path(get, path = $path, tag = $tag, security(("bearer" = [])),
+                            summary = $what,
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$get_q),
+                            responses((status = 200, description = "The variables (and with resolved=true the blame)",
+                                body = crate::api::openapi::Variables), crate::api::openapi::ReadErrors))]
         pub async fn $get(
             State(state): State<AppState>,
             caller: Caller,
@@ -227,6 +235,12 @@ macro_rules! handlers {
             get_vars(state, caller, $kind, id, raw).await
         }
 
+        #[utoipa::path(put, path = $path, tag = $tag, security(("bearer" = [])),
+                            summary = "Merge variables in, key by key (editor)",
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$put_q),
+                            request_body = crate::api::openapi::VariablesWrite,
+                            responses((status = 200, description = "The owner's variables after the merge",
+                                body = crate::api::openapi::Variables), crate::api::openapi::WriteErrors))]
         pub async fn $put(
             State(state): State<AppState>,
             caller: Caller,
@@ -237,6 +251,11 @@ macro_rules! handlers {
             put_vars(state, caller, $kind, id, raw, body).await
         }
 
+        #[utoipa::path(delete, path = $path, tag = $tag, security(("bearer" = [])),
+                            summary = "Delete the listed variables (editor): body keys and/or ?key=",
+                            params(crate::api::openapi::IdPath, crate::api::openapi::$delete_q),
+                            request_body(content = crate::api::openapi::KeysBody, description = "Optional: the keys to delete, with or instead of ?key="),
+                            responses((status = 204, description = "Deleted"), crate::api::openapi::WriteErrors))]
         pub async fn $delete(
             State(state): State<AppState>,
             caller: Caller,
@@ -249,6 +268,39 @@ macro_rules! handlers {
     };
 }
 
-handlers!(Kind::Project, get_project, put_project, delete_project);
-handlers!(Kind::Group, get_group, put_group, delete_group);
-handlers!(Kind::Host, get_host, put_host, delete_host);
+handlers!(
+    Kind::Project,
+    get_project,
+    put_project,
+    delete_project,
+    "/v1/projects/{id}/variables",
+    "projects",
+    "The project's own variables (the `all` group's)",
+    NoParams,
+    NoParams,
+    ProjectKeysQuery
+);
+handlers!(
+    Kind::Group,
+    get_group,
+    put_group,
+    delete_group,
+    "/v1/groups/{id}/variables",
+    "groups",
+    "The group's own variables",
+    ProjectQuery,
+    ProjectQuery,
+    KeysQuery
+);
+handlers!(
+    Kind::Host,
+    get_host,
+    put_host,
+    delete_host,
+    "/v1/hosts/{id}/variables",
+    "hosts",
+    "The host's own variables, or (resolved=true) resolved with blame",
+    ResolvedQuery,
+    ProjectQuery,
+    KeysQuery
+);

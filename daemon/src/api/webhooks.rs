@@ -23,6 +23,7 @@ use craton::store::config_refs;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::extract::NoQuery;
 use crate::state::AppState;
 use crate::sync::webhook::{matching_refs, signature_ok, signature_well_formed};
 
@@ -34,7 +35,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub async fn github(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/v1/webhooks/github", tag = "webhooks",
+    summary = "GitHub push webhook, verified by X-Hub-Signature-256 (CRATON_WEBHOOK_SECRET); sync in background",
+    params(crate::api::openapi::WebhookHeaders),
+    request_body(content = crate::api::openapi::JsonObject, description = "GitHub's event payload"),
+    responses((status = 200, description = "A ping answered", body = crate::api::openapi::WebhookAnswer),
+        (status = 202, description = "A push accepted (the matching refs will sync) or another event ignored",
+            body = crate::api::openapi::WebhookAnswer),
+        crate::api::openapi::WebhookErrors))]
+pub async fn github(State(state): State<AppState>, _: NoQuery, req: Request) -> Result<Response, ApiError> {
     let Some(hub) = state.sync.clone() else {
         return Err(no_secret());
     };
