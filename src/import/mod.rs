@@ -618,3 +618,67 @@ fn to_desired(inv: ParsedInventory, files: vars_files::VarsFiles) -> Desired {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn executable(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn config_ref_sync_never_runs_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let script = format!("#!/bin/sh\ntouch '{}'\necho '{{\"web\": [\"h1\"]}}'\n", marker.display());
+        executable(dir.path(), "inventory.sh", &script);
+        // import_path is what config ref syncs use.
+        let e = import_path(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("only `cratond import ansible` runs scripts"), "{e}");
+        assert!(!marker.exists(), "the script ran");
+        let opts = ImportOptions { run_scripts: true, ..ImportOptions::default() };
+        let imported = import_with(dir.path().to_str().unwrap(), &opts).unwrap();
+        assert!(marker.exists());
+        assert_eq!(imported.desired.groups["web"].hosts, ["h1"]);
+    }
+
+    #[test]
+    fn executable_files_without_a_header_go_to_the_next_plugin() {
+        // Python's subprocess gets ENOEXEC and the chain moves on; nothing
+        // is handed to /bin/sh.
+        let dir = tempfile::tempdir().unwrap();
+        let p = executable(dir.path(), "hosts", "[web]\nw1\n");
+        let opts = ImportOptions { run_scripts: true, ..ImportOptions::default() };
+        let imported = import_with(p.to_str().unwrap(), &opts).unwrap();
+        assert_eq!(imported.desired.groups["web"].hosts, ["w1"]);
+    }
+
+    #[test]
+    fn non_utf8_runs_become_one_question_mark() {
+        assert_eq!(decode_like_ansible_display(b"ok"), ("ok".to_string(), None));
+        assert_eq!(decode_like_ansible_display(b"a\n\xe9\xe9b\xe2\x82\n\xffc"), ("a\n?b?\n?c".to_string(), Some(2)));
+    }
+
+    #[test]
+    fn vault_header_only_on_ascii_data() {
+        assert!(is_vault(b"$ANSIBLE_VAULT;1.1;AES256\n6162\n"));
+        assert!(!is_vault("$ANSIBLE_VAULT;1.1;AES256\n\u{e9}\n".as_bytes()));
+        assert!(!is_vault(b" $ANSIBLE_VAULT;1.1;AES256\n"));
+    }
+
+    #[test]
+    fn ansible_inventory_gets_no_craton_settings() {
+        let env = ansible_env(
+            [("PATH", "/bin"), ("CRATON_DATABASE_URL", "postgres://u:pw@db"), ("ANSIBLE_HOME", "/h"), ("OTHER", "x")]
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert!(names.contains(&"PATH") && names.contains(&"ANSIBLE_HOME"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("CRATON_") || *n == "OTHER"), "{names:?}");
+    }
+}

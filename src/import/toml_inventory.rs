@@ -209,7 +209,7 @@ mod tests {
         let (inv, w) = parse(
             "[all.vars]\nhas_java = false\n\n[web]\nchildren = [\"apache\", \"nginx\"]\nvars = { http_port = 8080, \
              myvar = 23 }\n\n[web.hosts]\nhost1 = {}\n\"host2:2222\" = { ansible_port = 222 }\n\n[apache.hosts]\n\
-             tomcat[1:2] = { t = 1979-05-27T07:32:00.9999999Z }\n\n[nginx.hosts]\njenkins1 = {}\n[odd]\nextra = 1\n",
+             \"tomcat[1:2]\" = { t = 1979-05-27T07:32:00.9999999Z }\n\n[nginx.hosts]\njenkins1 = {}\n[odd]\nextra = 1\n",
         );
         assert_eq!(inv.groups.keys().collect::<Vec<_>>(), ["all", "ungrouped", "web", "apache", "nginx", "odd"]);
         assert_eq!(inv.groups["web"].children.iter().collect::<Vec<_>>(), ["apache", "nginx"]);
