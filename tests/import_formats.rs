@@ -523,3 +523,28 @@ fn random_scripts_without_meta() {
 fn random_toml_inventories() {
     random_cases(6_000, random_toml);
 }
+
+/// README's example of what `--via-ansible` cannot keep: a group_vars/
+/// file outranks every inline variable in Ansible (and after a native
+/// import); through `--list --export` it becomes an inline value of `all`.
+#[test]
+fn via_ansible_loses_file_tiers_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hosts.ini", "[a]\nh1\n[a:vars]\nx=1\n");
+    write(dir.path(), "group_vars/all.yml", "x: 2\n");
+    let home = tempfile::tempdir().unwrap();
+    let original = common::ansible_list(dir.path(), DEFAULT_PLUGINS, false, &[]);
+    assert_eq!(original["_meta"]["hostvars"]["h1"]["x"], json!(2));
+    let db = TestDb::new(common::Backend::Sqlite);
+    ok(cratond(&db).args(["import", "ansible"]).arg(dir.path()));
+    assert_eq!(common::ansible_via_craton(&db, false, &[]), original, "native import keeps the tier");
+    let db = TestDb::new(common::Backend::Sqlite);
+    ok(cratond(&db)
+        .args(["import", "ansible", "--via-ansible"])
+        .arg(dir.path())
+        .env("CRATON_ANSIBLE_INVENTORY", common::ansible("ansible-inventory"))
+        .env("ANSIBLE_HOME", home.path().join(".ansible"))
+        .env("ANSIBLE_CONFIG", home.path().join("none.cfg")));
+    let through = common::ansible_via_craton(&db, false, &[]);
+    assert_eq!(through["_meta"]["hostvars"]["h1"]["x"], json!(1), "as README.rst says: {through}");
+}
