@@ -169,6 +169,8 @@ fn vault_encrypted_files_are_refused_in_every_format() {
     const VAULT: &str = "$ANSIBLE_VAULT;1.1;AES256\n6162\n";
     for b in backends() {
         let db = TestDb::new(b);
+        // Migrated, so that craton-inventory can show it stayed empty.
+        drop(db.conn());
         for (files, culprit) in [
             (vec![("min.ini", VAULT)], "min.ini"),
             (vec![("inv.yml", VAULT)], "inv.yml"),
