@@ -158,8 +158,9 @@ enum TokenAction {
 
 #[derive(Subcommand)]
 enum ImportKind {
-    /// An Ansible inventory: YAML, INI, script/`ansible-inventory --list`
-    /// JSON (`-` reads stdin), or a directory of those with group_vars/ and host_vars/.
+    /// An Ansible inventory: YAML, INI, TOML, an executable inventory script,
+    /// script/`ansible-inventory --list` JSON (`-` reads stdin), or a
+    /// directory of those with group_vars/ and host_vars/.
     Ansible {
         path: String,
         /// Project to import into (created if missing).
@@ -168,7 +169,38 @@ enum ImportKind {
         /// Make the project match the input exactly (remove what it lacks).
         #[arg(long)]
         replace: bool,
+        #[command(flatten)]
+        how: ImportHow,
     },
+}
+
+#[derive(clap::Args)]
+struct ImportHow {
+    /// Read PATH through the installed `ansible-inventory -i PATH --list
+    /// --export` (CRATON_ANSIBLE_INVENTORY names it): inventory plugins,
+    /// vault; loses what that output cannot show (see README).
+    #[arg(long)]
+    via_ansible: bool,
+    /// Passed to ansible-inventory with --via-ansible.
+    #[arg(long, requires = "via_ansible")]
+    vault_password_file: Option<std::path::PathBuf>,
+    /// Seconds an inventory script or ansible-inventory may run.
+    #[arg(long, env = "CRATON_IMPORT_TIMEOUT", default_value_t = 600)]
+    timeout: u64,
+}
+
+fn read_import(path: &str, how: ImportHow) -> Result<craton::import::Imported> {
+    use craton::import::{command::Limits, ImportOptions, ViaAnsible};
+    let limits = Limits { timeout: std::time::Duration::from_secs(how.timeout), ..Limits::default() };
+    if !how.via_ansible {
+        return Ok(craton::import::import_with(path, &ImportOptions { run_scripts: true, limits })?);
+    }
+    if path == "-" {
+        return Err(anyhow!("--via-ansible needs an inventory path, not stdin"));
+    }
+    let program = std::env::var_os("CRATON_ANSIBLE_INVENTORY").unwrap_or_else(|| "ansible-inventory".into());
+    let via = ViaAnsible { program: program.into(), vault_password_file: how.vault_password_file, limits };
+    Ok(craton::import::via_ansible(path, &via)?)
 }
 
 fn database_url(flag: Option<String>) -> Result<DbUrl> {
@@ -187,8 +219,8 @@ fn connect_migrated(url: &DbUrl) -> Result<store::DbConn> {
     Ok(conn)
 }
 
-fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool) -> Result<()> {
-    let mut imported = craton::import::import_path(path)?;
+fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: ImportHow) -> Result<()> {
+    let mut imported = read_import(path, how)?;
     for w in &imported.warnings {
         eprintln!("warning: {w}");
     }
@@ -253,8 +285,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Import { kind: ImportKind::Ansible { path, project, replace } } => {
-            import_ansible(&url, &path, &project, replace)
+        Command::Import { kind: ImportKind::Ansible { path, project, replace, how } } => {
+            import_ansible(&url, &path, &project, replace, how)
         }
         Command::Serve(args) => serve(&url, args),
         Command::Token { action } => token(&url, action),

@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::builder::{ParseError, ParsedInventory};
-use super::hostrange::{is_py_space, is_py_word, parse_host_pattern, py_int, py_repr};
+use super::hostrange::{is_py_space, is_py_word, parse_host_pattern, py_repr};
 use super::pyliteral::parse_value;
 
 /// Ansible's INI inventory plugin: reads `text` into `inv` the way
@@ -191,25 +191,9 @@ impl IniParser<'_> {
         Ok(())
     }
 
-    /// `InventoryData.set_variable`: a group of that name wins over a host,
-    /// so `web x=1` under `[web]` sets a variable of the group `web`.
+    /// `InventoryData.set_variable`.
     fn set_variable(&mut self, entity: &str, key: &str, value: Value) -> Result<(), String> {
-        if self.inv.groups.contains_key(entity) {
-            // `Group.set_priority(int(value))`: Python's int() of a string
-            // allows what a Rust parse does not (`1_0`, Unicode digits).
-            let value = match value {
-                Value::String(s) if key == "ansible_group_priority" => {
-                    let n = py_int(&s)
-                        .and_then(|n| i64::try_from(n).ok())
-                        .ok_or_else(|| format!("invalid literal for int() with base 10: {}", py_repr(&s)))?;
-                    Value::from(n)
-                }
-                other => other,
-            };
-            self.inv.set_group_var(entity, key, value)
-        } else {
-            self.inv.set_host_var(entity, key, value)
-        }
+        super::set_variable(self.inv, entity, key, value)
     }
 }
 
