@@ -5,52 +5,14 @@
 #[path = "../../tests/common/mod.rs"]
 mod fixtures;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{ansible, ansible_env, ansible_list, backends, bin, cratond, inventory, ok, run, stderr, TestDb};
+use fixtures::{
+    ansible, ansible_env, ansible_list, backends, bin, cratond, inventory, ok, run, stderr, Server, TestDb,
+};
 use serde_json::{json, Value};
-
-/// A running `cratond serve`; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(db: &TestDb, extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = cratond(db)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("CRATON_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Wait for the "serving" log line, keep draining stderr afterwards.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = lines.next().expect("cratond exited before serving").unwrap();
-            if line.contains("cratond serving") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cratond did not start");
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
@@ -72,7 +34,7 @@ fn rest_backend_prints_the_same_bytes_as_the_database() {
     for b in backends() {
         let db = seeded(b);
         let t = token(&db, "reader");
-        let server = Server::start(&db, &[]);
+        let server = Server::start(&db, &[], &[]);
         for args in [
             vec!["--list"],
             vec!["--list", "--pretty"],
@@ -111,7 +73,7 @@ fn fails(cmd: &mut Command, needle: &str) {
 fn rest_backend_failures_are_one_line() {
     let db = seeded(fixtures::Backend::Sqlite);
     let t = token(&db, "reader");
-    let server = Server::start(&db, &[]);
+    let server = Server::start(&db, &[], &[]);
     let rest = |url: &str, tok: &str| {
         let mut c = inventory(&db);
         c.arg("--list").env_remove("CRATON_DATABASE_URL").env("CRATON_URL", url).env("CRATON_TOKEN", tok);
@@ -143,7 +105,7 @@ fn bundle_over_http_runs_ansible() {
         let db = TestDb::new(b);
         let t_admin = ok(cratond(&db).args(["token", "create", "--project", "default", "--role", "editor"]));
         let t = t_admin.trim();
-        let server = Server::start(&db, &[]);
+        let server = Server::start(&db, &[], &[]);
         let a = agent();
         let call = |method: &str, path: &str, body: Value| -> Value {
             let url = format!("{}{path}", server.base);
@@ -246,7 +208,7 @@ fn bundle_over_http_runs_ansible() {
 #[test]
 fn sigterm_shuts_down_cleanly() {
     let db = seeded(fixtures::Backend::Sqlite);
-    let mut server = Server::start(&db, &[]);
+    let mut server = Server::start(&db, &[], &[]);
     let health = agent().get(format!("{}/healthz", server.base)).call().unwrap();
     assert_eq!(health.status().as_u16(), 200);
     ok(Command::new("kill").args(["-TERM", &server.child.id().to_string()]));
@@ -268,7 +230,7 @@ fn insecure_mode_is_loopback_only() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
     // On loopback it serves without a token.
-    let server = Server::start(&db, &["--insecure-no-auth"]);
+    let server = Server::start(&db, &["--insecure-no-auth"], &[]);
     let r = agent().get(format!("{}/v1/inventory", server.base)).call().unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }

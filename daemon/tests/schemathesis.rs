@@ -16,54 +16,15 @@
 #[path = "../../tests/common/mod.rs"]
 mod fixtures;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use fixtures::{ansible, backends, cratond, ok, run, stderr, stdout, Backend, TestDb};
+use fixtures::{ansible, backends, cratond, ok, run, stderr, stdout, Backend, Server, TestDb};
 use serde_json::{json, Value};
 
 /// Checks that fail the run; all of schemathesis' conformance checks.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance";
-
-/// A running `cratond serve`; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(db: &TestDb) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = cratond(db)
-            .args(["serve", "--no-sync", "--listen", &format!("127.0.0.1:{port}")])
-            .env("CRATON_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = lines.next().expect("cratond exited before serving").unwrap();
-            if line.contains("cratond serving") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cratond did not start");
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn token(db: &TestDb, role: &str) -> String {
     ok(cratond(db).args(["token", "create", "--project", "default", "--role", role])).trim().to_string()
@@ -121,7 +82,7 @@ fn schemathesis_finds_no_mismatch() {
         ok(cratond(&db).arg("migrate"));
         let admin = token(&db, "admin");
         let reader = token(&db, "reader");
-        let server = Server::start(&db);
+        let server = Server::start(&db, &["--no-sync"], &[]);
         seed(&db, &server.base, &admin);
         for (who, t, seconds) in [("admin", &admin, 40), ("reader", &reader, 20)] {
             let started = Instant::now();

@@ -16,9 +16,8 @@ mod fixtures;
 #[path = "../../tests/common/git.rs"]
 mod upstream;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use craton::store::tokens::Role;
 use cratond::api::{app, Limits};
 use cratond::repo_policy::{ProjectPolicy, RepoPolicy};
 use cratond::sync::{Outcome, SyncHub, SyncSettings};
+use fixtures::Server;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------
@@ -217,58 +217,6 @@ async fn ssrf_through_ref_urls() {
 // ---------------------------------------------------------------------------
 // Live daemon.
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(db: &fixtures::TestDb, extra: &[&str], envs: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = fixtures::cratond(db);
-        cmd.args(["serve", "--no-sync", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("CRATON_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = lines.next().expect("cratond exited before serving").unwrap();
-            if line.contains("cratond serving") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cratond did not start");
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, port }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    /// Resident memory of the daemon, from /proc.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The status line and head of a response read from `s`.
 fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -309,7 +257,7 @@ fn webhook_head(len: usize, signature: Option<&str>) -> String {
 #[test]
 fn webhook_memory_pressure() {
     let db = fixtures::TestDb::new(fixtures::Backend::Sqlite);
-    let server = Server::start(&db, &[], &[("CRATON_WEBHOOK_SECRET", "hook-secret")]);
+    let server = Server::start(&db, &["--no-sync"], &[("CRATON_WEBHOOK_SECRET", "hook-secret")]);
     const BIG: usize = 24 << 20;
     let before = server.rss_kib();
 
@@ -396,8 +344,11 @@ fn webhook_memory_pressure() {
 #[test]
 fn slowloris_and_idle_connections() {
     let db = fixtures::TestDb::new(fixtures::Backend::Sqlite);
-    let server =
-        Server::start(&db, &["--header-read-timeout", "1", "--idle-timeout", "2", "--max-connections", "4"], &[]);
+    let server = Server::start(
+        &db,
+        &["--no-sync", "--header-read-timeout", "1", "--idle-timeout", "2", "--max-connections", "4"],
+        &[],
+    );
 
     // Slowloris: a request head dribbled a byte at a time is cut off at
     // the header-read timeout.
@@ -471,8 +422,8 @@ fn revoked_token_refused_at_once_by_other_process() {
         };
         let admin = create("admin");
         let reader = create("reader");
-        let one = Server::start(&db, &[], &[]);
-        let two = Server::start(&db, &[], &[]);
+        let one = Server::start(&db, &["--no-sync"], &[]);
+        let two = Server::start(&db, &["--no-sync"], &[]);
         let (s, tokens) = http(one.port, "GET", "/v1/tokens", &admin);
         assert_eq!(s, 200, "{tokens}");
         let id = tokens["tokens"]

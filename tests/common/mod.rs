@@ -11,7 +11,9 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod db;
+mod server;
 pub use db::*;
+pub use server::Server;
 
 /// The workspace root (these fixtures are also used by the daemon's tests).
 pub fn repo_root() -> PathBuf {
