@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::model::{GroupNode, HostNode, OwnVars, Snapshot, Tier, Var};
+use crate::names::file_safe;
 use crate::resolve::Resolver;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,20 +81,6 @@ pub enum Layout {
     /// An inventory file plus `group_vars/` and `host_vars/` files (bundles):
     /// both tiers kept, except for names that cannot be file names.
     Files,
-}
-
-/// True when `name` can be the extension-less file name of its vars under
-/// `group_vars/` or `host_vars/`: it cannot leave that directory, is not
-/// skipped by Ansible, and cannot be found by another name's lookup
-/// (Ansible tries `NAME`, then `NAME.yml`, `NAME.yaml`, `NAME.json`).
-pub fn file_safe(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
-        && !name.ends_with('~')
-        && ![".yml", ".yaml", ".json"].iter().any(|e| name.ends_with(e))
-        && name.len() <= 200
 }
 
 /// The structure to emit (all variables on the inventory tier, exactly what
