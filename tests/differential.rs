@@ -378,3 +378,31 @@ fn random_inventories_batch_3() {
 fn random_inventories_batch_4() {
     run_cases(4_000);
 }
+
+/// `ansible_group_priority` in `group_vars/a.yml` is a plain variable of
+/// `a` in Ansible, which `--export` shows in `a.vars`. Inline it can only be
+/// written as `a`'s priority: Craton does that, so `a.vars` matches, and
+/// lifts onto the hosts the variable itself (a priority is no variable)
+/// and what the new order changes (here `v`, which `b` wins in the
+/// original).
+#[test]
+fn group_priority_from_vars_file_under_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("hosts");
+    std::fs::write(&source, "[a]\nh1\n[b]\nh1\n[c]\nh2\n[a:vars]\nv=a\n[b:vars]\nv=b\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("group_vars")).unwrap();
+    std::fs::write(dir.path().join("group_vars/a.yml"), "ansible_group_priority: 10\n").unwrap();
+    std::fs::write(dir.path().join("group_vars/c.yml"), "ansible_group_priority: 7\nw: 1\n").unwrap();
+    let original = common::ansible_list(&source, "ini", false, &[]);
+    let exported = common::ansible_list(&source, "ini", true, &[]);
+    for b in backends() {
+        let db = TestDb::new(b);
+        ok(cratond(&db).args(["import", "ansible"]).arg(&source));
+        assert_eq!(common::ansible_via_craton(&db, false, &[]), original, "{b:?}: --list");
+        let ours = common::ansible_via_craton(&db, true, &[]);
+        assert_eq!(ours["a"]["vars"], exported["a"]["vars"], "{b:?}: {ours}");
+        assert_eq!(ours["c"], exported["c"], "{b:?}: {ours}");
+        assert_eq!(ours["_meta"]["hostvars"]["h1"], json!({"ansible_group_priority": 10, "v": "b"}), "{b:?}: {ours}");
+        assert_eq!(ours["_meta"]["hostvars"]["h2"], json!({"ansible_group_priority": 7}), "{b:?}: {ours}");
+    }
+}
