@@ -1,7 +1,10 @@
 //! Differential tests against real ansible-core: random inventories (nested
 //! and multi-parent groups, hosts in several trees, overriding keys at every
 //! level, `ansible_group_priority`, nested/list/null/unicode values,
-//! group_vars/host_vars files and directories, INI and YAML) are read by
+//! group_vars/host_vars files and directories, INI and YAML; in vars files
+//! also empty and comment-only documents, multi-line flow collections, block
+//! scalars at the end of a file without a final line break, non-string keys
+//! and timestamps) are read by
 //! `ansible-inventory` directly and through `cratond import` +
 //! `craton-inventory`, on every backend; the two `--list` documents must be
 //! equal. `CRATON_DIFF_CASES` sets the number of inventories per test
@@ -159,6 +162,39 @@ fn maybe_vars(r: &mut Rng, max: usize) -> Vec<(&'static str, Value)> {
     out
 }
 
+/// Vars files Ansible takes for no variables at all.
+const EMPTY_DOCUMENTS: [&str; 6] =
+    ["", "---\n", "---\n# all settings commented out\n", "# only a comment\n", "{}\n", "---\n...\n"];
+
+/// One `key: value` entry in a YAML shape that once broke the import:
+/// multi-line flow collections (closed at column 1, after a quoted value),
+/// non-string mapping keys, timestamps.
+fn yaml_shape(r: &mut Rng) -> String {
+    r.pick(&[
+        "s_flow_map: {\n  \"a\": \"b\",\n  'c': [1, \"two\"]\n}\n",
+        "s_flow_seq: [\"b\",\n]\n",
+        "s_flow_nested: [\n  {\"k\": 'v'},\n{\"k\": \"multi\n  line\"}\n]\n",
+        "s_flow_deep:\n  inner: {\n    \"a\": \"b\"\n  }\n",
+        "s_int_keys:\n  1: [foo]\n  2: bar\n",
+        "s_other_keys: {true: yes, null: n, 1.5: f, -3: m}\n",
+        "s_timestamp: 2017-03-07T10:20:49Z\n",
+        "s_dates: [2001-12-14, 2001-12-14 21:59:43.10 -5, 2001-12-14t21:59:43.10-05:00]\n",
+    ])
+    .to_string()
+}
+
+/// A block scalar as the file's last entry, with no final line break
+/// (every chomping indicator, and a vaulted value).
+fn block_scalar_at_end(r: &mut Rng) -> String {
+    let header = *r.pick(&["|", "|-", "|+", ">", ">-", ">+", "|2", "!vault |"]);
+    let body = if header.starts_with('!') {
+        "  $ANSIBLE_VAULT;1.1;AES256\n  6162636465"
+    } else {
+        *r.pick(&["  abc", "  abc\n  def", "  abc\n\n  def  ", "  abc\n  ", "  abc\n   ", "\n  abc"])
+    };
+    format!("s_block: {header}\n{body}")
+}
+
 fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
     let mut owners: Vec<(&str, String)> = vec![("group_vars", "all".into())];
     owners.extend(case.groups.iter().map(|g| ("group_vars", g.clone())));
@@ -170,9 +206,18 @@ fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
         let base = dir.join(kind);
         std::fs::create_dir_all(&base).unwrap();
         let body = |r: &mut Rng| {
+            if r.chance(12) {
+                return r.pick(&EMPTY_DOCUMENTS).to_string();
+            }
             let mut s = String::new();
             for (k, v) in maybe_vars(r, 3) {
                 writeln!(s, "{k}: {}", yaml_value(r, &v)).unwrap();
+            }
+            if r.chance(40) {
+                s.push_str(&yaml_shape(r));
+            }
+            if r.chance(25) {
+                s.push_str(&block_scalar_at_end(r));
             }
             s
         };
