@@ -180,6 +180,15 @@ fn vars_file_symlink_escape() {
         }
         assert_eq!(said[0], said[1], "{link}: the error tells whether the target exists");
     }
+    // A link back up the tree is refused rather than walked forever.
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("hosts.yml", "web:\n  hosts:\n    w1:\n"), ("group_vars/web/a.yml", "x: 1\n")]);
+    std::os::unix::fs::symlink("..", dir.path().join("group_vars/web/up")).unwrap();
+    let o = run(cratond(&db).args(["import", "ansible"]).arg(dir.path().join("hosts.yml")));
+    assert!(!o.status.success() && stderr(&o).contains("loop"), "{}", stderr(&o));
+    std::os::unix::fs::symlink(".", dir.path().join("sub")).unwrap();
+    let o = run(cratond(&db).args(["import", "ansible"]).arg(dir.path()));
+    assert!(!o.status.success() && stderr(&o).contains("loop"), "{}", stderr(&o));
     // A link that stays inside is followed, as Ansible does.
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &[("hosts.yml", "web:\n  hosts:\n    w1:\n"), ("shared/web.yml", "inside: 1\n")]);

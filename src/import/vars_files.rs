@@ -71,10 +71,22 @@ impl Root {
 /// [`load`] reads them) before anything is parsed.
 pub fn confine_inventory_dir(dir: &Path) -> Result<(), ImportError> {
     let root = Root::new(dir)?;
-    confine_walk(&root, dir)
+    confine_walk(&root, dir, &mut HashSet::new())
 }
 
-fn confine_walk(root: &Root, dir: &Path) -> Result<(), ImportError> {
+/// Refuses to enter a directory that is already being walked (a link back
+/// up the tree would make every recursive walk endless); the caller removes
+/// the returned path when done with the directory.
+fn enter(dir: &Path, seen: &mut HashSet<PathBuf>) -> Result<PathBuf, ImportError> {
+    let canon = dir.canonicalize().map_err(|e| ImportError::msg(dir, format!("cannot resolve: {e}")))?;
+    if !seen.insert(canon.clone()) {
+        return Err(ImportError::msg(dir, "symbolic link loop: this directory contains itself"));
+    }
+    Ok(canon)
+}
+
+fn confine_walk(root: &Root, dir: &Path, seen: &mut HashSet<PathBuf>) -> Result<(), ImportError> {
+    let here = enter(dir, seen)?;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| ImportError::msg(dir, format!("cannot read directory: {e}")))?
         .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
@@ -84,15 +96,17 @@ fn confine_walk(root: &Root, dir: &Path) -> Result<(), ImportError> {
     for name in names {
         let p = dir.join(name);
         if root.admits(&p)? && p.is_dir() {
-            confine_walk(root, &p)?;
+            confine_walk(root, &p, seen)?;
         }
     }
+    seen.remove(&here);
     Ok(())
 }
 
 /// Every file of a vars directory, recursively, sorted; hidden and backup
 /// files skipped, only known extensions or none.
-fn dir_files(root: &Root, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+fn dir_files(root: &Root, dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+    let here = enter(dir, seen)?;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| ImportError::msg(dir, format!("cannot read directory: {e}")))?
         .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
@@ -108,11 +122,12 @@ fn dir_files(root: &Root, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Impo
             continue;
         }
         if p.is_dir() && ext.is_empty() {
-            dir_files(root, &p, out)?;
+            dir_files(root, &p, seen, out)?;
         } else if p.is_file() {
             out.push(p);
         }
     }
+    seen.remove(&here);
     Ok(())
 }
 
@@ -126,7 +141,7 @@ fn find_vars_files(root: &Root, base: &Path, name: &str) -> Result<Vec<PathBuf>,
         }
         if p.is_dir() {
             let mut out = Vec::new();
-            dir_files(root, &p, &mut out)?;
+            dir_files(root, &p, &mut HashSet::new(), &mut out)?;
             return Ok(out);
         }
         return Ok(vec![p]);
