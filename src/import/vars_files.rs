@@ -5,7 +5,7 @@
 //! server's files (a config ref's repository):
 //!
 //! - a group or host name that is not a safe file name
-//!   ([`crate::names::file_safe`], the rule bundles use to write these files)
+//!   ([`crate::names::path_safe`], the rule bundles use to write these files)
 //!   never becomes a path: `../../etc/x` is not looked up (Ansible would
 //!   read `group_vars/../../etc/x.yml`); a warning says so, whether or not
 //!   such a file exists;
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::builder::{ParseError, ParsedInventory};
 use super::{read_text, yaml11, ImportError};
-use crate::names::file_safe;
+use crate::names::path_safe;
 
 /// Extensions Ansible tries, in order (`''` first, so a directory named like
 /// the group wins over files).
@@ -131,9 +131,9 @@ fn dir_files(root: &Root, dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec
     Ok(())
 }
 
-/// `DataLoader.find_vars_files(path, name)`, for a [`file_safe`] name.
+/// `DataLoader.find_vars_files(path, name)`, for a [`path_safe`] name.
 fn find_vars_files(root: &Root, base: &Path, name: &str) -> Result<Vec<PathBuf>, ImportError> {
-    debug_assert!(file_safe(name));
+    debug_assert!(path_safe(name));
     for ext in EXTENSIONS {
         let p = base.join(format!("{name}{ext}"));
         if !root.admits(&p)? {
@@ -215,7 +215,7 @@ pub fn load(dir: &Path, inv: &ParsedInventory, warnings: &mut Vec<String>) -> Re
             if name.starts_with('/') {
                 continue;
             }
-            if !file_safe(name) {
+            if !path_safe(name) {
                 warnings.push(format!(
                     "{what} {name:?}: the name is not a safe file name, so {kind}/ is not searched for it \
                      (Ansible would look up the path it spells; Craton never does)"
