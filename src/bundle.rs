@@ -39,7 +39,8 @@ use std::io::{self, Cursor, Write};
 use sha2::{Digest, Sha256};
 
 use crate::model::{OwnVars, Snapshot, Tier};
-use crate::render::{self, file_safe, Emitted, Layout, Options, RenderError, Selection};
+use crate::names::file_safe;
+use crate::render::{self, Emitted, Layout, Options, RenderError, Selection};
 
 /// Makes `inventory = ./hosts` apply: Ansible reads `./ansible.cfg` from the
 /// working directory (unless `ANSIBLE_CONFIG` points elsewhere).

@@ -17,7 +17,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::import::builder::ParsedInventory;
-use crate::import::{import_path, vars_files, ImportError};
+use crate::import::vars_files::{self, Root};
+use crate::import::{import_path, ImportError};
 use crate::model::{raw_from_value, OwnVars, Tier, Var};
 use crate::store::config_refs::SyncFailure;
 use crate::store::ref_apply::{EntityVars, RefPlan};
@@ -75,7 +76,16 @@ fn file_vars(m: &IndexMap<String, Value>) -> OwnVars {
 /// Reads the inventory directory `rel` (repository-relative, "" for the
 /// root) under `root`. Errors and warnings name repository-relative files.
 pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan, Vec<String>), SyncFailure> {
+    if Path::new(rel).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(SyncFailure::msg(format!("path {rel:?} must be a relative path inside the repository")));
+    }
     let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    // The path (and everything the importer reads below it, which
+    // `import_path` and `vars_files::load` check) must stay in the tree.
+    let checkout = Root::new(root).map_err(|e| SyncFailure::msg(e.message))?;
+    if !checkout.admits(&dir).map_err(|_| SyncFailure::msg(format!("path {rel:?} leads outside the repository")))? {
+        return Err(SyncFailure::msg(format!("path {rel:?} is not a directory at this commit")));
+    }
     if !dir.is_dir() {
         return Err(SyncFailure::msg(format!("path {rel:?} is not a directory at this commit")));
     }
@@ -185,4 +195,62 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
     }
     plan.declared = declared;
     Ok((plan, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, body).unwrap();
+        }
+        dir
+    }
+
+    /// A project host named like a path, a ref path leading out of the
+    /// checkout, and links out of it: nothing outside is read, and the
+    /// outcome is the same whether the outside file exists or not.
+    #[test]
+    fn vars_file_path_traversal_in_sync() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret.yml");
+        let repo = tree(&[("inv/hosts.yml", "web:\n  hosts:\n    w1:\n"), ("inv/host_vars/w1.yml", "a: 1\n")]);
+        std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(&secret, repo.path().join("inv/group_vars")).unwrap();
+        let ups = "../".repeat(repo.path().components().count() + 3);
+        let evil = format!("{ups}{}", outside.path().join("secret").display().to_string().trim_start_matches('/'));
+        let names = ProjectNames { groups: vec![], hosts: vec![evil.clone()] };
+        let mut outcomes = Vec::new();
+        for present in [true, false] {
+            if present {
+                std::fs::write(&secret, "stolen: 1\n").unwrap();
+            } else {
+                std::fs::remove_file(&secret).unwrap();
+            }
+            let mut seen = Vec::new();
+            for rel in ["inv", "out", "../x", "inv/../.."] {
+                seen.push(match read_ref(repo.path(), rel, &names) {
+                    Ok((plan, _)) => format!("ok {:?}", plan.hosts.keys().collect::<Vec<_>>()),
+                    Err(e) => format!("{:?} {:?} {}", e.file, e.line, e.message),
+                });
+            }
+            assert!(seen.iter().all(|s| !s.contains("stolen")), "{seen:?}");
+            outcomes.push(seen);
+        }
+        assert_eq!(outcomes[0], outcomes[1], "the outcome tells whether the outside file exists");
+        assert!(outcomes[0][0].contains("inv/group_vars") && outcomes[0][0].contains("symbolic link"), "{outcomes:?}");
+        assert!(outcomes[0][1].contains("leads outside"), "{outcomes:?}");
+        assert!(outcomes[0][2].contains("relative path inside"), "{outcomes:?}");
+
+        // Without the link, the host named like a path simply has no vars file.
+        std::fs::remove_file(repo.path().join("inv/group_vars")).unwrap();
+        std::fs::write(&secret, "stolen: 1\n").unwrap();
+        let (plan, _) = read_ref(repo.path(), "inv", &names).unwrap();
+        assert!(!plan.hosts.contains_key(&evil), "{:?}", plan.hosts.keys());
+        assert!(plan.hosts.contains_key("w1"));
+    }
 }

@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::model::{GroupNode, HostNode, OwnVars, Snapshot, Tier, Var};
+use crate::names::file_safe;
 use crate::resolve::Resolver;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,20 +83,6 @@ pub enum Layout {
     Files,
 }
 
-/// True when `name` can be the extension-less file name of its vars under
-/// `group_vars/` or `host_vars/`: it cannot leave that directory, is not
-/// skipped by Ansible, and cannot be found by another name's lookup
-/// (Ansible tries `NAME`, then `NAME.yml`, `NAME.yaml`, `NAME.json`).
-pub fn file_safe(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
-        && !name.ends_with('~')
-        && ![".yml", ".yaml", ".json"].iter().any(|e| name.ends_with(e))
-        && name.len() <= 200
-}
-
 /// The structure to emit (all variables on the inventory tier, exactly what
 /// Ansible will read) and, per emitted host, its `_meta.hostvars` entry.
 pub struct Emitted<'a> {
@@ -110,19 +97,39 @@ pub struct Emitted<'a> {
 const RESERVED: [&str; 2] = ["all", "_meta"];
 
 /// An owner's vars as they will be emitted: kept on their tiers where the
-/// layout can express it, else all inline (`ansible_group_priority` from a
-/// vars file is then dropped: inline it would change the group's priority;
-/// lifting restores its value where it shows).
-fn emitted_vars(vars: &OwnVars, layout: Layout, name: &str, is_group: bool) -> OwnVars {
+/// layout can express it, else all inline.
+fn emitted_vars(vars: &OwnVars, layout: Layout, name: &str) -> OwnVars {
     if layout == Layout::Files && file_safe(name) {
         return vars.clone();
     }
-    merged_tiers(vars, is_group)
+    merged_tiers(vars, false)
 }
+
+/// A group as it will be emitted: its priority and vars. Inline, a
+/// vars-file `ansible_group_priority` can only be written as the group's
+/// priority (Ansible's `Group.set_variable` takes it for one, not for a
+/// variable), and that is how `ansible-inventory --export` shows the file
+/// value of the original too: in the group's `vars`. So an integer file
+/// value becomes the emitted priority, and lifting repairs the rest: the
+/// variable itself on the hosts that see it (a priority is no variable),
+/// and whatever the new order changes. A value Ansible could not take as
+/// a priority is only dropped, and lifted where it shows.
+fn emitted_group(src: &GroupNode, layout: Layout) -> (Option<i64>, OwnVars) {
+    if layout == Layout::Files && file_safe(&src.name) {
+        return (src.priority, src.vars.clone());
+    }
+    let priority = match src.vars.get(PRIORITY_KEY).filter(|v| v.tier == Tier::VarsFile) {
+        Some(v) => serde_json::from_str::<i64>(v.value.get()).ok().or(src.priority),
+        None => src.priority,
+    };
+    (priority, merged_tiers(&src.vars, true))
+}
+
+const PRIORITY_KEY: &str = "ansible_group_priority";
 
 fn merged_tiers(vars: &OwnVars, drop_file_priority: bool) -> OwnVars {
     vars.iter()
-        .filter(|(k, v)| !(drop_file_priority && v.tier == Tier::VarsFile && *k == "ansible_group_priority"))
+        .filter(|(k, v)| !(drop_file_priority && v.tier == Tier::VarsFile && *k == PRIORITY_KEY))
         .map(|(k, v)| (k.clone(), Var { value: v.value.clone(), tier: Tier::Inventory }))
         .collect()
 }
@@ -169,17 +176,18 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
         .iter()
         .map(|&g| {
             let src = &snap.groups[g];
+            let (priority, vars) = emitted_group(src, opts.layout);
             GroupNode {
                 id: src.id,
                 name: src.name.clone(),
                 kind: src.kind.clone(),
                 description: None,
-                priority: src.priority,
+                priority,
                 all_position: if sel.group.is_some() { None } else { src.all_position },
                 parents: src.parents.iter().filter_map(|&p| in_set[p]).collect(),
                 children: src.children.iter().filter_map(|&c| in_set[c]).collect(),
                 hosts: Vec::new(),
-                vars: emitted_vars(&src.vars, opts.layout, &src.name, true),
+                vars,
             }
         })
         .collect();
@@ -208,7 +216,7 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
     }
     let structure = Snapshot {
         project: snap.project.clone(),
-        all_vars: emitted_vars(&snap.all_vars, opts.layout, "all", false),
+        all_vars: emitted_vars(&snap.all_vars, opts.layout, "all"),
         groups,
         hosts: out_hosts,
         depth_memo: Default::default(),
@@ -301,7 +309,7 @@ impl Serialize for ListOut<'_> {
 fn vars_out<'a>(vars: &'a OwnVars, priority: Option<&'a RawValue>) -> IndexMap<&'a str, &'a RawValue> {
     let mut out: IndexMap<&str, &RawValue> = vars.iter().map(|(k, v)| (k.as_str(), &*v.value)).collect();
     if let Some(p) = priority {
-        out.insert("ansible_group_priority", p);
+        out.insert(PRIORITY_KEY, p);
     }
     out
 }

@@ -1,7 +1,10 @@
 //! Differential tests against real ansible-core: random inventories (nested
 //! and multi-parent groups, hosts in several trees, overriding keys at every
 //! level, `ansible_group_priority`, nested/list/null/unicode values,
-//! group_vars/host_vars files and directories, INI and YAML) are read by
+//! group_vars/host_vars files and directories, INI and YAML; in vars files
+//! also empty and comment-only documents, multi-line flow collections, block
+//! scalars at the end of a file without a final line break, non-string keys
+//! and timestamps) are read by
 //! `ansible-inventory` directly and through `cratond import` +
 //! `craton-inventory`, on every backend; the two `--list` documents must be
 //! equal. `CRATON_DIFF_CASES` sets the number of inventories per test
@@ -159,6 +162,39 @@ fn maybe_vars(r: &mut Rng, max: usize) -> Vec<(&'static str, Value)> {
     out
 }
 
+/// Vars files Ansible takes for no variables at all.
+const EMPTY_DOCUMENTS: [&str; 6] =
+    ["", "---\n", "---\n# all settings commented out\n", "# only a comment\n", "{}\n", "---\n...\n"];
+
+/// One `key: value` entry in a YAML shape that once broke the import:
+/// multi-line flow collections (closed at column 1, after a quoted value),
+/// non-string mapping keys, timestamps.
+fn yaml_shape(r: &mut Rng) -> String {
+    r.pick(&[
+        "s_flow_map: {\n  \"a\": \"b\",\n  'c': [1, \"two\"]\n}\n",
+        "s_flow_seq: [\"b\",\n]\n",
+        "s_flow_nested: [\n  {\"k\": 'v'},\n{\"k\": \"multi\n  line\"}\n]\n",
+        "s_flow_deep:\n  inner: {\n    \"a\": \"b\"\n  }\n",
+        "s_int_keys:\n  1: [foo]\n  2: bar\n",
+        "s_other_keys: {true: yes, null: n, 1.5: f, -3: m}\n",
+        "s_timestamp: 2017-03-07T10:20:49Z\n",
+        "s_dates: [2001-12-14, 2001-12-14 21:59:43.10 -5, 2001-12-14t21:59:43.10-05:00]\n",
+    ])
+    .to_string()
+}
+
+/// A block scalar as the file's last entry, with no final line break
+/// (every chomping indicator, and a vaulted value).
+fn block_scalar_at_end(r: &mut Rng) -> String {
+    let header = *r.pick(&["|", "|-", "|+", ">", ">-", ">+", "|2", "!vault |"]);
+    let body = if header.starts_with('!') {
+        "  $ANSIBLE_VAULT;1.1;AES256\n  6162636465"
+    } else {
+        *r.pick(&["  abc", "  abc\n  def", "  abc\n\n  def  ", "  abc\n  ", "  abc\n   ", "\n  abc"])
+    };
+    format!("s_block: {header}\n{body}")
+}
+
 fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
     let mut owners: Vec<(&str, String)> = vec![("group_vars", "all".into())];
     owners.extend(case.groups.iter().map(|g| ("group_vars", g.clone())));
@@ -170,9 +206,18 @@ fn write_vars_files(r: &mut Rng, dir: &Path, case: &Case) {
         let base = dir.join(kind);
         std::fs::create_dir_all(&base).unwrap();
         let body = |r: &mut Rng| {
+            if r.chance(12) {
+                return r.pick(&EMPTY_DOCUMENTS).to_string();
+            }
             let mut s = String::new();
             for (k, v) in maybe_vars(r, 3) {
                 writeln!(s, "{k}: {}", yaml_value(r, &v)).unwrap();
+            }
+            if r.chance(40) {
+                s.push_str(&yaml_shape(r));
+            }
+            if r.chance(25) {
+                s.push_str(&block_scalar_at_end(r));
             }
             s
         };
@@ -377,4 +422,32 @@ fn random_inventories_batch_3() {
 #[test]
 fn random_inventories_batch_4() {
     run_cases(4_000);
+}
+
+/// `ansible_group_priority` in `group_vars/a.yml` is a plain variable of
+/// `a` in Ansible, which `--export` shows in `a.vars`. Inline it can only be
+/// written as `a`'s priority: Craton does that, so `a.vars` matches, and
+/// lifts onto the hosts the variable itself (a priority is no variable)
+/// and what the new order changes (here `v`, which `b` wins in the
+/// original).
+#[test]
+fn group_priority_from_vars_file_under_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("hosts");
+    std::fs::write(&source, "[a]\nh1\n[b]\nh1\n[c]\nh2\n[a:vars]\nv=a\n[b:vars]\nv=b\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("group_vars")).unwrap();
+    std::fs::write(dir.path().join("group_vars/a.yml"), "ansible_group_priority: 10\n").unwrap();
+    std::fs::write(dir.path().join("group_vars/c.yml"), "ansible_group_priority: 7\nw: 1\n").unwrap();
+    let original = common::ansible_list(&source, "ini", false, &[]);
+    let exported = common::ansible_list(&source, "ini", true, &[]);
+    for b in backends() {
+        let db = TestDb::new(b);
+        ok(cratond(&db).args(["import", "ansible"]).arg(&source));
+        assert_eq!(common::ansible_via_craton(&db, false, &[]), original, "{b:?}: --list");
+        let ours = common::ansible_via_craton(&db, true, &[]);
+        assert_eq!(ours["a"]["vars"], exported["a"]["vars"], "{b:?}: {ours}");
+        assert_eq!(ours["c"], exported["c"], "{b:?}: {ours}");
+        assert_eq!(ours["_meta"]["hostvars"]["h1"], json!({"ansible_group_priority": 10, "v": "b"}), "{b:?}: {ours}");
+        assert_eq!(ours["_meta"]["hostvars"]["h2"], json!({"ansible_group_priority": 7}), "{b:?}: {ours}");
+    }
 }

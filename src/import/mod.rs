@@ -458,6 +458,9 @@ pub fn import_with(path: &str, opts: &ImportOptions) -> Result<Imported, ImportE
         if !p.exists() {
             return Err(ImportError::msg(p, "no such file or directory"));
         }
+        if p.is_dir() {
+            vars_files::confine_inventory_dir(p)?;
+        }
         parse_source(p, &mut inv, opts, &mut warnings)?;
         Some(if p.is_dir() { p.to_path_buf() } else { p.parent().map(Path::to_path_buf).unwrap_or_default() })
     };

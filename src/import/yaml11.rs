@@ -283,6 +283,18 @@ pub fn load(text: &str) -> Result<Option<Node>, ParseError> {
                 fixed.extend(&chars[i..]);
                 patched = Some(fixed);
             }
+            Err(Failure::Scan(e)) if e.info().starts_with("invalid indentation") && patches < 100_000 => {
+                let fixed = if e.info() == "invalid indentation in quoted scalar" {
+                    indent_quoted_scalar(current, e.marker())
+                } else {
+                    indent_flow_line(current, e.marker())
+                };
+                let Some(fixed) = fixed else {
+                    return Err(scan_error(e));
+                };
+                patches += 1;
+                patched = Some(fixed);
+            }
             Err(Failure::Scan(e)) => return Err(scan_error(e)),
             Err(Failure::Other(e)) => return Err(e),
             Ok(events) => break events,
@@ -455,6 +467,84 @@ fn check_tokens(tokens: &[Token], chars: &[char]) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// yaml-rust2 wants the lines of a flow collection indented past the
+/// enclosing block (YAML 1.2), and forgets to lift that rule after a quoted
+/// scalar, so `x: {\n  "a": "b"\n}` fails; libyaml has no indentation rule
+/// inside flow collections at all. When the scanner stops at a line start
+/// inside a flow collection, this indents that line past the collection's
+/// opening bracket (the most yaml-rust2 can require). Leading white space
+/// between flow tokens, and on the continuation lines of multi-line
+/// scalars, means nothing, and no line is added, so values and reported
+/// lines stay those of the original text.
+fn indent_flow_line(text: &str, at: &Marker) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let line_start = at.index().checked_sub(at.col())?;
+    // The lines before: scanning stops cleanly at their end, so the scanner
+    // hands out every token it would otherwise hold back for a simple key.
+    let mut depth = 0usize;
+    let mut opening_col = 0;
+    for Token(mark, tt) in Scanner::new(chars[..line_start].iter().copied()) {
+        match tt {
+            TokenType::FlowMappingStart | TokenType::FlowSequenceStart => {
+                if depth == 0 {
+                    opening_col = mark.col();
+                }
+                depth += 1;
+            }
+            TokenType::FlowMappingEnd | TokenType::FlowSequenceEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let at_line_start = at.col() <= opening_col && chars[line_start..at.index()].iter().all(|&c| c == ' ');
+    if depth == 0 || !at_line_start {
+        return None;
+    }
+    let mut fixed: String = chars[..line_start].iter().collect();
+    fixed.extend(std::iter::repeat_n(' ', opening_col + 1 - at.col()));
+    fixed.extend(&chars[line_start..]);
+    Some(fixed)
+}
+
+/// The same for the continuation lines of a multi-line quoted scalar
+/// starting at `at`, which libyaml never checks for indentation (their
+/// leading white space is folded away): each gets at least one column more
+/// than the scalar's opening quote, which is past any indentation
+/// yaml-rust2 can require there.
+fn indent_quoted_scalar(text: &str, at: &Marker) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let quote = *chars.get(at.index())?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let mut end = at.index() + 1;
+    loop {
+        match (*chars.get(end)?, chars.get(end + 1)) {
+            ('\\', Some(_)) if quote == '"' => end += 2,
+            ('\'', Some('\'')) if quote == '\'' => end += 2,
+            (c, _) if c == quote => break,
+            _ => end += 1,
+        }
+    }
+    let want = at.col() + 1;
+    let mut fixed = String::with_capacity(text.len() + 64);
+    fixed.extend(&chars[..at.index()]);
+    let mut changed = false;
+    let mut i = at.index();
+    while i <= end {
+        fixed.push(chars[i]);
+        if chars[i] == '\n' {
+            let spaces = chars[i + 1..].iter().take_while(|&&c| c == ' ').count();
+            if spaces < want {
+                fixed.extend(std::iter::repeat_n(' ', want - spaces));
+                changed = true;
+            }
+        }
+        i += 1;
+    }
+    fixed.extend(&chars[end + 1..]);
+    changed.then_some(fixed)
+}
+
 enum Failure {
     Scan(ScanError),
     Other(ParseError),
@@ -515,9 +605,8 @@ struct LineFinder {
 struct NodeStart {
     line: usize,
     anchor: Option<String>,
-    /// For a block scalar: the chomping indicator of its header (`+`, `-`,
-    /// or `' '` for clip) and whether anything follows the header line.
-    block: Option<(char, bool)>,
+    /// For a block scalar: what its header and position say.
+    block: Option<BlockHeader>,
 }
 
 impl LineFinder {
@@ -589,7 +678,7 @@ impl LineFinder {
             (None, Some((_, l))) => l,
             (None, None) => mark.line(),
         };
-        let block = indicator.map(|(i, _)| self.block_header(i));
+        let block = indicator.map(|(i, _)| self.block_header(i, pos));
         NodeStart { line: line.max(1), anchor, block }
     }
 
@@ -626,30 +715,82 @@ impl LineFinder {
         None
     }
 
-    fn block_header(&self, indicator: usize) -> (char, bool) {
+    fn block_header(&self, indicator: usize, pos: usize) -> BlockHeader {
         let mut chomp = ' ';
+        let mut explicit = None;
         let mut i = indicator + 1;
         while let Some(&c) = self.chars.get(i) {
             match c {
                 '+' | '-' => chomp = c,
-                '1'..='9' => {}
+                '1'..='9' => explicit = c.to_digit(10),
                 _ => break,
             }
             i += 1;
         }
         let newline = self.chars[i.min(self.chars.len())..].iter().position(|&c| c == '\n');
         let more_lines = newline.map(|n| self.chars[i + n + 1..].contains(&'\n')).unwrap_or(false);
-        (chomp, more_lines)
+        let last_scalar = self.tokens[pos + 1..]
+            .iter()
+            .all(|t| matches!(t.1, TokenType::BlockEnd | TokenType::DocumentEnd | TokenType::StreamEnd));
+        let ends_unterminated = last_scalar
+            && newline.is_some()
+            && self.chars.last().is_some_and(|&c| c != '\n')
+            && self.tail_in_block(i + newline.unwrap_or(0) + 1, indicator, explicit);
+        BlockHeader { chomp, more_lines, ends_unterminated }
     }
+
+    /// Whether the input's last line (which has no line break) belongs to
+    /// the block scalar whose content starts at char `body`: blank lines
+    /// and lines indented at least as far as the content do; a comment
+    /// further left ends the scalar before it.
+    fn tail_in_block(&self, body: usize, indicator: usize, explicit: Option<u32>) -> bool {
+        let tail_start = self.chars.iter().rposition(|&c| c == '\n').map_or(0, |n| n + 1);
+        let tail = &self.chars[tail_start..];
+        let indent_of = |line: &[char]| line.iter().take_while(|&&c| c == ' ').count();
+        if tail.iter().all(|c| c.is_whitespace()) {
+            return true;
+        }
+        let content_indent = match explicit {
+            Some(d) => {
+                let line_start = self.chars[..indicator].iter().rposition(|&c| c == '\n').map_or(0, |n| n + 1);
+                indent_of(&self.chars[line_start..]) + d as usize
+            }
+            None => self.chars[body.min(self.chars.len())..]
+                .split(|&c| c == '\n')
+                .find(|l| !l.iter().all(|c| c.is_whitespace()))
+                .map_or(usize::MAX, indent_of),
+        };
+        indent_of(tail) >= content_indent
+    }
+}
+
+/// What a block scalar's header and position say about its value.
+#[derive(Debug, Clone, Copy)]
+struct BlockHeader {
+    /// The chomping indicator: `+`, `-`, or `' '` for clip.
+    chomp: char,
+    /// Anything follows the header line.
+    more_lines: bool,
+    /// The scalar runs to the end of an input whose last line has no line
+    /// break: libyaml adds none, yaml-rust2 adds one.
+    ends_unterminated: bool,
+}
+
+/// libyaml's value of a block scalar, from yaml-rust2's.
+fn fix_block(value: &mut String, block: Option<BlockHeader>) {
+    let Some(h) = block else {
+        return;
+    };
+    if h.ends_unterminated && h.chomp != '-' && value.ends_with('\n') {
+        value.pop();
+    }
+    fix_empty_block(value, (h.chomp, h.more_lines));
 }
 
 /// yaml-rust2 gives a block scalar with no content a line break it should
 /// not have (at the end of the input): libyaml yields "" for clip and strip
 /// chomping, and for keep only the blank lines that really follow.
-fn fix_empty_block(value: &mut String, block: Option<(char, bool)>) {
-    let Some((chomp, more_lines)) = block else {
-        return;
-    };
+fn fix_empty_block(value: &mut String, (chomp, more_lines): (char, bool)) {
     if value.is_empty() || !value.chars().all(|c| c == '\n') {
         return;
     }
@@ -737,7 +878,7 @@ impl Composer<'_> {
         let kind = match ev {
             Event::Scalar(value, style, _, _) => {
                 let mut value = value.clone();
-                fix_empty_block(&mut value, start.block);
+                fix_block(&mut value, start.block);
                 RawKind::Scalar { value, plain: *style == TScalarStyle::Plain }
             }
             Event::SequenceStart(..) => RawKind::Seq(Vec::new()),
@@ -2333,5 +2474,114 @@ mod tests {
         ] {
             assert_eq!(py_float_repr(f), s);
         }
+    }
+
+    /// PyYAML's C loader (what Ansible uses) on every chomping indicator
+    /// at the end of an input without a final line break (values printed by
+    /// `yaml.load(src, Loader=yaml.CSafeLoader)`, PyYAML 6.0.4).
+    #[test]
+    fn block_scalar_at_end_of_file() {
+        for (src, want) in [
+            ("x: |\n  abc", json!({"x": "abc"})),
+            ("x: |\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: |\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: |\n  abc\n\n  def", json!({"x": "abc\n\ndef"})),
+            ("x: |\n  abc\n\n", json!({"x": "abc\n"})),
+            ("x: |\n  abc\n  def  ", json!({"x": "abc\ndef  "})),
+            ("x: |\n  abc\n\n  ", json!({"x": "abc\n"})),
+            ("x: |\n\n  abc", json!({"x": "\nabc"})),
+            ("x: |-\n  abc", json!({"x": "abc"})),
+            ("x: |-\n  abc\n  ", json!({"x": "abc"})),
+            ("x: |-\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: |-\n  abc\n\n  def", json!({"x": "abc\n\ndef"})),
+            ("x: |-\n  abc\n\n", json!({"x": "abc"})),
+            ("x: |-\n  abc\n  def  ", json!({"x": "abc\ndef  "})),
+            ("x: |-\n  abc\n\n  ", json!({"x": "abc"})),
+            ("x: |-\n\n  abc", json!({"x": "\nabc"})),
+            ("x: |+\n  abc", json!({"x": "abc"})),
+            ("x: |+\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: |+\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: |+\n  abc\n\n  def", json!({"x": "abc\n\ndef"})),
+            ("x: |+\n  abc\n\n", json!({"x": "abc\n\n"})),
+            ("x: |+\n  abc\n  def  ", json!({"x": "abc\ndef  "})),
+            ("x: |+\n  abc\n\n  ", json!({"x": "abc\n\n"})),
+            ("x: |+\n\n  abc", json!({"x": "\nabc"})),
+            ("x: >\n  abc", json!({"x": "abc"})),
+            ("x: >\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: >\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: >\n  abc\n\n  def", json!({"x": "abc\ndef"})),
+            ("x: >\n  abc\n\n", json!({"x": "abc\n"})),
+            ("x: >\n  abc\n  def  ", json!({"x": "abc def  "})),
+            ("x: >\n  abc\n\n  ", json!({"x": "abc\n"})),
+            ("x: >\n\n  abc", json!({"x": "\nabc"})),
+            ("x: >-\n  abc", json!({"x": "abc"})),
+            ("x: >-\n  abc\n  ", json!({"x": "abc"})),
+            ("x: >-\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: >-\n  abc\n\n  def", json!({"x": "abc\ndef"})),
+            ("x: >-\n  abc\n\n", json!({"x": "abc"})),
+            ("x: >-\n  abc\n  def  ", json!({"x": "abc def  "})),
+            ("x: >-\n  abc\n\n  ", json!({"x": "abc"})),
+            ("x: >-\n\n  abc", json!({"x": "\nabc"})),
+            ("x: >+\n  abc", json!({"x": "abc"})),
+            ("x: >+\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: >+\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: >+\n  abc\n\n  def", json!({"x": "abc\ndef"})),
+            ("x: >+\n  abc\n\n", json!({"x": "abc\n\n"})),
+            ("x: >+\n  abc\n  def  ", json!({"x": "abc def  "})),
+            ("x: >+\n  abc\n\n  ", json!({"x": "abc\n\n"})),
+            ("x: >+\n\n  abc", json!({"x": "\nabc"})),
+            ("x: |2\n  abc", json!({"x": "abc"})),
+            ("x: |2\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: |2\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: |2\n  abc\n\n  def", json!({"x": "abc\n\ndef"})),
+            ("x: |2\n  abc\n\n", json!({"x": "abc\n"})),
+            ("x: |2\n  abc\n  def  ", json!({"x": "abc\ndef  "})),
+            ("x: |2\n  abc\n\n  ", json!({"x": "abc\n"})),
+            ("x: |2\n\n  abc", json!({"x": "\nabc"})),
+            ("x: |+2\n  abc", json!({"x": "abc"})),
+            ("x: |+2\n  abc\n  ", json!({"x": "abc\n"})),
+            ("x: |+2\n  abc\n   ", json!({"x": "abc\n "})),
+            ("x: |+2\n  abc\n\n  def", json!({"x": "abc\n\ndef"})),
+            ("x: |+2\n  abc\n\n", json!({"x": "abc\n\n"})),
+            ("x: |+2\n  abc\n  def  ", json!({"x": "abc\ndef  "})),
+            ("x: |+2\n  abc\n\n  ", json!({"x": "abc\n\n"})),
+            ("x: |+2\n\n  abc", json!({"x": "\nabc"})),
+            ("a:\n  x: |\n    abc", json!({"a": {"x": "abc"}})),
+            ("- |\n  abc", json!(["abc"])),
+            ("x: |\n  abc\n# c", json!({"x": "abc\n"})),
+            ("x: |\n  abc\n#c", json!({"x": "abc\n"})),
+            ("y: 1\nx: |\n  abc\n  # not comment", json!({"y": 1, "x": "abc\n# not comment"})),
+        ] {
+            assert_eq!(val(src), want, "{src:?}");
+        }
+        assert_eq!(
+            one("!vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162"),
+            json!({"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n6162"})
+        );
+    }
+
+    /// libyaml has no indentation rule inside flow collections.
+    #[test]
+    fn flow_collection_closed_at_column_1() {
+        for (src, want) in [
+            ("x: {\n  \"a\": \"b\"\n}\n", json!({"x": {"a": "b"}})),
+            ("x: [\"b\",\n]\n", json!({"x": ["b"]})),
+            ("x: [\n\"a\"\n]\n", json!({"x": ["a"]})),
+            ("x: [a,\nb]\n", json!({"x": ["a", "b"]})),
+            ("a:\n  x: {\n    \"a\": \"b\"\n  }\n", json!({"a": {"x": {"a": "b"}}})),
+            ("a:\n  x: {\"a\": \"b\",\n \"c\": 1}\n", json!({"a": {"x": {"a": "b", "c": 1}}})),
+            (
+                "a:\n  x: [{\"k\": 'v'},\n{\"k\": \"multi\n line\"}\n]\ny: 2\n",
+                json!({"a": {"x": [{"k": "v"}, {"k": "multi line"}]}, "y": 2}),
+            ),
+        ] {
+            assert_eq!(val(src), want, "{src:?}");
+        }
+        // Lines are those of the original text.
+        assert_eq!(err("x: {\n  \"a\": \"b\"\n}\ny: [\n").line, Some(5));
+        assert_eq!(val("x: \"a\nb\"\n"), json!({"x": "a b"}));
+        assert_eq!(val("a:\n  x: 'it''s\n b'\n  y: \"q\\\"\n\n c\"\n"), json!({"a": {"x": "it's b", "y": "q\"\nc"}}));
+        // Outside flow collections indentation still matters.
+        assert!(load("a:\n  b: 1\n c: 2\n").is_err());
     }
 }
