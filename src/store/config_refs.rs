@@ -315,7 +315,7 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRef) -> Result<ConfigRef, St
     if !(MIN_POLL_SECS..=MAX_POLL_SECS).contains(&poll) {
         return Err(invalid("poll_interval", format!("must be between {MIN_POLL_SECS} and {MAX_POLL_SECS} seconds")));
     }
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         if let Some(g) = new.group_id {
             let found = inventory_groups::table
                 .filter(inventory_groups::project_id.eq(pid))
@@ -385,7 +385,7 @@ pub fn group_names(conn: &mut DbConn, ids: &[i64]) -> Result<std::collections::H
 /// Deletes ref `id` of project `pid` and the variables it owns, in one
 /// transaction. Returns false when there was no such ref.
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         if get(conn, Some(pid), id)?.is_none() {
             return Ok(false);
         }
@@ -470,7 +470,7 @@ pub fn record_failure(
     let failures = r.failures.saturating_add(1);
     let next = now + backoff_secs(r.poll_interval_secs, failures) * 1000;
     let line = failure.line.and_then(|l| i32::try_from(l).ok());
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         diesel::update(
             config_refs::table.filter(config_refs::id.eq(r.id)).filter(
                 config_refs::lease_holder
