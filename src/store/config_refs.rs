@@ -408,7 +408,9 @@ pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> 
 /// polling the database picks it up).
 pub fn request_sync(conn: &mut DbConn, id: i64) -> Result<i64, StoreError> {
     let now = now_ms();
-    diesel::update(config_refs::table.find(id)).set(config_refs::sync_requested_at.eq(now)).execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(config_refs::table.find(id)).set(config_refs::sync_requested_at.eq(now)).execute(conn)
+    })?;
     Ok(now)
 }
 
@@ -416,35 +418,41 @@ pub fn request_sync(conn: &mut DbConn, id: i64) -> Result<i64, StoreError> {
 /// if nobody else holds a live one. One UPDATE: atomic on every backend.
 pub fn try_lease(conn: &mut DbConn, id: i64, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
     let now = now_ms();
-    let n = diesel::update(
-        config_refs::table.filter(config_refs::id.eq(id)).filter(
-            config_refs::lease_holder
-                .is_null()
-                .or(config_refs::lease_holder.eq(holder))
-                .or(config_refs::lease_expires_at.lt(now)),
-        ),
-    )
-    .set((config_refs::lease_holder.eq(holder), config_refs::lease_expires_at.eq(now + ttl_ms)))
-    .execute(conn)?;
+    let n = super::tx::write(conn, |conn| {
+        diesel::update(
+            config_refs::table.filter(config_refs::id.eq(id)).filter(
+                config_refs::lease_holder
+                    .is_null()
+                    .or(config_refs::lease_holder.eq(holder))
+                    .or(config_refs::lease_expires_at.lt(now)),
+            ),
+        )
+        .set((config_refs::lease_holder.eq(holder), config_refs::lease_expires_at.eq(now + ttl_ms)))
+        .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
 /// Gives the lease back (no-op if `holder` does not hold it).
 pub fn release_lease(conn: &mut DbConn, id: i64, holder: &str) -> Result<(), StoreError> {
-    diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
-        .set((config_refs::lease_holder.eq(None::<String>), config_refs::lease_expires_at.eq(None::<i64>)))
-        .execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
+            .set((config_refs::lease_holder.eq(None::<String>), config_refs::lease_expires_at.eq(None::<i64>)))
+            .execute(conn)
+    })?;
     Ok(())
 }
 
 /// Clears a "sync now" request made before `started` (a write only when
 /// there is one).
 pub fn clear_request(conn: &mut DbConn, id: i64, started: i64) -> Result<(), StoreError> {
-    diesel::update(
-        config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::sync_requested_at.le(started)),
-    )
-    .set(config_refs::sync_requested_at.eq(None::<i64>))
-    .execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(
+            config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::sync_requested_at.le(started)),
+        )
+        .set(config_refs::sync_requested_at.eq(None::<i64>))
+        .execute(conn)
+    })?;
     Ok(())
 }
 

@@ -413,9 +413,11 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), StoreError> {
 
 /// Marks a project's inventory as changed (cached snapshots become stale).
 pub fn bump_revision(conn: &mut DbConn, project_id: i64) -> Result<(), StoreError> {
-    diesel::update(projects::table.find(project_id))
-        .set((projects::revision.eq(projects::revision + 1), projects::updated_at.eq(now_ms())))
-        .execute(conn)?;
+    tx::write(conn, |conn| {
+        diesel::update(projects::table.find(project_id))
+            .set((projects::revision.eq(projects::revision + 1), projects::updated_at.eq(now_ms())))
+            .execute(conn)
+    })?;
     Ok(())
 }
 
@@ -430,11 +432,13 @@ pub fn ensure_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreErr
     if let Some(p) = find_project(conn, name)? {
         return Ok(p);
     }
-    let now = now_ms();
-    diesel::insert_into(projects::table)
-        .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
-        .execute(conn)?;
-    find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+    tx::write(conn, |conn| {
+        let now = now_ms();
+        diesel::insert_into(projects::table)
+            .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
+            .execute(conn)?;
+        find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+    })
 }
 
 #[cfg(test)]
@@ -450,6 +454,48 @@ mod tests {
         for bad in ["/tmp/x.db", "oracle://x", "sqlite://", "", "craton.db"] {
             let e = DbUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("unsupported") || e.contains("without a path"), "{bad}: {e}");
+        }
+    }
+
+    fn db_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(diesel::result::Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    /// The texts the three client libraries give for a dead connection or a
+    /// missing database, and for contention (findings 8 and 10).
+    #[test]
+    fn error_classes() {
+        use diesel::result::DatabaseErrorKind::{ClosedConnection, SerializationFailure, Unknown};
+        for m in [
+            "MySQL server has gone away",
+            "Lost connection to server during query",
+            "Can't connect to server on '127.0.0.1' (111)",
+            "no connection to the server",
+            "terminating connection due to administrator command",
+            "server closed the connection unexpectedly",
+            "unable to open database file",
+            "disk I/O error",
+            "Table 'craton.projects' doesn't exist",
+        ] {
+            let e = db_error(Unknown, m);
+            assert!(e.is_unavailable() && !e.is_transient(), "{m}");
+        }
+        assert!(db_error(ClosedConnection, "").is_unavailable());
+        for m in [
+            "Deadlock found when trying to get lock; try restarting transaction",
+            "Lock wait timeout exceeded; try restarting transaction",
+            "deadlock detected",
+            "could not serialize access due to concurrent update",
+            "database is locked",
+            "database table is locked",
+        ] {
+            let e = db_error(Unknown, m);
+            assert!(e.is_transient() && !e.is_unavailable(), "{m}");
+        }
+        assert!(db_error(SerializationFailure, "").is_transient());
+        for m in ["duplicate key value violates unique constraint", "value too long for type character varying(191)"] {
+            let e = db_error(Unknown, m);
+            assert!(!e.is_transient() && !e.is_unavailable(), "{m}");
         }
     }
 

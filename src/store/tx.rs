@@ -35,6 +35,12 @@ pub trait TxError: From<DieselError> {
     fn is_transient(&self) -> bool;
 }
 
+impl TxError for DieselError {
+    fn is_transient(&self) -> bool {
+        super::is_transient_error(self)
+    }
+}
+
 impl TxError for StoreError {
     fn is_transient(&self) -> bool {
         StoreError::is_transient(self)

@@ -108,7 +108,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "service unavailable");
-                "service unavailable: the database cannot be reached".to_string()
+                "service unavailable: the database cannot serve the request now, retry later".to_string()
             }
             other => other.to_string(),
         };
