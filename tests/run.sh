@@ -54,6 +54,8 @@ export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"
 cargo build --workspace --locked
 # The REST-only craton-inventory (no database drivers, only libc) must keep building.
 cargo check -p craton-inventory --no-default-features --features rest --locked
+# The store must build without the import parsers (it names crate::names, not crate::import).
+cargo check -p craton --no-default-features --features db --locked && cargo check -p craton --no-default-features --features pool --locked
 # One summary line at the end: cargo prints a result line per test binary,
 # and the last of those is often a binary with no tests in it.
 log=$(mktemp)

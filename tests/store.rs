@@ -209,3 +209,75 @@ fn unmigrated_server_database_is_reported() {
         assert!(e.contains("cratond migrate"), "{b:?}: {e}");
     }
 }
+
+/// Finding 9: the snapshot loader ran one autocommit query per table, so a
+/// group and its first host committed together between the groups query
+/// and the memberships query came back as a host without its group (then
+/// served under `ungrouped`). A writer creates hosts, each atomically with
+/// a new group and a label; a reader loads snapshots meanwhile; no snapshot
+/// may show such a host without them.
+#[test]
+fn torn_reads() {
+    use craton::store::edit::Ref;
+    use craton::store::groups::{self, GroupChange};
+    use craton::store::hosts::{self, HostChange};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    for b in backends() {
+        let db = TestDb::new(b);
+        let mut c = db.conn();
+        // Enough rows that a load spends milliseconds between its queries.
+        let mut d = Desired::default();
+        let names: Vec<String> = (0..1500).map(|i| format!("base{i:04}")).collect();
+        for n in &names {
+            d.hosts.insert(n.clone(), DesiredHost::default());
+        }
+        d.groups.insert("base".into(), DesiredGroup { hosts: names, ..Default::default() });
+        apply::apply(&mut c, "p", &d, false, &noop).unwrap();
+        let pid = store::find_project(&mut c, "p").unwrap().unwrap().id;
+
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (done, url) = (done.clone(), DbUrl::parse(&db.url).unwrap());
+            std::thread::spawn(move || {
+                let mut c = store::connect(&url).unwrap();
+                let (mut loads, mut torn, mut seen) = (0u32, 0u32, 0usize);
+                while !done.load(Ordering::SeqCst) {
+                    let snap = load::load_snapshot(&mut c, "p").unwrap();
+                    loads += 1;
+                    let new: Vec<_> = snap.hosts.iter().filter(|h| h.name.starts_with('w')).collect();
+                    seen = seen.max(new.len());
+                    torn += new.iter().filter(|h| h.groups.is_empty() || h.labels.is_empty()).count() as u32;
+                }
+                (loads, torn, seen)
+            })
+        };
+        let start = Instant::now();
+        let mut written = 0;
+        while start.elapsed() < Duration::from_secs(4) && written < 400 {
+            let (g, h) = (format!("g{written}"), format!("w{written}"));
+            store::tx::write(&mut c, |c| {
+                groups::create_group(c, pid, &GroupChange { name: Some(g.clone()), ..Default::default() })?;
+                hosts::create_host(
+                    c,
+                    pid,
+                    &HostChange {
+                        name: Some(h.clone()),
+                        labels: Some(vec!["l".into()]),
+                        groups: Some(vec![Ref::Name(g.clone())]),
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap();
+            written += 1;
+        }
+        done.store(true, Ordering::SeqCst);
+        let (loads, torn, seen) = reader.join().unwrap();
+        eprintln!("{b:?}: {written} hosts written, {loads} snapshots loaded, {torn} torn host views");
+        assert!(loads > 5 && seen > 0, "{b:?}: the reader must overlap the writer ({loads} loads, {seen} seen)");
+        assert_eq!(torn, 0, "{b:?}: {torn} hosts seen without their group or label in {loads} snapshots");
+    }
+}

@@ -106,7 +106,12 @@ impl AppState {
             }
         }
         let snap = Arc::new(store::load::load_project(conn, project.clone())?);
-        self.snapshots.lock().expect("snapshot cache poisoned").insert(project.id, (project.revision, snap.clone()));
+        // Keyed by the revision read with the contents (it may be newer than
+        // `project.revision`), so the cache never holds a mislabelled copy.
+        self.snapshots
+            .lock()
+            .expect("snapshot cache poisoned")
+            .insert(project.id, (snap.project.revision, snap.clone()));
         Ok(snap)
     }
 }

@@ -215,7 +215,7 @@ pub fn apply(
     replace: bool,
     progress: Progress,
 ) -> Result<Summary, StoreError> {
-    conn.transaction(|conn| apply_in_tx(conn, project, desired, replace, progress))
+    super::tx::write(conn, |conn| apply_in_tx(conn, project, desired, replace, progress))
 }
 
 fn apply_in_tx(

@@ -323,7 +323,7 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRef) -> Result<ConfigRef, St
     if !(MIN_POLL_SECS..=MAX_POLL_SECS).contains(&poll) {
         return Err(invalid("poll_interval", format!("must be between {MIN_POLL_SECS} and {MAX_POLL_SECS} seconds")));
     }
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         if let Some(g) = new.group_id {
             let found = inventory_groups::table
                 .filter(inventory_groups::project_id.eq(pid))
@@ -394,7 +394,7 @@ pub fn group_names(conn: &mut DbConn, ids: &[i64]) -> Result<std::collections::H
 /// Deletes ref `id` of project `pid` and the variables it owns, in one
 /// transaction. Returns false when there was no such ref.
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         if get(conn, Some(pid), id)?.is_none() {
             return Ok(false);
         }
@@ -417,7 +417,9 @@ pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> 
 /// polling the database picks it up).
 pub fn request_sync(conn: &mut DbConn, id: i64) -> Result<i64, StoreError> {
     let now = now_ms();
-    diesel::update(config_refs::table.find(id)).set(config_refs::sync_requested_at.eq(now)).execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(config_refs::table.find(id)).set(config_refs::sync_requested_at.eq(now)).execute(conn)
+    })?;
     Ok(now)
 }
 
@@ -425,35 +427,41 @@ pub fn request_sync(conn: &mut DbConn, id: i64) -> Result<i64, StoreError> {
 /// if nobody else holds a live one. One UPDATE: atomic on every backend.
 pub fn try_lease(conn: &mut DbConn, id: i64, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
     let now = now_ms();
-    let n = diesel::update(
-        config_refs::table.filter(config_refs::id.eq(id)).filter(
-            config_refs::lease_holder
-                .is_null()
-                .or(config_refs::lease_holder.eq(holder))
-                .or(config_refs::lease_expires_at.lt(now)),
-        ),
-    )
-    .set((config_refs::lease_holder.eq(holder), config_refs::lease_expires_at.eq(now + ttl_ms)))
-    .execute(conn)?;
+    let n = super::tx::write(conn, |conn| {
+        diesel::update(
+            config_refs::table.filter(config_refs::id.eq(id)).filter(
+                config_refs::lease_holder
+                    .is_null()
+                    .or(config_refs::lease_holder.eq(holder))
+                    .or(config_refs::lease_expires_at.lt(now)),
+            ),
+        )
+        .set((config_refs::lease_holder.eq(holder), config_refs::lease_expires_at.eq(now + ttl_ms)))
+        .execute(conn)
+    })?;
     Ok(n == 1)
 }
 
 /// Gives the lease back (no-op if `holder` does not hold it).
 pub fn release_lease(conn: &mut DbConn, id: i64, holder: &str) -> Result<(), StoreError> {
-    diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
-        .set((config_refs::lease_holder.eq(None::<String>), config_refs::lease_expires_at.eq(None::<i64>)))
-        .execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::lease_holder.eq(holder)))
+            .set((config_refs::lease_holder.eq(None::<String>), config_refs::lease_expires_at.eq(None::<i64>)))
+            .execute(conn)
+    })?;
     Ok(())
 }
 
 /// Clears a "sync now" request made before `started` (a write only when
 /// there is one).
 pub fn clear_request(conn: &mut DbConn, id: i64, started: i64) -> Result<(), StoreError> {
-    diesel::update(
-        config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::sync_requested_at.le(started)),
-    )
-    .set(config_refs::sync_requested_at.eq(None::<i64>))
-    .execute(conn)?;
+    super::tx::write(conn, |conn| {
+        diesel::update(
+            config_refs::table.filter(config_refs::id.eq(id)).filter(config_refs::sync_requested_at.le(started)),
+        )
+        .set(config_refs::sync_requested_at.eq(None::<i64>))
+        .execute(conn)
+    })?;
     Ok(())
 }
 
@@ -479,7 +487,7 @@ pub fn record_failure(
     let failures = r.failures.saturating_add(1);
     let next = now + backoff_secs(r.poll_interval_secs, failures) * 1000;
     let line = failure.line.and_then(|l| i32::try_from(l).ok());
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         diesel::update(
             config_refs::table.filter(config_refs::id.eq(r.id)).filter(
                 config_refs::lease_holder

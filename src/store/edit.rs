@@ -71,19 +71,17 @@ pub fn conflict_on_unique(e: diesel::result::Error, message: impl FnOnce() -> St
     }
 }
 
-/// Text fields must not hold NUL: PostgreSQL refuses it in TEXT columns.
+/// [`super::text_field`] with an optional limit (kept for the API's
+/// up-front field checks).
 pub fn check_text(field: &str, text: &str, max_chars: Option<usize>) -> Result<(), StoreError> {
-    if text.contains('\0') {
-        return Err(invalid(field, "contains a NUL character"));
-    }
-    if let Some(max) = max_chars.filter(|&m| text.chars().count() > m) {
-        return Err(invalid(field, format!("is longer than {max} characters")));
-    }
-    Ok(())
+    super::text_field(field, text, max_chars.unwrap_or(usize::MAX))
 }
 
 /// The id of group `r` in project `pid`.
 pub fn group_id(conn: &mut DbConn, pid: i64, field: &str, r: &Ref) -> Result<i64, StoreError> {
+    if let Ref::Name(n) = r {
+        super::name_field(field, "group", n)?;
+    }
     let q = inventory_groups::table.filter(inventory_groups::project_id.eq(pid)).select(inventory_groups::id);
     let found = match r {
         Ref::Id(id) => q.filter(inventory_groups::id.eq(*id)).first::<i64>(conn).optional()?,
@@ -94,6 +92,9 @@ pub fn group_id(conn: &mut DbConn, pid: i64, field: &str, r: &Ref) -> Result<i64
 
 /// The id of host `r` in project `pid`.
 pub fn host_id(conn: &mut DbConn, pid: i64, field: &str, r: &Ref) -> Result<i64, StoreError> {
+    if let Ref::Name(n) = r {
+        super::name_field(field, "host", n)?;
+    }
     let q = hosts::table.filter(hosts::project_id.eq(pid)).select(hosts::id);
     let found = match r {
         Ref::Id(id) => q.filter(hosts::id.eq(*id)).first::<i64>(conn).optional()?,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::apply::find_cycle;
 use super::edit::{
-    begin_write, check_text, conflict_on_unique, delete_vars_of, group_ids, insert_edges, invalid, Ref, RESERVED_GROUPS,
+    begin_write, conflict_on_unique, delete_vars_of, group_ids, insert_edges, invalid, Ref, RESERVED_GROUPS,
 };
 use super::schema::{group_edges, inventory_groups, memberships};
 use super::{now_ms, DbConn, StoreError};
@@ -76,7 +76,7 @@ struct GroupSet<'a> {
 
 /// A name a group may have: storable, and not one Ansible reserves.
 pub fn check_group_name(name: &str) -> Result<(), StoreError> {
-    crate::import::check_name("group", name).map_err(|m| invalid("name", m))?;
+    crate::names::check_name("group", name).map_err(|m| invalid("name", m))?;
     if RESERVED_GROUPS.contains(&name) {
         return Err(invalid("name", format!("{name:?} is reserved by Ansible")));
     }
@@ -93,10 +93,10 @@ fn check_change(c: &GroupChange) -> Result<(), StoreError> {
         check_group_name(n)?;
     }
     if let Some(k) = &c.kind {
-        check_text("kind", k, Some(MAX_KIND_CHARS))?;
+        super::text_field("kind", k, MAX_KIND_CHARS)?;
     }
     if let Some(Some(d)) = &c.description {
-        check_text("description", d, Some(MAX_DESCRIPTION_CHARS))?;
+        super::text_field("description", d, MAX_DESCRIPTION_CHARS)?;
     }
     if let Some(p) = c.priority {
         priority_i32(p)?;
@@ -136,6 +136,10 @@ fn id_by_name(conn: &mut DbConn, pid: i64, name: &str) -> Result<Option<i64>, St
 
 /// Group `id` of project `pid`, read from the database.
 pub fn get_group(conn: &mut DbConn, pid: i64, id: i64) -> Result<GroupRecord, StoreError> {
+    super::tx::read(conn, |conn| read_group(conn, pid, id))
+}
+
+fn read_group(conn: &mut DbConn, pid: i64, id: i64) -> Result<GroupRecord, StoreError> {
     let (id, name, kind, description, priority) = group_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
     let parents: Vec<String> = group_edges::table
         .inner_join(inventory_groups::table.on(inventory_groups::id.eq(group_edges::parent_id)))
@@ -243,7 +247,7 @@ pub fn create_group(conn: &mut DbConn, pid: i64, change: &GroupChange) -> Result
     let name = change.name.as_deref().ok_or_else(|| invalid("name", "is required"))?;
     check_change(change)?;
     let priority = priority_i32(change.priority.flatten())?;
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         let taken = || format!("group {name:?} already exists");
         if id_by_name(conn, pid, name)?.is_some() {
@@ -273,7 +277,7 @@ pub fn create_group(conn: &mut DbConn, pid: i64, change: &GroupChange) -> Result
 pub fn update_group(conn: &mut DbConn, pid: i64, id: i64, change: &GroupChange) -> Result<GroupRecord, StoreError> {
     check_change(change)?;
     let priority = change.priority.map(priority_i32).transpose()?;
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         let (_, current_name, ..) = group_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         let name = change.name.as_deref().unwrap_or(&current_name);
@@ -300,7 +304,7 @@ pub fn update_group(conn: &mut DbConn, pid: i64, id: i64, change: &GroupChange) 
 /// Deletes group `id` of project `pid` with its variables, nesting edges
 /// and memberships (its hosts and child groups stay).
 pub fn delete_group(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         group_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         delete_vars_of(conn, pid, OwnerKind::Group as i32, &[id])?;

@@ -76,7 +76,7 @@ pub fn normalize_ip(text: &str) -> Result<String, StoreError> {
 /// Labels as stored: each a valid name, each once, sorted.
 pub fn normalize_labels(labels: &[String]) -> Result<Vec<String>, StoreError> {
     for l in labels {
-        crate::import::check_name("label", l).map_err(|m| invalid("labels", m))?;
+        crate::names::check_name("label", l).map_err(|m| invalid("labels", m))?;
     }
     let mut out: Vec<String> = labels.to_vec();
     out.sort();
@@ -110,6 +110,10 @@ fn id_by_name(conn: &mut DbConn, pid: i64, name: &str) -> Result<Option<i64>, St
 
 /// Host `id` of project `pid`, read from the database.
 pub fn get_host(conn: &mut DbConn, pid: i64, id: i64) -> Result<HostRecord, StoreError> {
+    super::tx::read(conn, |conn| read_host(conn, pid, id))
+}
+
+fn read_host(conn: &mut DbConn, pid: i64, id: i64) -> Result<HostRecord, StoreError> {
     let (id, name, ip_address, active, parent_id) = host_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
     let parent = match parent_id {
         Some(p) => hosts::table.find(p).select(hosts::name).first::<String>(conn).optional()?,
@@ -206,7 +210,7 @@ fn write_relations(conn: &mut DbConn, pid: i64, id: i64, name: &str, change: &Ho
 
 fn check_change(c: &HostChange) -> Result<Option<Option<String>>, StoreError> {
     if let Some(n) = &c.name {
-        crate::import::check_name("host", n).map_err(|m| invalid("name", m))?;
+        crate::names::check_name("host", n).map_err(|m| invalid("name", m))?;
     }
     if let Some(labels) = &c.labels {
         normalize_labels(labels)?;
@@ -218,7 +222,7 @@ fn check_change(c: &HostChange) -> Result<Option<Option<String>>, StoreError> {
 pub fn create_host(conn: &mut DbConn, pid: i64, change: &HostChange) -> Result<HostRecord, StoreError> {
     let name = change.name.as_deref().ok_or_else(|| invalid("name", "is required"))?;
     let ip = check_change(change)?.flatten();
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         let taken = || format!("host {name:?} already exists");
         if id_by_name(conn, pid, name)?.is_some() {
@@ -246,7 +250,7 @@ pub fn create_host(conn: &mut DbConn, pid: i64, change: &HostChange) -> Result<H
 /// Changes host `id` of project `pid` as `change` says.
 pub fn update_host(conn: &mut DbConn, pid: i64, id: i64, change: &HostChange) -> Result<HostRecord, StoreError> {
     let ip = check_change(change)?;
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         let (_, current_name, ..) = host_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         let name = change.name.as_deref().unwrap_or(&current_name);
@@ -269,7 +273,7 @@ pub fn update_host(conn: &mut DbConn, pid: i64, id: i64, change: &HostChange) ->
 /// Deletes host `id` of project `pid` with its variables, labels and
 /// memberships; its child hosts lose their parent.
 pub fn delete_host(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         host_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         delete_vars_of(conn, pid, OwnerKind::Host as i32, &[id])?;

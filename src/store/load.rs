@@ -1,12 +1,14 @@
 //! Loads one project's whole inventory into a [`Snapshot`] with one query
-//! per table, whatever the number of hosts.
+//! per table, whatever the number of hosts, all inside one read
+//! transaction ([`super::tx::read`]) so the tables agree with each other
+//! and with the revision the snapshot carries.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 
 use super::schema::{group_edges, host_labels, hosts, inventory_groups, memberships, variables};
-use super::{find_project, DbConn, StoreError};
+use super::{find_project, project_by_id, DbConn, StoreError};
 use crate::model::{raw_from_string, GroupNode, HostNode, OwnVars, OwnerKind, Project, Snapshot, Tier, Var};
 
 type GroupRow = (i64, String, String, Option<String>, Option<i32>, Option<i32>);
@@ -14,11 +16,24 @@ type HostRow = (i64, String, Option<String>, bool, Option<i64>);
 type VarRow = (i32, i64, String, String, i32);
 
 pub fn load_snapshot(conn: &mut DbConn, project: &str) -> Result<Snapshot, StoreError> {
-    let project = find_project(conn, project)?.ok_or_else(|| StoreError::UnknownProject(project.to_string()))?;
-    load_project(conn, project)
+    super::tx::read(conn, |conn| {
+        let project = find_project(conn, project)?.ok_or_else(|| StoreError::UnknownProject(project.to_string()))?;
+        load_rows(conn, project)
+    })
 }
 
+/// Loads `project`; the snapshot carries the project row (and revision) read
+/// in the same transaction as its contents, which may be newer than the
+/// `project` passed in.
 pub fn load_project(conn: &mut DbConn, project: Project) -> Result<Snapshot, StoreError> {
+    super::tx::read(conn, |conn| {
+        let project =
+            project_by_id(conn, project.id)?.ok_or_else(|| StoreError::UnknownProject(project.name.clone()))?;
+        load_rows(conn, project)
+    })
+}
+
+fn load_rows(conn: &mut DbConn, project: Project) -> Result<Snapshot, StoreError> {
     let pid = project.id;
     let group_rows: Vec<GroupRow> = inventory_groups::table
         .filter(inventory_groups::project_id.eq(pid))

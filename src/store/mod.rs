@@ -31,6 +31,7 @@ pub mod project_admin;
 pub mod ref_apply;
 pub mod schema;
 pub mod tokens;
+pub mod tx;
 pub mod variables;
 
 use std::fmt;
@@ -77,6 +78,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// The database cannot serve the request now (a pool timeout, retries
+    /// exhausted); the API answers 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -99,15 +104,112 @@ impl StoreError {
     /// True when the error means "the database is not reachable right now"
     /// rather than "the request was wrong" (the API answers 503 for these).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Connect { .. }
-                | StoreError::Query(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
-        )
+        match self {
+            StoreError::Connect { .. } | StoreError::Unavailable(_) => true,
+            StoreError::Query(e) => is_connection_error(e),
+            _ => false,
+        }
     }
+
+    /// True for a deadlock, a serialization failure or a busy database: the
+    /// same transaction may succeed when run again ([`tx::write`] does).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Query(e) if is_transient_error(e))
+    }
+}
+
+/// The driver's message of a database error, lower-cased, looking through
+/// the wrappers diesel puts around a failed commit or rollback.
+fn db_message(e: &diesel::result::Error) -> Option<(diesel::result::DatabaseErrorKind, String)> {
+    use diesel::result::Error as E;
+    match e {
+        E::DatabaseError(kind, info) => Some((*kind, info.message().to_ascii_lowercase())),
+        E::RollbackErrorOnCommit { commit_error, .. } => db_message(commit_error),
+        _ => None,
+    }
+}
+
+/// Driver messages of connection-class failures. MySQL's error numbers and
+/// PostgreSQL's SQLSTATEs do not reach us through diesel (only a few kinds
+/// do), so the stable texts of the client libraries are matched:
+/// MySQL 2002/2003/2006/2013, PostgreSQL 08xxx/57P01-57P03 and libpq's own,
+/// SQLite CANTOPEN/IOERR, and a schema that is gone (a dropped database).
+const CONNECTION_MESSAGES: &[&str] = &[
+    "server has gone away",
+    "lost connection",
+    "can't connect",
+    "no connection to the server",
+    "server closed the connection",
+    "terminating connection",
+    "connection to server",
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "broken pipe",
+    "the database system is",
+    "unable to open database file",
+    "disk i/o error",
+    "doesn't exist",
+    "does not exist",
+    "unknown database",
+];
+
+/// Messages of contention failures: MySQL 1213/1205, PostgreSQL
+/// 40001/40P01/55P03, SQLite BUSY/LOCKED.
+const TRANSIENT_MESSAGES: &[&str] = &[
+    "deadlock",
+    "lock wait timeout",
+    "could not serialize access",
+    "could not obtain lock",
+    "database is locked",
+    "database table is locked",
+    "database schema is locked",
+];
+
+/// True when `e` says the connection (or the database behind it) is gone:
+/// the pool must not hand that connection out again.
+pub fn is_connection_error(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::BrokenTransactionManager => true,
+        _ => match db_message(e) {
+            Some((K::ClosedConnection, _)) => true,
+            Some((K::UnableToSendCommand, _)) => true,
+            Some((_, m)) => CONNECTION_MESSAGES.iter().any(|p| m.contains(p)),
+            None => false,
+        },
+    }
+}
+
+/// True when `e` is a deadlock, serialization failure or busy database.
+pub fn is_transient_error(e: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind as K;
+    match db_message(e) {
+        Some((K::SerializationFailure, _)) => true,
+        Some((_, m)) => TRANSIENT_MESSAGES.iter().any(|p| m.contains(p)),
+        None => false,
+    }
+}
+
+/// Text the store is given to keep: no NUL (PostgreSQL refuses it in text
+/// columns, the others would store it) and at most `max` characters (the
+/// column's size in `migrations/*`, so every backend refuses at the same
+/// length instead of one truncating, one failing and one storing it).
+/// The error names the request field.
+pub fn text_field(field: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(edit::invalid(field, "contains a NUL character"));
+    }
+    if value.chars().count() > max {
+        return Err(edit::invalid(field, format!("is longer than {max} characters")));
+    }
+    Ok(())
+}
+
+/// A name the store keeps or looks up (project, group, host, label,
+/// variable key): [`crate::names::check_name`], reported under `field`.
+pub fn name_field(field: &str, what: &str, value: &str) -> Result<(), StoreError> {
+    crate::names::check_name(what, value).map_err(|m| edit::invalid(field, m))
 }
 
 /// A parsed `CRATON_DATABASE_URL`.
@@ -271,7 +373,10 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The project named `name`; a name no project can have (NUL, too long)
+/// is refused as an invalid `project` rather than sent to the database.
 pub fn find_project(conn: &mut DbConn, name: &str) -> Result<Option<Project>, StoreError> {
+    name_field("project", "project", name)?;
     Ok(projects::table
         .filter(projects::name.eq(name))
         .select((projects::id, projects::name, projects::revision, projects::created_at, projects::updated_at))
@@ -308,9 +413,11 @@ pub fn refresh_statistics(conn: &mut DbConn) -> Result<(), StoreError> {
 
 /// Marks a project's inventory as changed (cached snapshots become stale).
 pub fn bump_revision(conn: &mut DbConn, project_id: i64) -> Result<(), StoreError> {
-    diesel::update(projects::table.find(project_id))
-        .set((projects::revision.eq(projects::revision + 1), projects::updated_at.eq(now_ms())))
-        .execute(conn)?;
+    tx::write(conn, |conn| {
+        diesel::update(projects::table.find(project_id))
+            .set((projects::revision.eq(projects::revision + 1), projects::updated_at.eq(now_ms())))
+            .execute(conn)
+    })?;
     Ok(())
 }
 
@@ -321,15 +428,17 @@ pub fn project_revision(conn: &mut DbConn, project_id: i64) -> Result<Option<i64
 
 /// Returns the project, creating it when missing.
 pub fn ensure_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreError> {
-    crate::import::check_name("project", name).map_err(StoreError::Invalid)?;
+    crate::names::check_name("project", name).map_err(StoreError::Invalid)?;
     if let Some(p) = find_project(conn, name)? {
         return Ok(p);
     }
-    let now = now_ms();
-    diesel::insert_into(projects::table)
-        .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
-        .execute(conn)?;
-    find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+    tx::write(conn, |conn| {
+        let now = now_ms();
+        diesel::insert_into(projects::table)
+            .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
+            .execute(conn)?;
+        find_project(conn, name)?.ok_or_else(|| StoreError::UnknownProject(name.to_string()))
+    })
 }
 
 #[cfg(test)]
@@ -345,6 +454,48 @@ mod tests {
         for bad in ["/tmp/x.db", "oracle://x", "sqlite://", "", "craton.db"] {
             let e = DbUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("unsupported") || e.contains("without a path"), "{bad}: {e}");
+        }
+    }
+
+    fn db_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(diesel::result::Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    /// The texts the three client libraries give for a dead connection or a
+    /// missing database, and for contention (findings 8 and 10).
+    #[test]
+    fn error_classes() {
+        use diesel::result::DatabaseErrorKind::{ClosedConnection, SerializationFailure, Unknown};
+        for m in [
+            "MySQL server has gone away",
+            "Lost connection to server during query",
+            "Can't connect to server on '127.0.0.1' (111)",
+            "no connection to the server",
+            "terminating connection due to administrator command",
+            "server closed the connection unexpectedly",
+            "unable to open database file",
+            "disk I/O error",
+            "Table 'craton.projects' doesn't exist",
+        ] {
+            let e = db_error(Unknown, m);
+            assert!(e.is_unavailable() && !e.is_transient(), "{m}");
+        }
+        assert!(db_error(ClosedConnection, "").is_unavailable());
+        for m in [
+            "Deadlock found when trying to get lock; try restarting transaction",
+            "Lock wait timeout exceeded; try restarting transaction",
+            "deadlock detected",
+            "could not serialize access due to concurrent update",
+            "database is locked",
+            "database table is locked",
+        ] {
+            let e = db_error(Unknown, m);
+            assert!(e.is_transient() && !e.is_unavailable(), "{m}");
+        }
+        assert!(db_error(SerializationFailure, "").is_transient());
+        for m in ["duplicate key value violates unique constraint", "value too long for type character varying(191)"] {
+            let e = db_error(Unknown, m);
+            assert!(!e.is_transient() && !e.is_unavailable(), "{m}");
         }
     }
 

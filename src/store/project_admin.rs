@@ -33,8 +33,8 @@ pub fn list_projects(conn: &mut DbConn) -> Result<Vec<Project>, StoreError> {
 
 /// Creates an empty project; a taken name is a conflict.
 pub fn create_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreError> {
-    crate::import::check_name("project", name).map_err(StoreError::Invalid)?;
-    conn.transaction(|conn| {
+    crate::names::check_name("project", name).map_err(StoreError::Invalid)?;
+    super::tx::write(conn, |conn| {
         if find_project(conn, name)?.is_some() {
             return Err(StoreError::Conflict(format!("project {name:?} already exists")));
         }
@@ -49,8 +49,8 @@ pub fn create_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreErr
 
 /// Renames project `id`.
 pub fn rename_project(conn: &mut DbConn, id: i64, name: &str) -> Result<Project, StoreError> {
-    crate::import::check_name("project", name).map_err(StoreError::Invalid)?;
-    conn.transaction(|conn| {
+    crate::names::check_name("project", name).map_err(StoreError::Invalid)?;
+    super::tx::write(conn, |conn| {
         let current = project_by_id(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
         if current.name == name {
             return Ok(current);
@@ -73,7 +73,7 @@ pub fn rename_project(conn: &mut DbConn, id: i64, name: &str) -> Result<Project,
 /// Done table by table rather than through foreign-key cascades, which
 /// differ between the backends for the self-referencing `hosts.parent_id`.
 pub fn delete_project(conn: &mut DbConn, id: i64) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         let current = project_by_id(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
         refuse_default(&current, "deleted")?;
         begin_write(conn, id)?;

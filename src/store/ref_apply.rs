@@ -73,6 +73,12 @@ impl From<diesel::result::Error> for RefApplyError {
     }
 }
 
+impl super::tx::TxError for RefApplyError {
+    fn is_transient(&self) -> bool {
+        matches!(self, RefApplyError::Store(e) if e.is_transient())
+    }
+}
+
 /// What a successful sync changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -481,12 +487,12 @@ pub fn apply_ref(
         let (groups, hosts) = owner_ids(conn, r.project_id)?;
         let diff = var_diff(conn, r, plan, &snap, &groups, &hosts)?;
         if diff.counts().is_zero() {
-            conn.transaction(|conn| record_success(conn, r.id, holder, started, commit, VarCounts::default()))?;
+            super::tx::write(conn, |conn| record_success(conn, r.id, holder, started, commit, VarCounts::default()))?;
             return Ok(Applied::default());
         }
     }
 
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         // The project's write lock first, then everything again under it.
         begin_write(conn, r.project_id).map_err(RefApplyError::Store)?;
         let project = project_by_id(conn, r.project_id)?
@@ -566,7 +572,7 @@ pub fn import_keeping_ref_owned(
     replace: bool,
     progress: super::apply::Progress,
 ) -> Result<(super::apply::Summary, usize), StoreError> {
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         let kept = keep_ref_owned(conn, project, desired, replace)?;
         let summary = super::apply::apply(conn, project, desired, replace, progress)?;
         Ok((summary, kept))

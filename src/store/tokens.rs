@@ -37,6 +37,9 @@ impl Role {
     }
 }
 
+/// Longest token description: `api_tokens.description` is VARCHAR(191).
+pub const MAX_DESCRIPTION_CHARS: usize = 191;
+
 /// What a token grants, as the API sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -81,6 +84,7 @@ pub fn create(
             "root tokens have no project; project tokens are reader, editor or admin".into(),
         ));
     }
+    super::text_field("description", description, MAX_DESCRIPTION_CHARS)?;
     let secret = new_secret()?;
     let hash = hash_secret(&secret);
     diesel::insert_into(api_tokens::table)

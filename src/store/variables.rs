@@ -43,7 +43,7 @@ impl VarOwner {
 
 /// Why `key` cannot be set on `owner`, if it cannot.
 pub fn key_problem(owner: VarOwner, key: &str) -> Option<String> {
-    if let Err(m) = crate::import::check_name("variable", key) {
+    if let Err(m) = crate::names::check_name("variable", key) {
         return Some(m);
     }
     // Ansible's Group.set_variable turns this key into the group's priority
@@ -125,7 +125,7 @@ pub fn merge_vars(
         return Err(StoreError::Invalid(format!("variable {k:?}: {m}")));
     }
     let texts: Vec<(&str, Raw)> = vars.iter().map(|(k, v)| (k.as_str(), raw_from_value(v))).collect();
-    conn.transaction(|conn| {
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         check_owner(conn, pid, owner)?;
         let keys: Vec<&str> = texts.iter().map(|(k, _)| *k).collect();
@@ -165,7 +165,10 @@ pub fn merge_vars(
 /// Deletes the listed keys of the owner (missing keys are fine); returns
 /// how many were there.
 pub fn delete_vars(conn: &mut DbConn, pid: i64, owner: VarOwner, keys: &[String]) -> Result<usize, StoreError> {
-    conn.transaction(|conn| {
+    for k in keys {
+        super::name_field("keys", "variable", k)?;
+    }
+    super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;
         check_owner(conn, pid, owner)?;
         let names: Vec<&str> = keys.iter().map(String::as_str).collect();

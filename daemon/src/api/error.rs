@@ -1,12 +1,18 @@
 //! The one error type of the HTTP API. Every failure leaves as
 //! `{"error": {"status", "message", "details"}}`; not-found is 404, pool
-//! and connection trouble 503, and anything unexpected is logged once here
-//! and answered with a generic 500 body.
+//! and connection trouble 503 (with `Retry-After`: an outage or contention
+//! that outlived the store's retries, not a fault of the request), and
+//! anything unexpected is logged once here and answered with a generic 500
+//! body.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use craton::store::StoreError;
 use serde::Serialize;
+
+/// Seconds a client should wait after a 503: the pool's connection timeout
+/// is 5 s, and a database that is back is found within one checkout.
+const RETRY_AFTER_SECS: &str = "1";
 
 /// One problem with one field of a request.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -71,13 +77,16 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            return ApiError::Unavailable("database unavailable".into());
+        if e.is_unavailable() || e.is_transient() {
+            // The driver's text goes to the log (see into_response), not to
+            // the client.
+            return ApiError::Unavailable(e.to_string());
         }
         match e {
             StoreError::UnknownProject(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Invalid(m) | StoreError::BadUrl(m) => ApiError::bad(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
             e if e.is_not_found() => ApiError::NotFound("not found".into()),
             e if e.is_unique_violation() => ApiError::Conflict("already exists".into()),
             other => ApiError::Internal(other.to_string()),
@@ -115,7 +124,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "service unavailable");
-                "service unavailable: the database cannot be reached".to_string()
+                "service unavailable: the database cannot serve the request now, retry later".to_string()
             }
             other => other.to_string(),
         };
@@ -124,6 +133,10 @@ impl IntoResponse for ApiError {
             _ => &[],
         };
         let body = Body { error: Inner { status: status.as_u16(), message: &message, details } };
-        (status, axum::Json(body)).into_response()
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        resp
     }
 }
