@@ -16,30 +16,8 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::{backends, cratond, ok, TestDb};
+use common::{backends, cratond, ok, Rng, TestDb};
 use serde_json::{json, Value};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64: tiny, deterministic per seed.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 const KEYS: [&str; 8] = ["k1", "k2", "k3", "role", "ntp", "dict_var", "list_var", "ansible_port"];
 

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{backends, cratond, inventory, ok, run, stderr, TestDb};
+use common::{backends, cratond, inventory, ok, run, stderr, Rng, TestDb};
 use serde_json::{json, Value};
 
 /// ansible-core's default INVENTORY_ENABLED.
@@ -332,25 +332,6 @@ fn via_ansible_passes_the_vault_password_file_and_keeps_craton_settings_out() {
 
 // ---------------------------------------------------------------------------
 // Random script and TOML inventories
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64, as in tests/differential.rs.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 const KEYS: [&str; 6] = ["k1", "k2", "role", "ntp", "dict_var", "list_var"];
 

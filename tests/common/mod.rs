@@ -11,8 +11,12 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod db;
+mod rng;
 mod server;
 pub use db::*;
+#[allow(unused_imports)]
+pub use rng::Rng;
+#[allow(unused_imports)]
 pub use server::Server;
 
 /// The workspace root (these fixtures are also used by the daemon's tests).
