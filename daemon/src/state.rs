@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use craton::model::{Project, Snapshot};
 use craton::store::pool::DbPool;
+use craton::store::tokens::Grant;
 use craton::store::{self, DbConn};
 
 use crate::api::error::ApiError;
@@ -22,6 +24,10 @@ pub enum AuthMode {
     InsecureNoAuth,
 }
 
+/// How long a cached grant spares the hash lookup; it is confirmed on
+/// every request regardless, so this only bounds the cache's memory.
+const GRANT_HINT_TTL: Duration = Duration::from_secs(60);
+
 type SnapshotCache = HashMap<i64, (i64, Arc<Snapshot>)>;
 
 #[derive(Clone)]
@@ -34,6 +40,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// project id -> (revision, snapshot)
     snapshots: Arc<Mutex<SnapshotCache>>,
+    /// token hash -> grant: a hint that spares the hash lookup, always
+    /// confirmed against the database within the request (`api::auth`).
+    grants: Arc<Mutex<HashMap<String, (Grant, Instant)>>>,
     bundles: Arc<Mutex<HashMap<String, Arc<craton::bundle::Bundle>>>>,
     /// The config ref sync of this process (workers, webhook secret); None
     /// when it does not sync (then webhooks are refused).
@@ -49,6 +58,7 @@ impl AppState {
             auth,
             metrics: Arc::new(Metrics::default()),
             snapshots: Arc::default(),
+            grants: Arc::default(),
             bundles: Arc::default(),
             sync: None,
         }
@@ -69,18 +79,40 @@ impl AppState {
         let pool = self.pool.clone();
         let _permit =
             self.db_permits.acquire().await.map_err(|e| ApiError::internal(format!("database permits: {e}")))?;
-        tokio::task::spawn_blocking(move || {
+        let unconfirmed = crate::api::auth::take_unconfirmed();
+        let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
+            if let Some(id) = unconfirmed {
+                crate::api::auth::confirm(&mut conn, id)?;
+            }
             f(&mut conn)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?;
+        if let (Some(id), Err(ApiError::Unauthorized(_))) = (unconfirmed, &result) {
+            self.grants.lock().expect("grant cache poisoned").retain(|_, (g, _)| g.token_id != id);
+        }
+        result
     }
 
-    /// Tokens are not cached (see `api::auth`): a revocation is seen by the
-    /// next request of every process. Kept so that the handlers that
-    /// revoke say where a cache would have to be dropped.
-    pub fn forget_grants(&self) {}
+    /// A cached grant for a token hash, if recent (a hint: see `api::auth`).
+    pub fn cached_grant(&self, hash: &str) -> Option<Grant> {
+        let g = self.grants.lock().expect("grant cache poisoned");
+        g.get(hash).filter(|(_, at)| at.elapsed() < GRANT_HINT_TTL).map(|(g, _)| g.clone())
+    }
+
+    pub fn cache_grant(&self, hash: String, grant: Grant) {
+        let mut g = self.grants.lock().expect("grant cache poisoned");
+        if g.len() > 10_000 {
+            g.retain(|_, (_, at)| at.elapsed() < GRANT_HINT_TTL);
+        }
+        g.insert(hash, (grant, Instant::now()));
+    }
+
+    /// Drops every cached grant (after a revocation in this process).
+    pub fn forget_grants(&self) {
+        self.grants.lock().expect("grant cache poisoned").clear();
+    }
 
     /// A bundle built earlier for the same project revision and query.
     pub fn cached_bundle(&self, key: &str) -> Option<Arc<craton::bundle::Bundle>> {

@@ -112,6 +112,17 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Grant>, St
     row.map(|(token_id, project_id, role)| Ok(Grant { token_id, project_id, role: Role::parse(&role)? })).transpose()
 }
 
+/// Whether the token `id` exists and is not revoked: the per-request
+/// confirmation of a cached grant (a primary-key lookup).
+pub fn is_live(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+    let n: i64 = api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .filter(api_tokens::revoked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n == 1)
+}
+
 /// Tokens of a project (or all tokens for `None` = root's view).
 pub fn list(conn: &mut DbConn, project_id: Option<i64>) -> Result<Vec<TokenInfo>, StoreError> {
     let mut q = api_tokens::table
