@@ -342,7 +342,8 @@ async fn database_refused_input_is_400() {
                 "keys",
                 "NUL key (body)",
             ),
-            ("DELETE", format!("/v1/hosts/{host}/variables?key=k%00"), None, "keys", "NUL key (query)"),
+            // The query parameter is `key`: the 400 names the parameter as sent.
+            ("DELETE", format!("/v1/hosts/{host}/variables?key=k%00"), None, "key", "NUL key (query)"),
         ];
         for (method, uri, body, field, what) in cases {
             let r = h.call(method, &uri, &admin, body).await;
