@@ -357,8 +357,9 @@ fn signal_one(pid: u32, sig: i32) {
     }
 }
 
-/// Reads event lines from the first connection; ends at EOF.
-fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<String>) {
+/// Reads event lines from the first connection; ends at EOF (or when
+/// aborted), closing the channel after the lines it read.
+fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<String>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok((stream, _)) = listener.accept().await else { return };
         let mut r = BufReader::with_capacity(1 << 16, stream);
@@ -383,10 +384,13 @@ fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<S
                 Err(_) => return,
             }
         }
-    });
+    })
 }
 
-fn pipe_reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, tx: mpsc::UnboundedSender<Vec<u8>>) {
+fn pipe_reader(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -399,7 +403,7 @@ fn pipe_reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, tx:
                 }
             }
         }
-    });
+    })
 }
 
 /// Runs a launched run to its end; every path ends with a final status.
@@ -525,10 +529,12 @@ async fn drive(
     tracing::info!(run = id, pid, playbook = %spec.playbook, "ansible-playbook started");
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
-    socket_reader(listener, ev_tx);
+    // Aborted when their peer outlives ansible-playbook by too long; what
+    // they had read is still processed.
+    let mut readers = vec![socket_reader(listener, ev_tx)];
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone());
-    pipe_reader(child.stderr.take().expect("stderr piped"), out_tx);
+    readers.push(pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone()));
+    readers.push(pipe_reader(child.stderr.take().expect("stderr piped"), out_tx));
 
     let mut tally = Tally::with_hosts(host_names.iter().map(String::as_str));
     let mut output = Output::new(hub.settings.stdout_max_bytes);
@@ -613,10 +619,13 @@ async fn drive(
                 signal_group(pid, libc::SIGKILL);
                 kill_at = None;
             },
-            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && (events_open || output_open) => {
-                tracing::warn!(run = id, "events or output still open after ansible-playbook exited; closing");
-                events_open = false;
-                output_open = false;
+            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && !readers.is_empty() => {
+                if readers.iter().any(|r| !r.is_finished()) {
+                    tracing::warn!(run = id, "event socket or output still open after ansible-playbook exited; closing");
+                }
+                for r in readers.drain(..) {
+                    r.abort();
+                }
             },
             _ = tick.tick() => {
                 flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);
