@@ -249,8 +249,9 @@ fn prepare(hub: &RunHub, l: &Launch) -> Result<(WorkDir, PathBuf, String, Option
     Ok((wd, cwd, fetched.commit, extra))
 }
 
-/// The run's environment: nothing of the daemon's but these.
-fn environment(hub: &RunHub, wd: &WorkDir) -> Vec<(String, String)> {
+/// The run's environment: nothing of the daemon's but these, then the
+/// project's `run_env`, then the callback's settings (last, so they win).
+fn environment(hub: &RunHub, wd: &WorkDir, project: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     for k in ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME"]
         .iter()
@@ -261,10 +262,19 @@ fn environment(hub: &RunHub, wd: &WorkDir) -> Vec<(String, String)> {
             env.push((k, v));
         }
     }
+    let own = hub.settings.project_env.get(project);
+    if let Some(own) = own {
+        env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    // A project's own callbacks stay enabled beside ours.
+    let joined = |key: &str, ours: String, sep: &str| match own.and_then(|o| o.get(key)).filter(|v| !v.is_empty()) {
+        Some(theirs) => format!("{ours}{sep}{theirs}"),
+        None => ours,
+    };
     env.extend([
-        ("ANSIBLE_CALLBACK_PLUGINS".into(), path(wd.callback_dir())),
-        ("ANSIBLE_CALLBACKS_ENABLED".into(), CALLBACK_NAME.into()),
+        ("ANSIBLE_CALLBACK_PLUGINS".into(), joined("ANSIBLE_CALLBACK_PLUGINS", path(wd.callback_dir()), ":")),
+        ("ANSIBLE_CALLBACKS_ENABLED".into(), joined("ANSIBLE_CALLBACKS_ENABLED", CALLBACK_NAME.into(), ",")),
         ("CRATON_EVENTS_SOCKET".into(), path(wd.socket())),
         ("CRATON_EVENTS_SUMMARY".into(), path(wd.summary())),
         ("CRATON_EVENTS_MAX_RESULT_BYTES".into(), hub.settings.result_max_bytes.to_string()),
@@ -518,7 +528,7 @@ async fn drive(
         .args(spec.playbook_args(extra_s.as_deref()))
         .current_dir(&cwd)
         .env_clear()
-        .envs(environment(hub, &wd))
+        .envs(environment(hub, &wd, &project))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
