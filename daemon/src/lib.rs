@@ -7,3 +7,4 @@ pub mod repo_policy;
 pub mod server;
 pub mod state;
 pub mod sync;
+pub mod ui;

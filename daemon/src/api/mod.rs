@@ -183,6 +183,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/config-refs/{id}", get(config_refs::get_one).delete(config_refs::delete))
         .route("/v1/config-refs/{id}/sync", post(config_refs::trigger))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
+        // The web page is not API: merged, not `.route`d here, so it stays
+        // out of ROUTES and the OpenAPI document (their test reads this file).
+        .merge(crate::ui::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::confirm_grant))
