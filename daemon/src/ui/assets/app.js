@@ -479,6 +479,12 @@
       if (cell.textContent !== h.task) cell.textContent = h.task;
     }
 
+    // Paints now rather than next frame: before saying the run ended.
+    function paintNow() {
+      if (frame) cancelAnimationFrame(frame);
+      paint();
+    }
+
     function paint() {
       frame = 0;
       if (dirty.size) {
@@ -582,6 +588,7 @@
         if (!stopped && !isAbort(e)) flash('Could not read the final hosts: ' + e.message);
       }
       await pollStdout();
+      paintNow();
       document.body.dataset.runEnded = String(id);
     }
 
@@ -649,12 +656,13 @@
         const list = await apiAll('/v1/runs/' + id + '/hosts', ctrl.signal);
         // Rows in the daemon's order; events then derive each one's status.
         applyHosts(list);
-        paint();
+        paintNow();
         if (FINISHED.has(r.status)) {
           // Nothing will move: the stored hosts are the final word.
           ended = true;
           setStream('ended');
           await pollStdout();
+          paintNow();
           document.body.dataset.runEnded = String(id);
           return;
         }
