@@ -112,6 +112,20 @@ pub fn build(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Bundle,
     Ok(Bundle { bytes, etag })
 }
 
+/// Unpacks a `.tgz` bundle into `dest` (which must exist), as
+/// `ansible-playbook` will read it. Members are checked the way the tar
+/// crate's `unpack_in` does: none may leave `dest`.
+pub fn unpack_tgz(bytes: &[u8], dest: &std::path::Path) -> io::Result<()> {
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in a.entries()? {
+        let mut entry = entry?;
+        if !entry.unpack_in(dest)? {
+            return Err(io::Error::other(format!("bundle member {:?} leaves the directory", entry.path()?)));
+        }
+    }
+    Ok(())
+}
+
 /// One archive member; `data` is `None` for a directory.
 #[derive(Debug)]
 struct Entry {

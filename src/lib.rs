@@ -9,6 +9,7 @@ pub mod desired;
 pub mod model;
 pub mod render;
 pub mod resolve;
+pub mod runs;
 pub mod source;
 
 #[cfg(feature = "import")]

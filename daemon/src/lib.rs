@@ -4,6 +4,7 @@
 pub mod api;
 pub mod metrics;
 pub mod repo_policy;
+pub mod runner;
 pub mod server;
 pub mod state;
 pub mod sync;

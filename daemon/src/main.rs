@@ -389,12 +389,15 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         if args.insecure_no_auth { cratond::state::AuthMode::InsecureNoAuth } else { cratond::state::AuthMode::Tokens };
     let sync_settings = cratond::sync::SyncSettings::from_env().map_err(|e| anyhow!(e))?;
     let hub = cratond::sync::SyncHub::new(sync_settings);
-    let state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone());
+    let run_settings = cratond::runner::RunSettings::from_env(hub.settings().holder.clone()).map_err(|e| anyhow!(e))?;
     let limits =
         cratond::api::Limits { body_bytes: args.body_limit, timeout: std::time::Duration::from_secs(args.timeout) };
-    let app = cratond::api::app(state, limits);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;
+        runs.start_sweeper(pool.clone());
+        let state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        let app = cratond::api::app(state, limits);
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(listen = %listener.local_addr()?, database = %url, insecure_no_auth = args.insecure_no_auth, "cratond serving");

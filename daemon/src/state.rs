@@ -47,6 +47,9 @@ pub struct AppState {
     /// The config ref sync of this process (workers, webhook secret); None
     /// when it does not sync (then webhooks are refused).
     pub sync: Option<Arc<crate::sync::SyncHub>>,
+    /// The playbook runner of this process; None when it runs none (then
+    /// `POST /v1/runs` is a 503).
+    pub runs: Option<Arc<crate::runner::RunHub>>,
 }
 
 impl AppState {
@@ -61,12 +64,19 @@ impl AppState {
             grants: Arc::default(),
             bundles: Arc::default(),
             sync: None,
+            runs: None,
         }
     }
 
     /// The same state with config ref sync attached.
     pub fn with_sync(mut self, hub: Arc<crate::sync::SyncHub>) -> Self {
         self.sync = Some(hub);
+        self
+    }
+
+    /// The same state with the playbook runner attached.
+    pub fn with_runs(mut self, hub: Arc<crate::runner::RunHub>) -> Self {
+        self.runs = Some(hub);
         self
     }
 

@@ -26,6 +26,7 @@ struct Target {
     host: i64,
     host_name: String,
     token_id: i64,
+    run: i64,
 }
 
 struct Tenant {
@@ -61,7 +62,27 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
     for path in owners {
         h.expect(200, "PUT", &path, root, Some(secret.clone())).await;
     }
-    Tenant { target: Target { project: name.into(), pid, group, group_name, host, host_name, token_id }, tokens }
+    // A run, stored as the runner stores one (it never starts: no runner
+    // holds its lease here).
+    let run = {
+        let spec = craton::runs::parse_request(
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "group": group_name}).as_object().unwrap(),
+        )
+        .unwrap();
+        let mut c = h.conn();
+        let new = craton::store::runs::NewRun {
+            project_id: pid,
+            spec: &spec,
+            created_by: "test",
+            bundle: b"not a bundle",
+            bundle_etag: "\"e\"",
+            hosts: &[host_name.clone()],
+            holder: "tenancy-test",
+            lease_ttl_ms: 3_600_000,
+        };
+        craton::store::runs::create(&mut c, &new).unwrap().id
+    };
+    Tenant { target: Target { project: name.into(), pid, group, group_name, host, host_name, token_id, run }, tokens }
 }
 
 /// Objects that do not exist, shaped like a tenant's.
@@ -74,6 +95,7 @@ fn missing() -> Target {
         host: 999_997,
         host_name: "zzzzz-host".into(),
         token_id: 999_996,
+        run: 999_995,
     }
 }
 
@@ -85,6 +107,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.host
     } else if route.path.starts_with("/v1/tokens") {
         t.token_id
+    } else if route.path.starts_with("/v1/runs") {
+        t.run
     } else {
         t.group
     };
@@ -111,6 +135,9 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "POST" if p == "/v1/hosts" => json!({"name": "new-h", "groups": [t.group], "parent": t.host}),
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
         "POST" if p == "/v1/tokens" => json!({"role": "reader", "project": t.project}),
+        "POST" if p == "/v1/runs" => {
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "group": t.group_name})
+        }
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),
         "DELETE" => return None,
@@ -123,7 +150,8 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
 
 /// Whether the request for `route` names an object of the target at all.
 fn names_an_object(route: &Route) -> bool {
-    route.path.contains('{') || (route.method == "POST" && ["/v1/groups", "/v1/hosts"].contains(&route.path))
+    route.path.contains('{')
+        || (route.method == "POST" && ["/v1/groups", "/v1/hosts", "/v1/runs"].contains(&route.path))
 }
 
 /// Routes of this crate's resources, which must answer exactly 404.
@@ -190,9 +218,14 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         // Lists show B's things only.
         for role in ROLES {
             let token = bt.token(role);
-            for path in
-                ["/v1/projects", "/v1/groups", "/v1/hosts", "/v1/hosts?details=true&resolved=true", "/v1/inventory"]
-            {
+            for path in [
+                "/v1/projects",
+                "/v1/groups",
+                "/v1/hosts",
+                "/v1/hosts?details=true&resolved=true",
+                "/v1/inventory",
+                "/v1/runs",
+            ] {
                 let r = h.expect(200, "GET", path, token, None).await;
                 assert_no_leak(&r, &[], path);
             }
@@ -221,6 +254,8 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         );
         assert_eq!(h.expect(200, "GET", "/v1/hosts", ar, None).await.names(), ["alpha-host"]);
         assert_eq!(h.expect(200, "GET", "/v1/groups", ar, None).await.names(), ["alpha-group"]);
+        let r = h.expect(200, "GET", &format!("/v1/runs/{}", t.run), ar, None).await;
+        assert_eq!((r.body["status"].clone(), r.body["cancel_requested"].clone()), (json!("queued"), Value::Null));
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);

@@ -54,9 +54,9 @@ fn env(b: common::Backend, secret: Option<&str>) -> Env {
     settings.tick_ms = 100;
     settings.policy = temp_dir_allowed("default");
     let hub = SyncHub::new(settings);
-    let Harness { app: _, state, url, db } = Harness::new(b);
+    let Harness { app: _, state, url, db, scratch } = Harness::new(b);
     let state = state.with_sync(hub.clone());
-    let h = Harness { app: app(state.clone(), Limits::default()), state, url, db };
+    let h = Harness { app: app(state.clone(), Limits::default()), state, url, db, scratch };
     Env { h, hub, _cache: cache }
 }
 

@@ -123,7 +123,16 @@ fn proxied(backend: Backend) -> (Arc<Harness>, Proxy) {
     let proxy = Proxy::start(upstream);
     let pool = store::pool::build(&DbUrl::parse(&rewrite(proxy.port)).unwrap(), 4).unwrap();
     let state = AppState::new(pool, AuthMode::Tokens);
-    (Arc::new(Harness { app: app(state.clone(), Limits::default()), state, url, db }), proxy)
+    (
+        Arc::new(Harness {
+            app: app(state.clone(), Limits::default()),
+            state,
+            url,
+            db,
+            scratch: tempfile::tempdir().unwrap(),
+        }),
+        proxy,
+    )
 }
 
 fn server_backends() -> Vec<Backend> {

@@ -44,9 +44,9 @@ fn env(b: common::Backend, policy: RepoPolicy) -> Env {
     let mut settings = SyncSettings::with_cache(cache.path().to_path_buf());
     settings.policy = policy;
     let hub = SyncHub::new(settings);
-    let Harness { app: _, state, url, db } = Harness::new(b);
+    let Harness { app: _, state, url, db, scratch } = Harness::new(b);
     let state = state.with_sync(hub.clone());
-    let h = Harness { app: app(state.clone(), Limits::default()), state, url, db };
+    let h = Harness { app: app(state.clone(), Limits::default()), state, url, db, scratch };
     Env { h, hub, _cache: cache }
 }
 

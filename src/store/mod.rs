@@ -29,6 +29,7 @@ pub mod load;
 pub mod pool;
 pub mod project_admin;
 pub mod ref_apply;
+pub mod runs;
 pub mod schema;
 pub mod tokens;
 pub mod tx;

@@ -142,3 +142,97 @@ diesel::joinable!(config_refs -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(config_refs, projects);
 diesel::allow_tables_to_appear_in_same_query!(config_refs, inventory_groups);
 diesel::allow_tables_to_appear_in_same_query!(config_refs, variables);
+
+diesel::table! {
+    runs (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        status -> Text,
+        playbook -> Text,
+        source -> Text,
+        git_commit -> Nullable<Text>,
+        target -> Text,
+        target_group -> Nullable<Text>,
+        options -> Text,
+        created_by -> Text,
+        rc -> Nullable<Integer>,
+        reason -> Nullable<Text>,
+        bundle_etag -> Nullable<Text>,
+        hosts_total -> Integer,
+        hosts_ok -> Integer,
+        hosts_changed -> Integer,
+        hosts_failed -> Integer,
+        hosts_unreachable -> Integer,
+        events_received -> BigInt,
+        events_lost -> Bool,
+        stdout_bytes -> BigInt,
+        stdout_truncated -> Bool,
+        cancel_requested -> Nullable<Text>,
+        lease_holder -> Nullable<Text>,
+        lease_expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    run_bundles (run_id) {
+        run_id -> BigInt,
+        bytes -> Binary,
+    }
+}
+
+diesel::table! {
+    run_hosts (run_id, host) {
+        run_id -> BigInt,
+        host -> Text,
+        status -> Text,
+        ok -> Integer,
+        changed -> Integer,
+        failures -> Integer,
+        unreachable -> Integer,
+        skipped -> Integer,
+        rescued -> Integer,
+        ignored -> Integer,
+        last_task -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    run_events (run_id, counter) {
+        run_id -> BigInt,
+        counter -> BigInt,
+        event -> Text,
+        host -> Nullable<Text>,
+        created -> BigInt,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    run_stdout (run_id, seq) {
+        run_id -> BigInt,
+        seq -> Integer,
+        chunk -> Text,
+    }
+}
+
+diesel::table! {
+    host_run_state (host_id) {
+        host_id -> BigInt,
+        project_id -> BigInt,
+        last_run_id -> BigInt,
+        last_run_status -> Text,
+        last_run_at -> BigInt,
+        last_reachable_at -> Nullable<BigInt>,
+        last_unreachable_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(runs -> projects (project_id));
+diesel::joinable!(host_run_state -> hosts (host_id));
+diesel::allow_tables_to_appear_in_same_query!(runs, projects);
+diesel::allow_tables_to_appear_in_same_query!(host_run_state, hosts);

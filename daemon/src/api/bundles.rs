@@ -44,21 +44,7 @@ async fn serve_bundle(
     let bundle: Arc<Bundle> = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
-            let key = format!(
-                "{}:{}:{}:{}:{}",
-                project.id,
-                project.revision,
-                format.extension(),
-                q.selection.group.as_deref().unwrap_or(""),
-                key_query
-            );
-            if let Some(b) = st.cached_bundle(&key) {
-                return Ok(b);
-            }
-            let snap = st.snapshot(conn, &project)?;
-            let b = Arc::new(bundle::build(&snap, &q.selection, format).map_err(render_error)?);
-            st.cache_bundle(key, b.clone());
-            Ok(b)
+            build_cached(&st, conn, &project, &q.selection, format, &key_query)
         })
         .await?;
     let matches = headers
@@ -77,6 +63,34 @@ async fn serve_bundle(
         bundle.bytes.clone(),
     )
         .into_response())
+}
+
+/// The bundle of `sel` at the project's current revision, built once per
+/// revision and query (`key_query` tells queries apart). Runs use it too,
+/// so a run's bundle is byte for byte what the bundle routes serve.
+pub(crate) fn build_cached(
+    st: &AppState,
+    conn: &mut craton::store::DbConn,
+    project: &craton::model::Project,
+    sel: &craton::render::Selection,
+    format: Format,
+    key_query: &str,
+) -> Result<Arc<Bundle>, ApiError> {
+    let key = format!(
+        "{}:{}:{}:{}:{}",
+        project.id,
+        project.revision,
+        format.extension(),
+        sel.group.as_deref().unwrap_or(""),
+        key_query
+    );
+    if let Some(b) = st.cached_bundle(&key) {
+        return Ok(b);
+    }
+    let snap = st.snapshot(conn, project)?;
+    let b = Arc::new(bundle::build(&snap, sel, format).map_err(render_error)?);
+    st.cache_bundle(key, b.clone());
+    Ok(b)
 }
 
 /// The whole project: `/v1/inventory.tgz` or `/v1/inventory.zip`.

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod resource;
+pub mod runs;
 pub mod tokens;
 pub mod variables;
 pub mod webhooks;
@@ -92,6 +93,14 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/config-refs/{id}", "One config ref: last synced commit, time, result, error (file:line), counts"),
     r("DELETE", "/v1/config-refs/{id}", "Delete a config ref and the variables it owns (editor)"),
     r("POST", "/v1/config-refs/{id}/sync", "Sync a config ref now, in the background: 202 (editor)"),
+    r("POST", "/v1/runs", "Start a playbook run on a group or filter of the project (editor)"),
+    r("GET", "/v1/runs", "List runs, newest first; filters status, group, since (ms); limit + marker paging"),
+    r("GET", "/v1/runs/{id}", "One run: status, rc, reason, source commit, target, options, bundle ETag, counts"),
+    r("GET", "/v1/runs/{id}/hosts", "Per-host results of a run: status and the recap counters"),
+    r("GET", "/v1/runs/{id}/events", "A run's events: JSON pages, or a live SSE stream (Accept: text/event-stream)"),
+    r("GET", "/v1/runs/{id}/stdout", "ansible-playbook's output as stored; ?tail=BYTES for the end only"),
+    r("GET", "/v1/runs/{id}/bundle", "The inventory bundle (.tgz) the run's ansible-playbook read"),
+    r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
     public(
         "POST",
         "/v1/webhooks/github",
@@ -182,6 +191,13 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/config-refs", get(config_refs::list).post(config_refs::create))
         .route("/v1/config-refs/{id}", get(config_refs::get_one).delete(config_refs::delete))
         .route("/v1/config-refs/{id}/sync", post(config_refs::trigger))
+        .route("/v1/runs", get(runs::list).post(runs::create))
+        .route("/v1/runs/{id}", get(runs::get_one))
+        .route("/v1/runs/{id}/hosts", get(runs::hosts))
+        .route("/v1/runs/{id}/events", get(runs::events))
+        .route("/v1/runs/{id}/stdout", get(runs::stdout))
+        .route("/v1/runs/{id}/bundle", get(runs::bundle))
+        .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
         // The web page is not API: merged, not `.route`d here, so it stays
         // out of ROUTES and the OpenAPI document (their test reads this file).

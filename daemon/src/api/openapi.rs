@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::error::{Body as ErrorBody, FieldError};
-use super::{bundles, config_refs, groups, hosts, inventory, meta, projects, tokens, variables, webhooks};
+use super::{bundles, config_refs, groups, hosts, inventory, meta, projects, runs, tokens, variables, webhooks};
 
 // ---- error answers -------------------------------------------------------
 
@@ -687,6 +687,185 @@ pub struct JsonObject(BTreeMap<String, Value>);
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(Vec<u8>);
 
+// ---- runs ------------------------------------------------------------------
+
+/// GET /v1/runs.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunListQuery {
+    /// Root tokens: the project (default `default`).
+    pub project: Option<String>,
+    /// queued, running, successful, failed, canceled, error or lost.
+    pub status: Option<String>,
+    /// Only runs whose target is this group.
+    pub group: Option<String>,
+    /// Only runs created at or after this time (ms since the epoch).
+    pub since: Option<i64>,
+    pub limit: Option<i64>,
+    /// The last id of the previous page (pages go newest first).
+    pub marker: Option<i64>,
+}
+
+/// GET /v1/runs/{id}/events.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    pub project: Option<String>,
+    /// Only events with a higher counter (SSE: also the Last-Event-ID header).
+    pub after: Option<i64>,
+    /// Events per JSON page (1-1000, default 500).
+    pub limit: Option<i64>,
+}
+
+/// GET /v1/runs/{id}/stdout.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StdoutQuery {
+    pub project: Option<String>,
+    /// Only the last BYTES bytes.
+    pub tail: Option<i64>,
+}
+
+/// POST /v1/runs: a playbook source, a target and options.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRun {
+    /// The playbook, a path inside the repository (no `..`, not absolute).
+    #[schema(min_length = 1)]
+    pub playbook: String,
+    /// The repository (the config ref URL rules apply); or config_ref.
+    #[schema(required = false)]
+    pub repo: String,
+    /// Branch, tag or commit of repo (default HEAD).
+    #[serde(rename = "ref")]
+    #[schema(required = false)]
+    pub git_ref: String,
+    /// A config ref of the project whose tree holds the playbook.
+    #[schema(required = false)]
+    pub config_ref: i64,
+    /// The group whose subtree is the target (default: the whole project).
+    #[schema(required = false)]
+    pub group: String,
+    /// `key=value` terms on resolved variables, as craton-inventory --filter.
+    #[schema(required = false)]
+    pub filter: Vec<String>,
+    /// An Ansible host pattern (--limit).
+    #[schema(required = false)]
+    pub limit: String,
+    #[schema(required = false, value_type = Object)]
+    pub extra_vars: BTreeMap<String, Value>,
+    #[schema(required = false)]
+    pub check: bool,
+    #[schema(required = false)]
+    pub diff: bool,
+    #[schema(required = false)]
+    pub tags: Vec<String>,
+    #[schema(required = false)]
+    pub skip_tags: Vec<String>,
+    #[schema(required = false, minimum = 1, maximum = 1000)]
+    pub forks: i64,
+    /// Seconds before the run's process group is killed.
+    #[schema(required = false, minimum = 1)]
+    pub timeout_s: i64,
+}
+
+/// POST /v1/runs/{id}/cancel; the body is optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// graceful (default) or immediate.
+    #[schema(required = false)]
+    pub mode: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RunCounts {
+    pub hosts: i64,
+    pub ok: i64,
+    pub changed: i64,
+    pub failed: i64,
+    pub unreachable: i64,
+    /// Hosts still in play while the run runs.
+    pub running: i64,
+}
+
+/// A run.
+#[derive(Deserialize, ToSchema)]
+pub struct RunDoc {
+    pub id: i64,
+    pub project: String,
+    /// queued, running, successful, failed, canceled, error or lost.
+    pub status: String,
+    #[schema(required)]
+    pub rc: Option<i64>,
+    #[schema(required)]
+    pub reason: Option<String>,
+    pub playbook: String,
+    #[schema(value_type = Object)]
+    pub source: Value,
+    #[schema(value_type = Object)]
+    pub target: Value,
+    #[schema(value_type = Object)]
+    pub options: Value,
+    #[schema(required)]
+    pub bundle_etag: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    #[schema(required)]
+    pub started_at: Option<i64>,
+    #[schema(required)]
+    pub finished_at: Option<i64>,
+    #[schema(required)]
+    pub cancel_requested: Option<String>,
+    pub counts: RunCounts,
+    #[schema(value_type = Object)]
+    pub events: Value,
+    #[schema(value_type = Object)]
+    pub stdout: Value,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RunList {
+    pub items: Vec<RunDoc>,
+    pub links: Links,
+}
+
+/// One host of a run.
+#[derive(Deserialize, ToSchema)]
+pub struct RunHost {
+    pub host: String,
+    /// pending, ok, changed, failed, unreachable, skipped or not_run.
+    pub status: String,
+    pub ok: i64,
+    pub changed: i64,
+    pub failures: i64,
+    pub unreachable: i64,
+    pub skipped: i64,
+    pub rescued: i64,
+    pub ignored: i64,
+    #[schema(required)]
+    pub task: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RunHostList {
+    pub items: Vec<RunHost>,
+    #[schema(value_type = Object)]
+    pub links: Value,
+}
+
+/// A page of a run's events (each the callback's JSON object).
+#[derive(Deserialize, ToSchema)]
+pub struct EventPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    /// True when the run has finished and this page holds its last event.
+    pub finished: bool,
+    #[schema(value_type = Object)]
+    pub links: Value,
+}
+
 // ---- the document --------------------------------------------------------
 
 struct Bearer;
@@ -750,7 +929,7 @@ impl Modify for OperationIds {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Craton API", description = "Fleet inventory for Ansible: projects, groups, hosts, variables, inventory documents and bundles, git config refs."),
+    info(title = "Craton API", description = "Fleet inventory for Ansible: projects, groups, hosts, variables, inventory documents and bundles, git config refs, playbook runs."),
     modifiers(&Bearer, &OperationIds, &OptionalBodies),
     components(schemas(ErrorBody<'static>, FieldError)),
     paths(
@@ -798,6 +977,14 @@ impl Modify for OperationIds {
         config_refs::delete,
         config_refs::trigger,
         webhooks::github,
+        runs::create,
+        runs::list,
+        runs::get_one,
+        runs::hosts,
+        runs::events,
+        runs::stdout,
+        runs::bundle,
+        runs::cancel,
     )
 )]
 pub struct ApiDoc;

@@ -57,6 +57,13 @@ pub struct Harness {
     pub state: AppState,
     pub url: DbUrl,
     pub db: TestDb,
+    /// The runner's work directories and git cache.
+    pub scratch: tempfile::TempDir,
+}
+
+/// The workspace venv's ansible-playbook (tests/run.sh installs it).
+pub fn ansible_playbook() -> String {
+    format!("{}/../.venv/bin/ansible-playbook", env!("CARGO_MANIFEST_DIR"))
 }
 
 impl Harness {
@@ -65,8 +72,18 @@ impl Harness {
         let url = DbUrl::parse(&db.url).unwrap();
         store::migrate(&mut store::connect(&url).unwrap()).unwrap();
         let pool = store::pool::build(&url, 4).unwrap();
-        let state = AppState::new(pool, AuthMode::Tokens);
-        Harness { app: app(state.clone(), Limits::default()), state, url, db }
+        let scratch = tempfile::tempdir().unwrap();
+        // A runner, so that run routes answer as in `cratond serve`; the
+        // sync hub only lends it the git cache and the repository policy.
+        let sync = cratond::sync::SyncHub::new(cratond::sync::SyncSettings::with_cache(scratch.path().join("git")));
+        let settings = cratond::runner::RunSettings::with(
+            scratch.path().join("runs"),
+            ansible_playbook(),
+            sync.settings().holder.clone(),
+        );
+        let runs = cratond::runner::RunHub::new(settings, sync).unwrap();
+        let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs);
+        Harness { app: app(state.clone(), Limits::default()), state, url, db, scratch }
     }
 
     pub fn conn(&self) -> DbConn {

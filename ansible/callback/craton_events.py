@@ -1,0 +1,1 @@
+# Replaced by the callback plugin (branch callback); include_str! needs the file.

@@ -1,0 +1,575 @@
+//! `/v1/runs`: playbook runs of the caller's project (root: `?project=`).
+//! Readers list and read runs, their hosts, events (JSON pages or a
+//! Server-Sent Events stream), stdout and bundle; editors start and cancel
+//! them. Another project's run is a 404, exactly as an id never used.
+//!
+//! A new run is checked completely before anything is stored: the body's
+//! fields (400 naming each), the repository policy (403 naming the rule),
+//! the target (400 naming `group`/`filter` when it is unknown or selects
+//! no host), and that `ansible-playbook` exists (503). Then the run is
+//! stored with the bundle of its target, exactly the bytes
+//! `GET /v1/inventory/{group}.tgz` serves, and started in the background.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use craton::bundle::Format;
+use craton::render::{self, Options, Selection};
+use craton::runs::{self as core_runs, RunStatus, Source};
+use craton::store::config_refs;
+use craton::store::runs::{self as store_runs, ListFilter, NewRun, Run};
+use craton::store::tokens::Role;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::auth::Caller;
+use super::error::{ApiError, FieldError};
+use super::extract::Path;
+use super::inventory::render_error;
+use super::query::Query;
+use super::resource::{created, location, parse_id, Page, RawBody};
+use crate::repo_policy::Actor;
+use crate::runner::run::{run_json, Launch};
+use crate::runner::{CancelMode, RunHub};
+use crate::state::AppState;
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("run {id} not found"))
+}
+
+fn field(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::fields(vec![FieldError { field: field.into(), message: message.into() }])
+}
+
+fn hub(state: &AppState) -> Result<Arc<RunHub>, ApiError> {
+    state.runs.clone().ok_or_else(|| ApiError::Unavailable("this cratond process does not run playbooks".into()))
+}
+
+/// Who started a run, as recorded.
+fn created_by(caller: &Caller) -> String {
+    let role = format!("{:?}", caller.grant.role).to_lowercase();
+    if caller.is_root() {
+        format!("token {} (root)", caller.grant.token_id)
+    } else {
+        format!("token {} ({role})", caller.grant.token_id)
+    }
+}
+
+/// Reads a run of the caller's project.
+async fn visible_run(state: &AppState, caller: Caller, q: &Query, id: i64) -> Result<(Run, String), ApiError> {
+    let requested = q.get("project").map(str::to_string);
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            let run = store_runs::get(conn, Some(project.id), id)?.ok_or_else(|| not_found(id))?;
+            Ok((run, project.name))
+        })
+        .await
+}
+
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", security(("bearer" = [])),
+    summary = "Start a playbook run on a group or filter of the project (editor)",
+    params(crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::NewRun,
+    responses((status = 201, description = "Created and started", body = crate::api::openapi::RunDoc,
+            headers(("Location" = String, description = "Where to read it"))),
+        crate::api::openapi::WriteErrors))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let hub = hub(&state)?;
+    let obj: Map<String, Value> = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err(ApiError::bad("the body must be a JSON object")),
+        Err(e) => return Err(ApiError::bad(format!("the body is not valid JSON: {e}"))),
+    };
+    let spec = core_runs::parse_request(&obj).map_err(|ps| {
+        ApiError::fields(ps.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect())
+    })?;
+    if let Source::Repo { repo, git_ref } = &spec.source {
+        let mut problems = Vec::new();
+        if let Err(m) = config_refs::check_url(repo) {
+            problems.push(FieldError { field: "repo".into(), message: m });
+        }
+        if let Err(m) = config_refs::check_git_ref(git_ref) {
+            problems.push(FieldError { field: "ref".into(), message: m });
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::fields(problems));
+        }
+    }
+    // Role before anything about the project's contents.
+    let (c, requested) = (caller.clone(), q.get("project").map(str::to_string));
+    let project = state
+        .db(move |conn| {
+            let p = c.project(conn, requested.as_deref())?;
+            c.require(Role::Editor)?;
+            Ok(p)
+        })
+        .await?;
+    let actor = Actor::root_if(caller.is_root());
+    if let Source::Repo { repo, .. } = &spec.source {
+        let policy = hub.sync.settings().policy.clone();
+        let (name, url) = (project.name.clone(), repo.clone());
+        tokio::task::spawn_blocking(move || policy.check_repo_url(&name, &url, actor))
+            .await
+            .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))?
+            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    }
+    hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
+    let st = state.clone();
+    let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
+    let who = created_by(&caller);
+    let again = q.get("project").map(str::to_string);
+    let (run, config_ref, bundle) = state
+        .db(move |conn| {
+            let project = caller.project(conn, again.as_deref())?;
+            let config_ref = match &sp.source {
+                Source::ConfigRef { config_ref } => Some(
+                    config_refs::get(conn, Some(project.id), *config_ref)?
+                        .ok_or_else(|| field("config_ref", format!("no config ref {config_ref} in this project")))?,
+                ),
+                Source::Repo { .. } => None,
+            };
+            let mut filters = Vec::new();
+            for f in &sp.target.filter {
+                filters.push(render::parse_filter(f).map_err(|m| field("filter", m))?);
+            }
+            let sel = Selection { group: sp.target.group.clone(), filters, include_inactive: false };
+            let snap = st.snapshot(conn, &project)?;
+            if let Some(g) = &sel.group {
+                if !snap.groups.iter().any(|x| &x.name == g) {
+                    return Err(field("group", format!("no group named {g:?} in project {:?}", project.name)));
+                }
+            }
+            let hosts: Vec<String> = render::emit(&snap, &sel, Options::default())
+                .map_err(render_error)?
+                .structure
+                .hosts
+                .iter()
+                .map(|h| h.name.clone())
+                .collect();
+            if hosts.is_empty() {
+                let f = if sel.filters.is_empty() { "group" } else { "filter" };
+                return Err(field(f, "the target selects no hosts"));
+            }
+            // The same cache key as GET /v1/inventory/{group}.tgz?vars=...
+            let key: String = sel.filters.iter().map(|(k, v)| format!("vars={k}:{v}&")).collect();
+            let bundle = super::bundles::build_cached(&st, conn, &project, &sel, Format::Tgz, &format!("run:{key}"))?;
+            let run = store_runs::create(
+                conn,
+                &NewRun {
+                    project_id: project.id,
+                    spec: &sp,
+                    created_by: &who,
+                    bundle: &bundle.bytes,
+                    bundle_etag: &bundle.etag,
+                    hosts: &hosts,
+                    holder: &holder,
+                    lease_ttl_ms: ttl,
+                },
+            )?;
+            Ok((run, config_ref, bundle))
+        })
+        .await?;
+    let body = run_json(&run, &project.name);
+    let loc = location("/v1/runs", run.id, q.get("project"));
+    hub.launch(state.pool.clone(), Launch { run, spec, project: project.name, actor, config_ref, bundle });
+    Ok(created(loc, body))
+}
+
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", security(("bearer" = [])),
+    summary = "List runs, newest first; filters status, group, since (ms); limit + marker paging",
+    params(crate::api::openapi::RunListQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::RunList), crate::api::openapi::ReadErrors))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "status", "group", "since", "limit", "marker"])?;
+    let page = Page::from_query(&q)?;
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            field("status", format!("{s:?} is not one of {}", all.join(", ")))
+        })?),
+    };
+    let since = match q.get("since") {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| field("since", "must be milliseconds since the epoch"))?),
+    };
+    let filter = ListFilter {
+        status,
+        group: q.get("group").map(str::to_string),
+        since,
+        before_id: page.marker,
+        limit: page.limit as i64 + 1,
+    };
+    let requested = q.get("project").map(str::to_string);
+    let (mut runs, project) = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            Ok((store_runs::list(conn, project.id, &filter)?, project.name))
+        })
+        .await?;
+    let more = runs.len() > page.limit;
+    runs.truncate(page.limit);
+    let items: Vec<Value> = runs.iter().map(|r| run_json(r, &project)).collect();
+    let keep: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "limit" && k != "marker").cloned().collect();
+    let url = |marker: Option<i64>| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &keep {
+            s.append_pair(k, v);
+        }
+        s.append_pair("limit", &page.limit.to_string());
+        if let Some(m) = marker {
+            s.append_pair("marker", &m.to_string());
+        }
+        format!("/v1/runs?{}", s.finish())
+    };
+    let mut links = Map::new();
+    links.insert("self".into(), json!(url(page.marker)));
+    if more {
+        links.insert("next".into(), json!(url(runs.last().map(|r| r.id))));
+    }
+    Ok(Json(json!({"items": items, "links": links})))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", security(("bearer" = [])),
+    summary = "One run: status, rc, reason, source commit, target, options, bundle ETag, counts",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The run", body = crate::api::openapi::RunDoc), crate::api::openapi::ReadErrors))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let id = parse_id("run", &id)?;
+    let (run, project) = visible_run(&state, caller, &q, id).await?;
+    Ok(Json(run_json(&run, &project)))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}/hosts", tag = "runs", security(("bearer" = [])),
+    summary = "Per-host results of a run: status and the recap counters",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "Every host of the run's target", body = crate::api::openapi::RunHostList), crate::api::openapi::ReadErrors))]
+pub async fn hosts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let id = parse_id("run", &id)?;
+    let requested = q.get("project").map(str::to_string);
+    let rows = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            store_runs::get(conn, Some(project.id), id)?.ok_or_else(|| not_found(id))?;
+            Ok(store_runs::hosts_of(conn, id)?)
+        })
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|h| {
+            json!({"host": h.host, "status": h.status, "ok": h.ok, "changed": h.changed, "failures": h.failures,
+                "unreachable": h.unreachable, "skipped": h.skipped, "rescued": h.rescued, "ignored": h.ignored,
+                "task": h.last_task, "updated_at": h.updated_at})
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "links": {"self": format!("/v1/runs/{id}/hosts")}})))
+}
+
+/// Most events per JSON page or SSE read.
+const EVENT_PAGE: i64 = 1000;
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("text/event-stream")))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", security(("bearer" = [])),
+    summary = "A run's events in counter order: JSON pages (after, limit), or with Accept: text/event-stream a live SSE stream resumable by Last-Event-ID, ending with `event: end`",
+    params(crate::api::openapi::IdPath, crate::api::openapi::EventsQuery),
+    responses((status = 200, description = "A page of events, or an event stream",
+            content((crate::api::openapi::EventPage = "application/json"), (String = "text/event-stream"))),
+        crate::api::openapi::ReadErrors))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "after", "limit"])?;
+    let id = parse_id("run", &id)?;
+    let mut after = match q.get("after") {
+        None => 0,
+        Some(a) => {
+            a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| field("after", "must be an event counter"))?
+        }
+    };
+    if let Some(l) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        after = l.trim().parse::<i64>().map_err(|_| ApiError::bad("Last-Event-ID must be an event counter"))?;
+    }
+    let limit = match q.get("limit") {
+        None => 500,
+        Some(l) => l.parse::<i64>().map(|l| l.clamp(1, EVENT_PAGE)).unwrap_or(500),
+    };
+    let (run, project) = visible_run(&state, caller, &q, id).await?;
+    if wants_sse(&headers) {
+        let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
+        tokio::spawn(pump(state.clone(), run, project, after, tx));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        return Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response());
+    }
+    let events = state.db(move |conn| Ok(store_runs::events(conn, id, after, limit + 1)?)).await?;
+    let more = events.len() as i64 > limit;
+    let items: Vec<&serde_json::value::RawValue> = events
+        .iter()
+        .take(limit as usize)
+        .filter_map(|(_, d)| serde_json::from_str::<&serde_json::value::RawValue>(d).ok())
+        .collect();
+    let last = events.iter().take(limit as usize).last().map(|(c, _)| *c);
+    let mut links = Map::new();
+    links.insert("self".into(), json!(format!("/v1/runs/{id}/events?after={after}&limit={limit}")));
+    if let (true, Some(l)) = (more, last) {
+        links.insert("next".into(), json!(format!("/v1/runs/{id}/events?after={l}&limit={limit}")));
+    }
+    let finished = run.status().is_final();
+    Ok(Json(json!({"items": items, "finished": finished && !more, "links": links})).into_response())
+}
+
+/// Feeds one SSE client: stored events first, then live ones, each once,
+/// in counter order; `status` when the run's counts or status change;
+/// `end` after the last event of a finished run. Reads the process's live
+/// feed when this process runs the run, else the database.
+async fn pump(state: AppState, run: Run, project: String, mut last: i64, tx: mpsc::Sender<Result<Event, Infallible>>) {
+    let id = run.id;
+    let mut seen_run: Option<Value> = None;
+    let hub = state.runs.clone();
+    loop {
+        let feed = hub.as_ref().and_then(|h| h.feed(id));
+        let mut wake = feed.as_ref().map(|f| f.subscribe());
+        let (events, run_now): (Vec<(i64, Arc<str>)>, Option<Value>) = match &feed {
+            Some(f) => {
+                let u = f.since(last, EVENT_PAGE as usize);
+                if u.gap_before {
+                    (stored_events(&state, id, last).await, u.run)
+                } else {
+                    (u.events, u.run)
+                }
+            }
+            None => {
+                let evs = stored_events(&state, id, last).await;
+                let p = project.clone();
+                let r = state
+                    .db(move |conn| Ok(store_runs::get(conn, None, id)?))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| run_json(&r, &p));
+                (evs, r)
+            }
+        };
+        let full_page = events.len() as i64 >= EVENT_PAGE;
+        for (c, data) in events {
+            if c <= last {
+                continue;
+            }
+            let ev = Event::default().id(c.to_string()).event("run_event").data(&*data);
+            if tx.send(Ok(ev)).await.is_err() {
+                return;
+            }
+            last = c;
+        }
+        let finished = run_now
+            .as_ref()
+            .and_then(|r| r.get("status"))
+            .and_then(Value::as_str)
+            .and_then(RunStatus::parse)
+            .is_some_and(RunStatus::is_final);
+        if let Some(r) = &run_now {
+            if seen_run.as_ref() != Some(r) && !finished {
+                if tx.send(Ok(Event::default().event("status").data(r.to_string()))).await.is_err() {
+                    return;
+                }
+                seen_run = Some(r.clone());
+            }
+        }
+        if finished && !full_page {
+            // A finished run's events are all stored or in the feed: one
+            // more read makes sure none arrived between the two reads.
+            let rest = match &feed {
+                Some(f) => f.since(last, usize::MAX).events,
+                None => stored_events(&state, id, last).await,
+            };
+            for (c, data) in rest {
+                if c > last {
+                    let _ = tx.send(Ok(Event::default().id(c.to_string()).event("run_event").data(&*data))).await;
+                    last = c;
+                }
+            }
+            let r = run_now.expect("finished run");
+            let _ = tx.send(Ok(Event::default().event("end").data(r.to_string()))).await;
+            return;
+        }
+        if full_page {
+            continue;
+        }
+        match wake.as_mut() {
+            Some(w) => {
+                tokio::select! {
+                    _ = w.changed() => {},
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                    _ = tx.closed() => return,
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {},
+                    _ = tx.closed() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn stored_events(state: &AppState, id: i64, after: i64) -> Vec<(i64, Arc<str>)> {
+    state
+        .db(move |conn| Ok(store_runs::events(conn, id, after, EVENT_PAGE)?))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(c, d)| (c, Arc::from(d)))
+        .collect()
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}/stdout", tag = "runs", security(("bearer" = [])),
+    summary = "ansible-playbook's output (stdout and stderr) as stored; ?tail=BYTES for the end only",
+    params(crate::api::openapi::IdPath, crate::api::openapi::StdoutQuery),
+    responses((status = 200, description = "The output; X-Craton-Truncated: true when the cap cut it",
+            content((String = "text/plain")), headers(("X-Craton-Truncated" = String))),
+        crate::api::openapi::ReadErrors))]
+pub async fn stdout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "tail"])?;
+    let id = parse_id("run", &id)?;
+    let tail = match q.get("tail") {
+        None => None,
+        Some(t) => Some(t.parse::<usize>().map_err(|_| field("tail", "must be a number of bytes"))?),
+    };
+    let (run, _) = visible_run(&state, caller, &q, id).await?;
+    let mut text = state.db(move |conn| Ok(store_runs::stdout(conn, id)?)).await?;
+    if let Some(t) = tail {
+        if text.len() > t {
+            let mut cut = text.len() - t;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            text = text.split_off(cut);
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (header::HeaderName::from_static("x-craton-truncated"), run.stdout_truncated.to_string()),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/runs/{id}/bundle", tag = "runs", security(("bearer" = [])),
+    summary = "The inventory bundle (.tgz) the run's ansible-playbook read, byte for byte",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The bundle; its ETag is the run's bundle_etag",
+            content((crate::api::openapi::Binary = "application/gzip")), headers(("ETag" = String))),
+        crate::api::openapi::ReadErrors))]
+pub async fn bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let id = parse_id("run", &id)?;
+    let (run, _) = visible_run(&state, caller, &q, id).await?;
+    let bytes = state.db(move |conn| Ok(store_runs::bundle(conn, id)?)).await?.ok_or_else(|| not_found(id))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, Format::Tgz.media_type().to_string()),
+            (header::ETAG, run.bundle_etag.unwrap_or_default()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"run-{id}-inventory.tgz\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", security(("bearer" = [])),
+    summary = "Cancel a run (editor): {\"mode\": \"graceful\"} (SIGINT: Ansible stops after the current task, the default) or \"immediate\" (SIGKILL of the process group)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::CancelBody,
+    responses((status = 202, description = "Asked; the run ends `canceled`", body = crate::api::openapi::RunDoc),
+        crate::api::openapi::WriteErrors))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let id = parse_id("run", &id)?;
+    let mode = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelMode::Graceful
+    } else {
+        let v: Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
+        if let Some(k) = obj.keys().find(|k| *k != "mode") {
+            return Err(field(k, "unknown field (expected: mode)"));
+        }
+        match obj.get("mode") {
+            None | Some(Value::Null) => CancelMode::Graceful,
+            Some(Value::String(s)) => {
+                CancelMode::parse(s).ok_or_else(|| field("mode", "must be \"graceful\" or \"immediate\""))?
+            }
+            Some(_) => return Err(field("mode", "must be \"graceful\" or \"immediate\"")),
+        }
+    };
+    let requested = q.get("project").map(str::to_string);
+    let (run, project) = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            caller.require(Role::Editor)?;
+            let run = store_runs::request_cancel(conn, project.id, id, mode.as_str())?.ok_or_else(|| not_found(id))?;
+            Ok((run, project.name))
+        })
+        .await?;
+    if let Some(h) = &state.runs {
+        h.cancel_local(id, mode);
+    }
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run, &project))).into_response())
+}

@@ -1,0 +1,154 @@
+//! Runs of `ansible-playbook` in `cratond`: the process side of
+//! `craton::runs` and `craton::store::runs`. [`RunHub`] is what the API
+//! reaches: it launches a run ([`run`]: work directory, subprocess, event
+//! socket, batched writes), keeps the live feed SSE clients read
+//! ([`feed`]), passes cancel requests, publishes to Redis ([`publish`])
+//! and sweeps runs whose process died into `lost`.
+
+pub mod feed;
+pub mod publish;
+pub mod run;
+pub mod settings;
+pub mod workdir;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use craton::store::pool::DbPool;
+use tokio::sync::watch;
+
+pub use feed::Feed;
+pub use settings::RunSettings;
+
+/// How a cancel asks Ansible to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// SIGINT to ansible-playbook: it stops after the current task.
+    Graceful,
+    /// SIGKILL to the whole process group.
+    Immediate,
+}
+
+impl CancelMode {
+    pub fn parse(s: &str) -> Option<CancelMode> {
+        match s {
+            "graceful" => Some(CancelMode::Graceful),
+            "immediate" => Some(CancelMode::Immediate),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelMode::Graceful => "graceful",
+            CancelMode::Immediate => "immediate",
+        }
+    }
+}
+
+/// How long a finished run's feed stays in memory for late SSE readers
+/// (after that they read the database).
+const FEED_LINGER: Duration = Duration::from_secs(60);
+
+pub struct RunHub {
+    pub settings: RunSettings,
+    pub sync: Arc<crate::sync::SyncHub>,
+    pub publisher: Option<publish::Publisher>,
+    feeds: Mutex<HashMap<i64, Arc<Feed>>>,
+    cancels: Mutex<HashMap<i64, watch::Sender<Option<CancelMode>>>>,
+}
+
+impl RunHub {
+    /// Must be called inside the tokio runtime when Redis is configured.
+    pub fn new(settings: RunSettings, sync: Arc<crate::sync::SyncHub>) -> Result<Arc<RunHub>, String> {
+        let publisher = settings.redis_url.as_deref().map(publish::Publisher::start).transpose()?;
+        Ok(Arc::new(RunHub { settings, sync, publisher, feeds: Mutex::default(), cancels: Mutex::default() }))
+    }
+
+    /// The live feed of a run this process is running (or just ran).
+    pub fn feed(&self, id: i64) -> Option<Arc<Feed>> {
+        self.feeds.lock().expect("feeds poisoned").get(&id).cloned()
+    }
+
+    /// Passes a cancel to the run if this process runs it (others learn
+    /// it from the database at their next lease renewal).
+    pub fn cancel_local(&self, id: i64, mode: CancelMode) {
+        if let Some(tx) = self.cancels.lock().expect("cancels poisoned").get(&id) {
+            tx.send_modify(|m| {
+                if *m != Some(CancelMode::Immediate) {
+                    *m = Some(mode);
+                }
+            });
+        }
+    }
+
+    fn register(&self, id: i64) -> (Arc<Feed>, watch::Receiver<Option<CancelMode>>, watch::Sender<Option<CancelMode>>) {
+        let feed = Feed::new();
+        self.feeds.lock().expect("feeds poisoned").insert(id, feed.clone());
+        let (tx, rx) = watch::channel(None);
+        self.cancels.lock().expect("cancels poisoned").insert(id, tx.clone());
+        (feed, rx, tx)
+    }
+
+    fn unregister(self: &Arc<Self>, id: i64) {
+        self.cancels.lock().expect("cancels poisoned").remove(&id);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(FEED_LINGER).await;
+            hub.feeds.lock().expect("feeds poisoned").remove(&id);
+        });
+    }
+
+    /// Publishes a status change of a run (run JSON) to Redis.
+    pub fn publish_status(&self, id: i64, project: &str, run: &serde_json::Value, end: bool) {
+        if let Some(p) = &self.publisher {
+            let kind = if end { "end" } else { "status" };
+            p.send(publish::run_channel(id), serde_json::json!({"type": kind, "run": run}).to_string());
+            p.send(publish::project_channel(project), run.to_string());
+        }
+    }
+
+    /// Starts a created (queued) run in the background.
+    pub fn launch(self: &Arc<Self>, pool: DbPool, launch: run::Launch) {
+        let id = launch.run.id;
+        let (feed, cancel_rx, cancel_tx) = self.register(id);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            run::execute(hub.clone(), pool, launch, feed, cancel_rx, cancel_tx).await;
+            hub.unregister(id);
+        });
+    }
+
+    /// Every half lease: runs whose process stopped become `lost`.
+    pub fn start_sweeper(self: &Arc<Self>, pool: DbPool) {
+        let hub = self.clone();
+        let every = Duration::from_millis((self.settings.lease_ttl_ms / 2).max(500) as u64);
+        tokio::spawn(async move {
+            loop {
+                let p = pool.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut conn = p.get().map_err(|e| e.to_string())?;
+                    craton::store::runs::sweep_lost(&mut conn, craton::store::now_ms()).map_err(|e| e.to_string())
+                })
+                .await;
+                match r {
+                    Ok(Ok(ids)) if !ids.is_empty() => {
+                        tracing::warn!(runs = ?ids, "runs whose process stopped are now lost");
+                        for id in ids {
+                            if let Some(p) = &hub.publisher {
+                                p.send(
+                                    publish::run_channel(id),
+                                    serde_json::json!({"type": "end", "run": {"id": id, "status": "lost"}}).to_string(),
+                                );
+                            }
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "sweeping lost runs failed"),
+                    Err(e) => tracing::error!(error = %e, "lost-run sweeper task failed"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,727 @@
+//! One run from start to end: check out the playbook tree, unpack the
+//! bundle, start `ansible-playbook` in its own process group with an
+//! explicit environment, take the callback's events from a Unix socket and
+//! the process's output from pipes, and write both in batches.
+//!
+//! Nothing the run's process does waits for the database or Redis: the
+//! socket and pipes are drained into memory at once, a writer task stores
+//! batches in order (retrying while the database is away), and publishing
+//! is fire-and-forget. The run's lease is renewed by its own task, which
+//! also brings cancel requests made through other processes.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use craton::runs::{self, Counts, Ending, EventHead, Exit, RunSpec, RunStatus, Source, Tally};
+use craton::store::config_refs::ConfigRef;
+use craton::store::pool::DbPool;
+use craton::store::runs::{self as store_runs, Batch, Finish, Run};
+use craton::store::{now_ms, StoreError};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::feed::Feed;
+use super::workdir::{WorkDir, CALLBACK_NAME};
+use super::{publish, CancelMode, RunHub};
+use crate::repo_policy::Actor;
+use crate::sync::git::Access;
+
+/// What `POST /v1/runs` hands the runner.
+pub struct Launch {
+    pub run: Run,
+    pub spec: RunSpec,
+    pub project: String,
+    /// Who asked: root may use local repositories (the policy's rule).
+    pub actor: Actor,
+    pub config_ref: Option<ConfigRef>,
+    pub bundle: Arc<craton::bundle::Bundle>,
+}
+
+/// Flush a batch this often, or sooner when it holds this many events.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+const FLUSH_EVENTS: usize = 5000;
+/// Longest event line read from the socket; longer ones are dropped.
+const MAX_LINE: usize = 4 << 20;
+/// How long after ansible-playbook exits its events may still arrive.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(5);
+/// Of the kept stdout, this much is the tail (the recap is at the end).
+const STDOUT_TAIL: usize = 64 << 10;
+/// A timed-out run gets SIGTERM, then SIGKILL after this.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The run as the API shows it.
+pub fn run_json(r: &Run, project: &str) -> Value {
+    let source: Value = serde_json::from_str(&r.source).unwrap_or(Value::Null);
+    let mut source = source;
+    if let Value::Object(m) = &mut source {
+        m.insert("commit".into(), json!(r.git_commit));
+    }
+    let running = matches!(r.status(), RunStatus::Running | RunStatus::Queued);
+    json!({
+        "id": r.id,
+        "project": project,
+        "status": r.status,
+        "rc": r.rc,
+        "reason": r.reason,
+        "playbook": r.playbook,
+        "source": source,
+        "target": serde_json::from_str::<Value>(&r.target).unwrap_or(Value::Null),
+        "options": serde_json::from_str::<Value>(&r.options).unwrap_or(Value::Null),
+        "bundle_etag": r.bundle_etag,
+        "created_by": r.created_by,
+        "created_at": r.created_at,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "cancel_requested": r.cancel_requested,
+        "counts": {
+            "hosts": r.hosts_total,
+            "ok": r.hosts_ok,
+            "changed": r.hosts_changed,
+            "failed": r.hosts_failed,
+            "unreachable": r.hosts_unreachable,
+            "running": if running { (r.hosts_total - r.hosts_failed - r.hosts_unreachable).max(0) } else { 0 },
+        },
+        "events": {"received": r.events_received, "lost": r.events_lost},
+        "stdout": {"bytes": r.stdout_bytes, "truncated": r.stdout_truncated},
+    })
+}
+
+fn set_counts(r: &mut Run, c: &Counts) {
+    r.hosts_total = c.hosts;
+    r.hosts_ok = c.ok;
+    r.hosts_changed = c.changed;
+    r.hosts_failed = c.failed;
+    r.hosts_unreachable = c.unreachable;
+}
+
+enum Write {
+    Batch(Batch),
+    Finish(Finish, oneshot::Sender<Result<bool, String>>),
+}
+
+/// Stores batches in order on a blocking thread; a database that is away
+/// is retried (the batch stays queued, nothing is lost while the process
+/// lives). A lost lease stops the run.
+fn writer(
+    pool: DbPool,
+    id: i64,
+    holder: String,
+    lost: watch::Sender<Option<CancelMode>>,
+) -> mpsc::UnboundedSender<Write> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    tokio::spawn(async move {
+        let mut lease_lost = false;
+        while let Some(w) = rx.recv().await {
+            let mut attempt = 0u32;
+            let mut w = Some(w);
+            loop {
+                let item = w.take().expect("write");
+                let (p, h) = (pool.clone(), holder.clone());
+                let (item, r) = tokio::task::spawn_blocking(move || {
+                    let r = (|| {
+                        let mut conn = p.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                        match &item {
+                            Write::Batch(b) => store_runs::flush(&mut conn, id, &h, b).map(|_| true),
+                            Write::Finish(f, _) => store_runs::finish(&mut conn, id, &h, f),
+                        }
+                    })();
+                    (item, r)
+                })
+                .await
+                .expect("writer task");
+                match r {
+                    Ok(done) => {
+                        if let Write::Finish(_, reply) = item {
+                            let _ = reply.send(Ok(done));
+                        }
+                        break;
+                    }
+                    Err(StoreError::Conflict(m)) => {
+                        if !lease_lost {
+                            tracing::error!(run = id, error = %m, "run lease lost: stopping the run");
+                            lost.send_replace(Some(CancelMode::Immediate));
+                            lease_lost = true;
+                        }
+                        if let Write::Finish(_, reply) = item {
+                            let _ = reply.send(Err(m));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt % 10 == 1 {
+                            tracing::warn!(run = id, error = %e, attempt, "storing run progress failed; retrying");
+                        }
+                        w = Some(item);
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// Renews the lease every third of it and brings cancel requests from the
+/// database (made through any process).
+fn lease_keeper(
+    hub: &Arc<RunHub>,
+    pool: DbPool,
+    id: i64,
+    cancel: watch::Sender<Option<CancelMode>>,
+) -> tokio::task::JoinHandle<()> {
+    let ttl = hub.settings.lease_ttl_ms;
+    let holder = hub.settings.holder.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis((ttl / 3).max(100) as u64)).await;
+            let (p, h) = (pool.clone(), holder.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                let mut conn = p.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                store_runs::renew(&mut conn, id, &h, ttl)
+            })
+            .await;
+            match r {
+                Ok(Ok(Some(mode))) => {
+                    if let Some(m) = CancelMode::parse(&mode) {
+                        cancel.send_if_modified(|c| {
+                            let upgrade = *c != Some(m) && *c != Some(CancelMode::Immediate);
+                            if upgrade {
+                                *c = Some(m);
+                            }
+                            upgrade
+                        });
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(StoreError::Conflict(_))) => {
+                    tracing::error!(run = id, "run lease lost: stopping the run");
+                    cancel.send_replace(Some(CancelMode::Immediate));
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!(run = id, error = %e, "renewing the run lease failed"),
+                Err(e) => tracing::error!(run = id, error = %e, "lease task failed"),
+            }
+        }
+    })
+}
+
+/// Checks out the tree, unpacks the bundle, writes the callback.
+fn prepare(hub: &RunHub, l: &Launch) -> Result<(WorkDir, PathBuf, String, Option<PathBuf>), String> {
+    let wd = WorkDir::create(&hub.settings.runs_dir, l.run.id, hub.settings.keep_dirs)
+        .map_err(|e| format!("creating the run's work directory under {}: {e}", hub.settings.runs_dir.display()))?;
+    let sync = hub.sync.settings();
+    let (url, git_ref, path, actor) = match (&l.spec.source, &l.config_ref) {
+        (Source::Repo { repo, git_ref }, _) => (repo.clone(), git_ref.clone(), String::new(), l.actor),
+        (Source::ConfigRef { .. }, Some(r)) => {
+            (r.url.clone(), r.git_ref.clone(), r.path.clone(), Actor::root_if(r.created_by_root))
+        }
+        (Source::ConfigRef { config_ref }, None) => return Err(format!("config ref {config_ref} is gone")),
+    };
+    sync.policy.check_repo_url(&l.project, &url, actor).map_err(|e| e.to_string())?;
+    let access = Access {
+        credentials: sync.policy.credentials_for(&l.project, &url, actor, &sync.credentials),
+        follow_redirects: actor == Actor::Root,
+    };
+    let cache = &hub.sync.syncer.cache;
+    let fetched = cache.fetch(&url, &git_ref, &access).map_err(|f| f.to_string())?;
+    cache.materialize(&fetched, &path, &wd.project()).map_err(|f| f.to_string())?;
+    let cwd = if path.is_empty() { wd.project() } else { wd.project().join(&path) };
+    let playbook = cwd.join(&l.spec.playbook);
+    let inside = playbook.canonicalize().ok().zip(cwd.canonicalize().ok()).is_some_and(|(p, c)| p.starts_with(c));
+    if !playbook.is_file() || !inside {
+        return Err(format!(
+            "playbook {:?} does not exist at commit {} of {url}",
+            l.spec.playbook,
+            &fetched.commit[..12.min(fetched.commit.len())]
+        ));
+    }
+    craton::bundle::unpack_tgz(&l.bundle.bytes, &wd.inventory()).map_err(|e| format!("unpacking the bundle: {e}"))?;
+    let extra = if l.spec.options.extra_vars.is_empty() {
+        None
+    } else {
+        Some(wd.write_extra_vars(&l.spec.options.extra_vars).map_err(|e| format!("writing extra vars: {e}"))?)
+    };
+    Ok((wd, cwd, fetched.commit, extra))
+}
+
+/// The run's environment: nothing of the daemon's but these.
+fn environment(hub: &RunHub, wd: &WorkDir) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for k in ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(hub.settings.pass_env.iter().cloned())
+    {
+        if let Ok(v) = std::env::var(&k) {
+            env.push((k, v));
+        }
+    }
+    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    env.extend([
+        ("ANSIBLE_CALLBACK_PLUGINS".into(), path(wd.callback_dir())),
+        ("ANSIBLE_CALLBACKS_ENABLED".into(), CALLBACK_NAME.into()),
+        ("CRATON_EVENTS_SOCKET".into(), path(wd.socket())),
+        ("CRATON_EVENTS_SUMMARY".into(), path(wd.summary())),
+        ("CRATON_EVENTS_MAX_RESULT_BYTES".into(), hub.settings.result_max_bytes.to_string()),
+        ("ANSIBLE_FORCE_COLOR".into(), "0".into()),
+        ("ANSIBLE_NOCOLOR".into(), "1".into()),
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+    ]);
+    env
+}
+
+/// stdout kept within the cap: the head as it comes, then only a tail.
+struct Output {
+    max: usize,
+    total: i64,
+    head_left: usize,
+    tail: std::collections::VecDeque<u8>,
+    pending: Vec<u8>,
+    seq: i32,
+    omitted: bool,
+}
+
+impl Output {
+    fn new(max: usize) -> Output {
+        Output {
+            max,
+            total: 0,
+            head_left: max.saturating_sub(STDOUT_TAIL),
+            tail: Default::default(),
+            pending: Vec::new(),
+            seq: 0,
+            omitted: false,
+        }
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as i64;
+        let n = bytes.len().min(self.head_left);
+        self.pending.extend_from_slice(&bytes[..n]);
+        self.head_left -= n;
+        if n < bytes.len() {
+            self.omitted = true;
+            self.tail.extend(&bytes[n..]);
+            let tail_cap = self.max.min(STDOUT_TAIL);
+            while self.tail.len() > tail_cap {
+                self.tail.pop_front();
+            }
+        }
+    }
+
+    /// The text to store now: whole UTF-8 characters (an incomplete one
+    /// waits for its next bytes; invalid bytes become U+FFFD).
+    fn take(&mut self, last: bool) -> Option<(i32, String)> {
+        if last && self.omitted {
+            let dropped = self.total - (self.max.saturating_sub(STDOUT_TAIL) + self.tail.len()) as i64;
+            self.pending.extend_from_slice(format!("\n[craton: {dropped} bytes of output omitted]\n").as_bytes());
+            self.pending.extend(self.tail.drain(..));
+        }
+        if self.pending.is_empty() {
+            return None;
+        }
+        let keep = if last {
+            self.pending.len()
+        } else {
+            match std::str::from_utf8(&self.pending) {
+                Ok(_) => self.pending.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => self.pending.len(),
+            }
+        };
+        if keep == 0 {
+            return None;
+        }
+        let rest = self.pending.split_off(keep);
+        let text = String::from_utf8_lossy(&std::mem::replace(&mut self.pending, rest)).into_owned();
+        self.seq += 1;
+        Some((self.seq, text))
+    }
+}
+
+fn signal_group(pid: u32, sig: i32) {
+    // The child leads its own group (process_group(0)): -pid names all of it.
+    unsafe {
+        libc::kill(-(pid as i32), sig);
+    }
+}
+
+fn signal_one(pid: u32, sig: i32) {
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Reads event lines from the first connection; ends at EOF.
+fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<String>) {
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let mut r = BufReader::with_capacity(1 << 16, stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut line).await {
+                Ok(0) => return,
+                Ok(_) => {
+                    if line.last() != Some(&b'\n') && line.len() >= MAX_LINE {
+                        // Over-long: skip to its end.
+                        let mut skip = Vec::new();
+                        let _ = r.read_until(b'\n', &mut skip).await;
+                        tracing::warn!("dropped an over-long event line");
+                        continue;
+                    }
+                    let s = String::from_utf8_lossy(&line).trim_end().to_string();
+                    if !s.is_empty() && tx.send(s).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+fn pipe_reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, tx: mpsc::UnboundedSender<Vec<u8>>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Runs a launched run to its end; every path ends with a final status.
+pub async fn execute(
+    hub: Arc<RunHub>,
+    pool: DbPool,
+    launch: Launch,
+    feed: Arc<Feed>,
+    cancel_rx: watch::Receiver<Option<CancelMode>>,
+    cancel_tx: watch::Sender<Option<CancelMode>>,
+) {
+    let id = launch.run.id;
+    let mut row = launch.run.clone();
+    let project = launch.project.clone();
+    let writes = writer(pool.clone(), id, hub.settings.holder.clone(), cancel_tx.clone());
+    let keeper = lease_keeper(&hub, pool.clone(), id, cancel_tx);
+    feed.set_run(run_json(&row, &project));
+    let outcome = drive(&hub, &pool, launch, &feed, &mut row, cancel_rx, &writes).await;
+    let (status, rc, reason, events_lost) = match outcome {
+        Ok(done) => done,
+        Err(reason) => {
+            tracing::warn!(run = id, %reason, "run failed before ansible-playbook ran");
+            (RunStatus::Error, None, Some(reason), false)
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let fin = Finish { status, rc, reason: reason.clone(), events_lost };
+    let _ = writes.send(Write::Finish(fin, reply));
+    let recorded = answer.await.unwrap_or_else(|_| Err("writer stopped".into()));
+    keeper.abort();
+    let p = pool.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut conn = p.get().ok()?;
+        store_runs::get(&mut conn, None, id).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(r) = stored {
+        row = r;
+    } else {
+        row.status = status.as_str().into();
+        row.rc = rc;
+        row.reason = reason;
+        row.events_lost = events_lost;
+        row.finished_at = Some(now_ms());
+    }
+    let json = run_json(&row, &project);
+    tracing::info!(run = id, status = %row.status, rc = ?row.rc, recorded = ?recorded, "run finished");
+    feed.set_run(json.clone());
+    hub.publish_status(id, &project, &json, true);
+}
+
+type Done = (RunStatus, Option<i32>, Option<String>, bool);
+
+async fn drive(
+    hub: &Arc<RunHub>,
+    pool: &DbPool,
+    launch: Launch,
+    feed: &Arc<Feed>,
+    row: &mut Run,
+    mut cancel_rx: watch::Receiver<Option<CancelMode>>,
+    writes: &mpsc::UnboundedSender<Write>,
+) -> Result<Done, String> {
+    let id = row.id;
+    let project = launch.project.clone();
+    let binary = hub.settings.resolve_playbook_binary()?;
+    let spec = launch.spec.clone();
+    let host_names: Vec<String> = {
+        let p = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = p.get().map_err(|e| e.to_string())?;
+            store_runs::hosts_of(&mut conn, id).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??
+        .into_iter()
+        .map(|h| h.host)
+        .collect()
+    };
+    let h = hub.clone();
+    let (wd, cwd, commit, extra) = tokio::task::spawn_blocking(move || prepare(&h, &launch))
+        .await
+        .map_err(|e| format!("preparing the run: {e}"))??;
+    if cancel_rx.borrow().is_some() {
+        return Ok((RunStatus::Canceled, None, Some("canceled before it started".into()), false));
+    }
+    {
+        let (p, holder, c) = (pool.clone(), hub.settings.holder.clone(), commit.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            let mut conn = p.get().map_err(|e| e.to_string())?;
+            store_runs::start(&mut conn, id, &holder, Some(&c)).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if !started {
+            return Err("the run was no longer queued when it was to start".into());
+        }
+    }
+    row.status = RunStatus::Running.as_str().into();
+    row.git_commit = Some(commit);
+    row.started_at = Some(now_ms());
+    let json = run_json(row, &project);
+    feed.set_run(json.clone());
+    hub.publish_status(id, &project, &json, false);
+
+    let listener = tokio::net::UnixListener::bind(wd.socket()).map_err(|e| format!("event socket: {e}"))?;
+    let extra_s = extra.as_ref().map(|p| p.to_string_lossy().into_owned());
+    let mut cmd = tokio::process::Command::new(&binary);
+    cmd.arg("-i")
+        .arg(wd.inventory().join("hosts"))
+        .args(spec.playbook_args(extra_s.as_deref()))
+        .current_dir(&cwd)
+        .env_clear()
+        .envs(environment(hub, &wd))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    let pid = child.id().unwrap_or(0);
+    tracing::info!(run = id, pid, playbook = %spec.playbook, "ansible-playbook started");
+
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
+    socket_reader(listener, ev_tx);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone());
+    pipe_reader(child.stderr.take().expect("stderr piped"), out_tx);
+
+    let mut tally = Tally::with_hosts(host_names.iter().map(String::as_str));
+    let mut output = Output::new(hub.settings.stdout_max_bytes);
+    let mut batch = Batch::default();
+    let mut bad_lines = 0i64;
+    let deadline = spec.options.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut canceled: Option<CancelMode> = None;
+    let mut timed_out = false;
+    let mut exit: Option<Exit> = None;
+    let mut exited_at: Option<tokio::time::Instant> = None;
+    let mut events_open = true;
+    let mut output_open = true;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut kill_at: Option<tokio::time::Instant> = None;
+
+    let publisher = hub.publisher.clone();
+    let on_event = |line: String, tally: &mut Tally, batch: &mut Batch, bad: &mut i64| {
+        let head: EventHead = match serde_json::from_str(&line) {
+            Ok(h) => h,
+            Err(_) => {
+                *bad += 1;
+                return;
+            }
+        };
+        tally.apply(&head);
+        let json: Arc<str> = Arc::from(line.as_str());
+        feed.push(head.counter, json.clone());
+        if let Some(p) = &publisher {
+            p.send(publish::run_channel(id), format!("{{\"type\":\"event\",\"event\":{json}}}"));
+        }
+        let created = if head.created > 0 { head.created } else { now_ms() };
+        batch.events.push((head.counter, head.event, head.host, created, line));
+    };
+
+    loop {
+        let drain_deadline = exited_at.map(|t| t + DRAIN_AFTER_EXIT);
+        tokio::select! {
+            line = ev_rx.recv(), if events_open => match line {
+                Some(l) => {
+                    on_event(l, &mut tally, &mut batch, &mut bad_lines);
+                    if batch.events.len() >= FLUSH_EVENTS {
+                        flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);
+                    }
+                }
+                None => events_open = false,
+            },
+            chunk = out_rx.recv(), if output_open => match chunk {
+                Some(c) => output.add(&c),
+                None => output_open = false,
+            },
+            status = child.wait(), if exit.is_none() => {
+                let s = status.map_err(|e| format!("waiting for ansible-playbook: {e}"))?;
+                exit = Some(match (s.code(), s.signal()) {
+                    (Some(c), _) => Exit::Code(c),
+                    (None, Some(sig)) => Exit::Signal(sig),
+                    _ => Exit::Code(-1),
+                });
+                // Whatever is left of the group (workers, ssh masters) goes too.
+                signal_group(pid, libc::SIGKILL);
+                exited_at = Some(tokio::time::Instant::now());
+            },
+            _ = cancel_rx.changed(), if exit.is_none() => {
+                let mode = *cancel_rx.borrow();
+                if let Some(m) = mode {
+                    if canceled != Some(CancelMode::Immediate) {
+                        tracing::info!(run = id, mode = m.as_str(), "canceling run");
+                        canceled = Some(m);
+                        match m {
+                            CancelMode::Graceful => signal_one(pid, libc::SIGINT),
+                            CancelMode::Immediate => signal_group(pid, libc::SIGKILL),
+                        }
+                    }
+                }
+            },
+            _ = async { tokio::time::sleep_until(deadline.expect("deadline")).await }, if deadline.is_some() && exit.is_none() && !timed_out => {
+                tracing::warn!(run = id, "run timed out; terminating its process group");
+                timed_out = true;
+                signal_group(pid, libc::SIGTERM);
+                kill_at = Some(tokio::time::Instant::now() + KILL_GRACE);
+            },
+            _ = async { tokio::time::sleep_until(kill_at.expect("kill_at")).await }, if kill_at.is_some() && exit.is_none() => {
+                signal_group(pid, libc::SIGKILL);
+                kill_at = None;
+            },
+            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && (events_open || output_open) => {
+                tracing::warn!(run = id, "events or output still open after ansible-playbook exited; closing");
+                events_open = false;
+                output_open = false;
+            },
+            _ = tick.tick() => {
+                flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);
+            },
+        }
+        if exit.is_some() && !events_open && !output_open {
+            break;
+        }
+    }
+    tally.finish();
+    flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, true);
+    let summary: Option<Value> = std::fs::read(wd.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let emitted = summary.as_ref().and_then(|s| s.get("emitted")).and_then(Value::as_i64);
+    let dropped = summary.as_ref().and_then(|s| s.get("dropped")).and_then(Value::as_i64).unwrap_or(0);
+    let exit = exit.expect("exited");
+    let ending = if timed_out {
+        Ending::TimedOut
+    } else if canceled.is_some() {
+        Ending::Canceled(exit)
+    } else {
+        Ending::Exited(exit)
+    };
+    let events_lost = dropped > 0
+        || bad_lines > 0
+        || emitted.is_some_and(|e| e > tally.received)
+        || (emitted.is_none() && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
+    let (status, rc, mut reason) = runs::final_status(ending);
+    if events_lost {
+        let note = format!(
+            "events were lost (received {}, the callback emitted {}, dropped {dropped})",
+            tally.received,
+            emitted.map_or("an unknown number".into(), |e| e.to_string())
+        );
+        reason = Some(match reason {
+            Some(r) => format!("{r}; {note}"),
+            None => note,
+        });
+    }
+    drop(wd);
+    Ok((status, rc, reason, events_lost))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flush(
+    tally: &mut Tally,
+    output: &mut Output,
+    batch: &mut Batch,
+    writes: &mpsc::UnboundedSender<Write>,
+    row: &mut Run,
+    feed: &Feed,
+    hub: &RunHub,
+    project: &str,
+    last: bool,
+) {
+    if let Some(chunk) = output.take(last) {
+        batch.stdout.push(chunk);
+    }
+    let dirty = tally.take_dirty();
+    if dirty.is_empty() && batch.is_empty() && !last {
+        return;
+    }
+    batch.hosts = dirty.iter().filter_map(|n| tally.hosts.get(n).map(|h| (n.clone(), h.clone()))).collect();
+    batch.counts = tally.counts(!last);
+    batch.events_received = tally.received;
+    batch.stdout_bytes = output.total;
+    batch.stdout_truncated = output.omitted;
+    let changed = (row.hosts_total, row.hosts_ok, row.hosts_changed, row.hosts_failed, row.hosts_unreachable)
+        != (batch.counts.hosts, batch.counts.ok, batch.counts.changed, batch.counts.failed, batch.counts.unreachable);
+    set_counts(row, &batch.counts);
+    row.events_received = batch.events_received;
+    row.stdout_bytes = batch.stdout_bytes;
+    row.stdout_truncated = batch.stdout_truncated;
+    let _ = writes.send(Write::Batch(std::mem::take(batch)));
+    if changed {
+        let json = run_json(row, project);
+        feed.set_run(json.clone());
+        hub.publish_status(row.id, project, &json, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_keeps_head_and_tail_within_the_cap() {
+        let mut o = Output::new(STDOUT_TAIL + 10);
+        o.add(b"0123456789abc");
+        let (_, head) = o.take(false).unwrap();
+        assert_eq!(head, "0123456789");
+        o.add(&vec![b'x'; STDOUT_TAIL + 5]);
+        o.add(b"RECAP");
+        let (_, rest) = o.take(true).unwrap();
+        assert!(rest.contains("bytes of output omitted"), "{rest:.80}");
+        assert!(rest.ends_with("RECAP"));
+        assert!(o.omitted);
+    }
+
+    #[test]
+    fn output_never_splits_a_character() {
+        let mut o = Output::new(1 << 20);
+        let s = "é".as_bytes();
+        o.add(&s[..1]);
+        assert!(o.take(false).is_none());
+        o.add(&s[1..]);
+        assert_eq!(o.take(false).unwrap().1, "é");
+    }
+}
