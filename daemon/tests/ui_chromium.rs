@@ -269,7 +269,12 @@ fn run_page_follows_a_real_run_in_chromium() {
     repo.write("site.yml", PLAYBOOK);
     repo.commit_push("the page test's playbook");
     let runs_dir = dir.path().join("runs");
-    let server = Server::start(&db, &["--no-sync"], &[("CRATON_RUNS_DIR", runs_dir.to_str().unwrap())]);
+    let playbook = fixtures::ansible("ansible-playbook");
+    let server = Server::start(
+        &db,
+        &["--no-sync"],
+        &[("CRATON_RUNS_DIR", runs_dir.to_str().unwrap()), ("CRATON_ANSIBLE_PLAYBOOK", playbook.to_str().unwrap())],
+    );
 
     let screenshot = std::env::var("CRATON_UI_SCREENSHOT").unwrap_or_else(|_| "/tmp/ui-run.png".into());
     let _ = std::fs::remove_file(&screenshot);
@@ -301,7 +306,7 @@ fn run_page_follows_a_real_run_in_chromium() {
     let mut r = agent()
         .post(format!("{}/v1/runs", server.base))
         .header("authorization", format!("Bearer {root}"))
-        .send_json(json!({"playbook": "site.yml", "repo": repo.url(), "ref": "main", "group": "fleet"}))
+        .send_json(json!({"playbook": "site.yml", "repo": repo.url(), "ref": "main", "group": "fleet", "forks": 13}))
         .unwrap();
     let status = r.status().as_u16();
     let created: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
@@ -344,8 +349,9 @@ fn run_page_follows_a_real_run_in_chromium() {
         }
     }
 
-    // The page's hosts: the stored statuses, and what it derived from the
-    // event stream alone (before re-reading them at the end) agrees.
+    // The page's hosts: the stored statuses; what it derived from the event
+    // stream alone (before re-reading them at the end) agrees, both from
+    // the task results (`live`, before the recap) and with the recap.
     let page_hosts = page["hosts"].as_array().unwrap();
     let shown: BTreeMap<String, String> = page_hosts
         .iter()
@@ -354,6 +360,7 @@ fn run_page_follows_a_real_run_in_chromium() {
     assert_eq!(shown, api_status, "{report}");
     for h in page_hosts {
         assert_eq!(h["derived"], h["status"], "derived from events: {h}\n{report}");
+        assert_eq!(h["live"], h["status"], "derived from the task results: {h}\n{report}");
     }
     // Its counters: the tally of the hosts, and the run's own counts.
     let mut tally: BTreeMap<&str, i64> = BTreeMap::new();
@@ -362,7 +369,7 @@ fn run_page_follows_a_real_run_in_chromium() {
     }
     let counts = &page["final"]["counts"];
     assert_eq!(counts["hosts"], 13, "{report}");
-    for s in ["ok", "changed", "failed", "unreachable", "skipped", "running", "pending"] {
+    for s in ["ok", "changed", "failed", "unreachable", "skipped", "running", "pending", "not_run"] {
         assert_eq!(counts[s].as_i64(), Some(tally.get(s).copied().unwrap_or(0)), "{s}: {report}");
     }
     for s in ["hosts", "ok", "changed", "failed", "unreachable"] {
@@ -384,6 +391,8 @@ fn run_page_follows_a_real_run_in_chromium() {
     let undone = |s: &Value| s["counts"]["running"].as_i64().unwrap() + s["counts"]["pending"].as_i64().unwrap() > 0;
     assert!(snaps.len() >= 2, "the counters never moved: {snaps:?}");
     assert!(snaps.iter().filter(|s| undone(s)).count() >= 2, "{snaps:?}");
+    // h03's failure showed while other hosts still ran, not only at the recap.
+    assert!(snaps.iter().any(|s| undone(s) && s["counts"]["failed"] == 1), "{snaps:?}");
     // The deliberate drop: the page came back with Last-Event-ID, and (above)
     // still derived every host right.
     let reqs = page["event_requests"].as_array().unwrap();

@@ -6,7 +6,8 @@
 //
 // Environment: CRATON_UI_BASE (http://127.0.0.1:PORT), CRATON_UI_TOKEN,
 // CRATON_TEST_CHROMIUM (default /usr/bin/chromium), CRATON_UI_SCREENSHOT
-// (a PNG path, optional), CRATON_UI_TIMEOUT_MS (default 180000).
+// (a PNG path, optional), CRATON_UI_TIMEOUT_MS (default 180000), UI_DEBUG=1
+// (the page's console.log and long tasks on stderr).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,7 +21,7 @@ const screenshot = process.env.CRATON_UI_SCREENSHOT || '';
 const timeoutMs = Number(process.env.CRATON_UI_TIMEOUT_MS || 180000);
 if (!base || !token) throw new Error('CRATON_UI_BASE and CRATON_UI_TOKEN are required');
 
-const STATUSES = ['hosts', 'ok', 'changed', 'failed', 'unreachable', 'skipped', 'running', 'pending'];
+const STATUSES = ['hosts', 'ok', 'changed', 'failed', 'unreachable', 'skipped', 'running', 'pending', 'not_run'];
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
@@ -122,6 +123,7 @@ try {
     host: r.dataset.host,
     status: r.dataset.status,
     derived: r.dataset.derived || null,
+    live: r.dataset.live || null,
     task: r.children[2].textContent,
   })));
   const bar = await page.$$eval('[data-seg]', (segs) => Object.fromEntries(segs.map((s) => [s.dataset.seg, s.style.width])));

@@ -13,8 +13,11 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = 'craton.token';
   const PROJECT_KEY = 'craton.project';
-  // Display order of host statuses, in the bar and the counters.
-  const STATUSES = ['ok', 'changed', 'failed', 'unreachable', 'skipped', 'running', 'pending'];
+  // Display order of host statuses, in the bar and the counters. The
+  // daemon stores all but `running` (a host executing a task right now,
+  // which only the event stream tells); `not_run` is a host of the target
+  // that Ansible never reported on, and the run's `counts.hosts` leaves out.
+  const STATUSES = ['ok', 'changed', 'failed', 'unreachable', 'skipped', 'running', 'pending', 'not_run'];
   const FINISHED = new Set(['successful', 'failed', 'canceled', 'error', 'lost']);
   const STDOUT_TAIL = 8192;
 
@@ -139,7 +142,8 @@
   function fmtTarget(t) {
     if (!t) return '';
     let s = t.group || 'all';
-    if (t.filter) s += ' filter ' + (typeof t.filter === 'string' ? t.filter : JSON.stringify(t.filter));
+    const f = Array.isArray(t.filter) ? t.filter.join(', ') : t.filter;
+    if (f) s += ' filter ' + (typeof f === 'string' ? f : JSON.stringify(f));
     if (t.limit) s += ' limit ' + t.limit;
     return s;
   }
@@ -278,13 +282,13 @@
   // for the play, as ansible takes the host out of it.
   const RANK = { pending: 0, skipped: 1, ok: 2, changed: 3 };
 
+  // As the daemon reads the recap (craton::runs::HostStatus::from_recap).
   function statusFromStats(s) {
-    if (s.failures > 0) return 'failed';
     if (s.unreachable > 0) return 'unreachable';
+    if (s.failures > 0) return 'failed';
     if (s.changed > 0) return 'changed';
     if (s.ok > 0 || s.rescued > 0 || s.ignored > 0) return 'ok';
-    if (s.skipped > 0) return 'skipped';
-    return 'pending';
+    return 'skipped';
   }
 
   function runView(id) {
@@ -341,6 +345,7 @@
 
     function setStatus(h, status) {
       if (h.status === status) return;
+      if (!(status in counts)) counts[status] = 0; // a status newer than this page
       counts[h.status]--;
       counts[status]++;
       h.status = status;
@@ -400,10 +405,20 @@
         case 'playbook_on_stats': {
           for (const [name, s] of Object.entries(e.stats || {})) {
             const h = host(name);
+            // What the task events alone said, kept beside the recap's word.
+            h.live = h.final || h.best;
             h.active = false;
             h.final = statusFromStats(s);
             h.stats = s;
             derive(h);
+          }
+          // Hosts the recap does not name were never run.
+          for (const h of hosts.values()) {
+            if (!h.final && h.best === 'pending' && !(h.name in (e.stats || {}))) {
+              h.active = false;
+              h.final = 'not_run';
+              derive(h);
+            }
           }
           task = 'recap';
           countsDirty = true;
@@ -471,10 +486,11 @@
       if (row.dataset.status !== h.status) {
         row.dataset.status = h.status;
         const st = row.children[1].firstChild;
-        st.textContent = h.status;
+        st.textContent = h.status.replace('_', ' ');
         st.className = 'st st-' + h.status;
       }
       if (h.derived && row.dataset.derived !== h.derived) row.dataset.derived = h.derived;
+      if (h.live && row.dataset.live !== h.live) row.dataset.live = h.live;
       const cell = row.children[2];
       if (cell.textContent !== h.task) cell.textContent = h.task;
     }
@@ -502,14 +518,16 @@
       }
       if (countsDirty) {
         countsDirty = false;
-        const total = Math.max(hosts.size, run ? countOf(run, 'hosts') : 0);
-        const progress = $('progress');
-        progress.querySelector('[data-count="hosts"]').textContent = String(total);
-        // Hosts the run names but no event or host row has yet.
+        // Rows, and hosts the run names that no row has yet (pending).
+        const total = Math.max(hosts.size, run ? countOf(run, 'hosts') + counts.not_run : 0);
         const unseen = Math.max(0, total - hosts.size);
+        const progress = $('progress');
+        progress.querySelector('[data-count="hosts"]').textContent = String(total - counts.not_run);
         for (const s of STATUSES) {
           const n = counts[s] + (s === 'pending' ? unseen : 0);
-          progress.querySelector('[data-count="' + s + '"]').textContent = String(n);
+          const box = progress.querySelector('[data-count="' + s + '"]');
+          box.textContent = String(n);
+          if (s === 'not_run') box.parentElement.hidden = n === 0;
           const seg = progress.querySelector('[data-seg="' + s + '"]');
           // CSSOM, which the CSP allows (style attributes it would not).
           seg.style.width = total ? (100 * n / total).toFixed(3) + '%' : '0';
