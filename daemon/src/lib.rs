@@ -8,3 +8,4 @@ pub mod runner;
 pub mod server;
 pub mod state;
 pub mod sync;
+pub mod ui;
