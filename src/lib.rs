@@ -10,6 +10,7 @@ pub mod model;
 pub mod render;
 pub mod resolve;
 pub mod source;
+pub mod typed;
 
 #[cfg(feature = "import")]
 pub mod import;
