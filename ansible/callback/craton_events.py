@@ -45,9 +45,10 @@ options:
       - name: CRATON_EVENTS_SUMMARY
   max_result_bytes:
     description: "A module result (or loop item) whose JSON is larger than this
-      is sent as C({\"truncated\": true, \"bytes\": N})."
-    type: int
-    default: 65536
+      is sent as C({\"truncated\": true, \"bytes\": N}). An integer; read as
+      text so a bad value costs a warning, not the plugin."
+    type: str
+    default: "65536"
     env:
       - name: CRATON_EVENTS_MAX_RESULT_BYTES
 """
@@ -277,10 +278,11 @@ class CallbackModule(CallbackBase):
             self.disabled = True
             return
         self._summary_path = self.get_option("summary")
+        raw = self.get_option("max_result_bytes")
         try:
-            self._max_bytes = int(self.get_option("max_result_bytes"))
+            self._max_bytes = int(raw)
         except (TypeError, ValueError):
-            self._max_bytes = 65536
+            self._display.warning("craton_events: CRATON_EVENTS_MAX_RESULT_BYTES=%r is not an integer; using 65536" % (raw,))
         sock = None
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
