@@ -665,6 +665,20 @@ async fn drive(
         || emitted.is_some_and(|e| e > tally.received)
         || (emitted.is_none() && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
     let (status, rc, mut reason) = runs::final_status(ending);
+    if status == RunStatus::Failed {
+        // The exit code tells only the worst kind; the tally tells all.
+        let c = tally.counts(false);
+        let mut parts = Vec::new();
+        if c.failed > 0 {
+            parts.push(format!("{} failed", c.failed));
+        }
+        if c.unreachable > 0 {
+            parts.push(format!("{} unreachable", c.unreachable));
+        }
+        if !parts.is_empty() {
+            reason = Some(format!("hosts {}", parts.join(", ")));
+        }
+    }
     if events_lost {
         let note = format!(
             "events were lost (received {}, the callback emitted {}, dropped {dropped})",
