@@ -1,0 +1,1 @@
+//! Checks of PEM values on write, and their fingerprints.
