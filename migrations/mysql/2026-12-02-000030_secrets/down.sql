@@ -1,0 +1,4 @@
+DROP TABLE secret_access;
+DROP TABLE secret_versions;
+DROP TABLE secrets;
+DROP TABLE secret_data_keys;
