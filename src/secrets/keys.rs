@@ -477,6 +477,20 @@ fn wrapped_from(v: &serde_json::Value) -> Result<WrappedKey, KeyError> {
     Ok(WrappedKey { provider: TRANSIT.into(), key_version, wrapped: ct.to_string() })
 }
 
+/// The provider the environment names: `CRATON_KEY_PROVIDER` = `file`
+/// (default: [`FileKeyProvider::default_path`]) or `transit`
+/// ([`TransitConfig::from_env`]).
+pub fn provider_from_env() -> Result<Box<dyn KeyProvider>, KeyError> {
+    match std::env::var("CRATON_KEY_PROVIDER").ok().filter(|v| !v.is_empty()).as_deref() {
+        None | Some("file") => Ok(Box::new(FileKeyProvider::open_or_create(&FileKeyProvider::default_path())?)),
+        Some("transit" | "vault" | "openbao") => Ok(Box::new(TransitKeyProvider::new(TransitConfig::from_env()?)?)),
+        Some(other) => Err(KeyError::Config {
+            provider: other.to_string(),
+            detail: format!("CRATON_KEY_PROVIDER {other:?}: expected file or transit"),
+        }),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

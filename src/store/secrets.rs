@@ -500,3 +500,23 @@ pub fn access_log(conn: &mut DbConn, project_id: i64, limit: i64) -> Result<Vec<
         .select(Access::as_select())
         .load(conn)?)
 }
+
+/// Whether the owner exists in its project (a host or group id of another
+/// project is as absent as one never used).
+pub fn owner_exists(conn: &mut DbConn, owner: Owner) -> Result<bool, StoreError> {
+    use super::schema::{hosts, inventory_groups, projects};
+    let n: i64 = match owner.kind {
+        OwnerKind::Project => projects::table.filter(projects::id.eq(owner.id)).count().get_result(conn)?,
+        OwnerKind::Host => hosts::table
+            .filter(hosts::id.eq(owner.id))
+            .filter(hosts::project_id.eq(owner.project_id))
+            .count()
+            .get_result(conn)?,
+        OwnerKind::Group => inventory_groups::table
+            .filter(inventory_groups::id.eq(owner.id))
+            .filter(inventory_groups::project_id.eq(owner.project_id))
+            .count()
+            .get_result(conn)?,
+    };
+    Ok(n > 0)
+}
