@@ -396,7 +396,17 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;
         runs.start_sweeper(pool.clone());
-        let state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        let mut state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        // Secrets: an existing master key file is checked now (a key file
+        // others can read refuses the start); a missing one is created on
+        // first use, and a transit server is not needed to start.
+        if std::env::var("CRATON_KEY_PROVIDER").map_or(true, |p| p.is_empty() || p == "file") {
+            let path = craton::secrets::FileKeyProvider::default_path();
+            if path.exists() {
+                let keys = craton::secrets::FileKeyProvider::open_or_create(&path).map_err(|e| anyhow!(e))?;
+                state = state.with_key_provider(std::sync::Arc::new(keys));
+            }
+        }
         let app = cratond::api::app(state, limits);
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
