@@ -146,6 +146,10 @@ enum TokenAction {
         /// A note shown in listings.
         #[arg(long, default_value = "")]
         description: String,
+        /// The `secrets` scope: this token may read secret plaintexts
+        /// (`GET .../secrets/NAME/value`) although its role is below admin.
+        #[arg(long)]
+        secrets_scope: bool,
     },
     /// List tokens (never their secrets).
     List {
@@ -328,7 +332,7 @@ fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
         Ok(store::find_project(conn, name)?.ok_or_else(|| anyhow!("project {name:?} not found"))?.id)
     };
     match action {
-        TokenAction::Create { project, role, root, description } => {
+        TokenAction::Create { project, role, root, description, secrets_scope } => {
             let (pid, role) = if root {
                 (None, Role::Root)
             } else {
@@ -338,7 +342,7 @@ fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
                 }
                 (Some(project_id(&mut conn, project.as_deref().unwrap_or_default())?), role)
             };
-            let (_, secret) = tokens::create(&mut conn, pid, role, &description)?;
+            let (_, secret) = tokens::create_scoped(&mut conn, pid, role, &description, secrets_scope)?;
             println!("{secret}");
         }
         TokenAction::List { project } => {

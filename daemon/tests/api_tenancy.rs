@@ -336,7 +336,10 @@ async fn roles_are_enforced_in_the_own_project() {
         let r = h.expect(200, "GET", "/v1/projects", &root, None).await;
         assert_eq!(r.names(), ["default", "bravo"]);
 
-        // Secret values: admin only; readers and editors 403; listings carry no value.
+        // Secret values: admin, or the secrets scope; readers and editors 403; listings carry no value.
+        let bravo = t.target.pid;
+        let (_, scoped) =
+            craton::store::tokens::create_scoped(&mut h.conn(), Some(bravo), Role::Reader, "scoped", true).unwrap();
         for owner in [
             format!("/v1/hosts/{}", t.target.host),
             format!("/v1/groups/{}", t.target.group),
@@ -353,6 +356,14 @@ async fn roles_are_enforced_in_the_own_project() {
             }
             let r = h.expect(200, "GET", &value, t.token(Role::Admin), None).await;
             assert_eq!(r.body["value"], "bravo-secret-value");
+            let r = h.expect(200, "GET", &value, &scoped, None).await;
+            assert_eq!(r.body["value"], "bravo-secret-value");
+            // The scope reaches no other project.
+            let other = value.replace(&format!("/{}/", t.target.host), "/999999/");
+            let other = other
+                .replace(&format!("/{}/", t.target.group), "/999999/")
+                .replace(&format!("/{}/", t.target.pid), "/999999/");
+            h.expect(404, "GET", &other, &scoped, None).await;
         }
 
         // Root reaches any project with ?project=, and only the default without.

@@ -21,6 +21,7 @@ diesel::table! {
         prefix -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        secrets_scope -> Bool,
     }
 }
 

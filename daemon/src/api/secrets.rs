@@ -1,7 +1,8 @@
 //! `/v1/{hosts|groups|projects}/{id}/secrets[/{name}[/value]]`: secrets
 //! owned by a host, a group or the project. Listings and GET show metadata
 //! only (name, kind, version, fingerprint, expiry, who and when); the
-//! plaintext only from `.../value`, for admin and root tokens. Writes need
+//! plaintext only from `.../value`, for admin and root tokens and for
+//! tokens with the `secrets` scope (`cratond token create --secrets-scope`). Writes need
 //! the editor role.
 //!
 //! Order of checks: visibility first (another project's owner is a 404,
@@ -282,7 +283,11 @@ pub async fn value(
     state
         .db(move |conn| {
             let owner = owner(conn, &caller, kind, id, &q)?;
-            caller.require(Role::Admin)?;
+            if !caller.grant.secrets_scope {
+                caller.require(Role::Admin).map_err(|_| {
+                    ApiError::Forbidden("reading a secret's value needs the admin role or the secrets scope".into())
+                })?;
+            }
             let provider = st.key_provider()?;
             let (m, plain) = Secrets::new(provider.as_ref())
                 .reveal(conn, owner, &name, None, &actor(&caller))

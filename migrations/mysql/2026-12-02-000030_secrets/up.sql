@@ -71,3 +71,7 @@ CREATE TABLE secret_access (
     FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX secret_access_project ON secret_access (project_id, id);
+
+-- The `secrets` scope: a token below admin that may read plaintexts
+-- (GET .../secrets/{name}/value); `cratond token create --secrets-scope`.
+ALTER TABLE api_tokens ADD COLUMN secrets_scope BOOLEAN NOT NULL DEFAULT 0;

@@ -1,3 +1,4 @@
+ALTER TABLE api_tokens DROP COLUMN secrets_scope;
 DROP TABLE secret_access;
 DROP TABLE secret_versions;
 DROP TABLE secrets;

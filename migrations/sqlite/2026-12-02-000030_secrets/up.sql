@@ -66,3 +66,7 @@ CREATE TABLE secret_access (
     at BIGINT NOT NULL
 );
 CREATE INDEX secret_access_project ON secret_access (project_id, id);
+
+-- The `secrets` scope: a token below admin that may read plaintexts
+-- (GET .../secrets/{name}/value); `cratond token create --secrets-scope`.
+ALTER TABLE api_tokens ADD COLUMN secrets_scope BOOLEAN NOT NULL DEFAULT 0;
