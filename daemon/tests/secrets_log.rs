@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 use fixtures::{backends, cratond, ok, TestDb};
 use serde_json::{json, Value};
 
+fn db_conn(db: &TestDb) -> craton::store::DbConn {
+    craton::store::connect(&craton::store::DbUrl::parse(&db.url).unwrap()).unwrap()
+}
+
+use diesel::RunQueryDsl;
+
 const PLANTED: &str = "PLANTED-d41d8cd98f00b204";
 
 fn call(base: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
@@ -99,6 +105,14 @@ fn planted_value_never_in_the_log() {
         assert_eq!(s, 403, "{text}");
         let (s, _) = call(&base, &admin, "DELETE", &format!("{p}/db_password"), None);
         assert_eq!(s, 204);
+        // Deleting the host deletes its secrets (owner_id has no foreign key).
+        let (s, _) = call(&base, &admin, "POST", &p, Some(json!({"name": "left", "kind": "opaque", "value": "v"})));
+        assert_eq!(s, 201);
+        let (s, _) = call(&base, &admin, "DELETE", &format!("/v1/hosts/{}", host["id"]), None);
+        assert_eq!(s, 204);
+        let mut c = db_conn(&db);
+        let left: i64 = diesel::QueryDsl::count(craton::store::schema::secrets::table).get_result(&mut c).unwrap();
+        assert_eq!(left, 0, "{b:?}: the deleted host's secrets are left");
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         child.kill().unwrap();
         child.wait().unwrap();
