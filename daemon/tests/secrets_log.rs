@@ -131,3 +131,62 @@ fn planted_value_never_in_the_log() {
         assert!(err.contains("master.key") && err.contains("chmod 600"), "{err}");
     }
 }
+
+/// With the transit provider: values round-trip through a real OpenBao; when
+/// it stops, value reads and writes are a clear 503 without the token, and
+/// metadata is still served.
+#[test]
+fn transit_down_is_a_503_and_metadata_still_served() {
+    let Some(mut bao) = fixtures::openbao::OpenBao::start() else { return };
+    bao.ok(&["secrets", "enable", "transit"]);
+    bao.ok(&["write", "-f", "transit/keys/craton"]);
+    let db = TestDb::new(backends()[0]);
+    ok(cratond(&db).arg("migrate"));
+    let admin =
+        ok(cratond(&db).args(["token", "create", "--project", "default", "--role", "admin"])).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cratond.log");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = cratond(&db)
+        .args(["serve", "--no-sync", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CRATON_KEY_PROVIDER", "transit")
+        .env("CRATON_VAULT_ADDR", &bao.addr)
+        .env("CRATON_VAULT_TOKEN", &bao.token)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&log).map_or(true, |l| !l.contains("cratond serving")) {
+        assert!(Instant::now() < deadline, "cratond did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = "/v1/projects/1/secrets";
+    let (s, text) =
+        call(&base, &admin, "POST", p, Some(json!({"name": "api_key", "kind": "opaque", "value": PLANTED})));
+    assert_eq!(s, 201, "{text}");
+    let (s, text) = call(&base, &admin, "GET", &format!("{p}/api_key/value"), None);
+    assert_eq!((s, serde_json::from_str::<Value>(&text).unwrap()["value"].clone()), (200, json!(PLANTED)));
+    let stored: String = diesel::QueryDsl::select(
+        craton::store::schema::secret_data_keys::table,
+        craton::store::schema::secret_data_keys::wrapped,
+    )
+    .first(&mut db_conn(&db))
+    .unwrap();
+    assert!(stored.starts_with("vault:v1:"), "{stored}");
+
+    bao.stop();
+    let (s, text) = call(&base, &admin, "GET", &format!("{p}/api_key/value"), None);
+    assert_eq!(s, 503, "{text}");
+    assert!(text.contains("unavailable") && !text.contains(&bao.token), "{text}");
+    let (s, text) = call(&base, &admin, "PUT", &format!("{p}/api_key"), Some(json!({"value": "v2"})));
+    assert_eq!(s, 503, "{text}");
+    let (s, text) = call(&base, &admin, "GET", p, None);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["secrets"][0]["version"], 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(PLANTED) && !text.contains(&bao.token), "the log holds the value or the token:\n{text}");
+}
