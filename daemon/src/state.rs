@@ -50,6 +50,9 @@ pub struct AppState {
     /// The playbook runner of this process; None when it runs none (then
     /// `POST /v1/runs` is a 503).
     pub runs: Option<Arc<crate::runner::RunHub>>,
+    /// The key provider of the secrets API, made on first use from the
+    /// environment (`craton::secrets::keys::provider_from_env`) unless set.
+    pub keys: Arc<std::sync::OnceLock<Result<Arc<dyn craton::secrets::KeyProvider>, String>>>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             bundles: Arc::default(),
             sync: None,
             runs: None,
+            keys: Arc::default(),
         }
     }
 
@@ -78,6 +82,21 @@ impl AppState {
     pub fn with_runs(mut self, hub: Arc<crate::runner::RunHub>) -> Self {
         self.runs = Some(hub);
         self
+    }
+
+    /// The same state with this key provider for secrets.
+    pub fn with_key_provider(self, provider: Arc<dyn craton::secrets::KeyProvider>) -> Self {
+        let _ = self.keys.set(Ok(provider));
+        self
+    }
+
+    /// The secrets key provider (blocking on first use: call it inside
+    /// [`Self::db`]). Its configuration error is the same on every call.
+    pub fn key_provider(&self) -> Result<Arc<dyn craton::secrets::KeyProvider>, ApiError> {
+        self.keys
+            .get_or_init(|| craton::secrets::keys::provider_from_env().map(Arc::from).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| ApiError::Unavailable(format!("secrets are unavailable: {e}")))
     }
 
     /// Runs blocking database work on a pooled connection.

@@ -27,6 +27,8 @@ struct Target {
     host_name: String,
     token_id: i64,
     run: i64,
+    /// The name of the secret each owner (project, group, host) holds.
+    secret: String,
 }
 
 struct Tenant {
@@ -62,6 +64,16 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
     for path in owners {
         h.expect(200, "PUT", &path, root, Some(secret.clone())).await;
     }
+    // A secret on each owner (issue 9).
+    let secret_name = format!("{prefix}_token");
+    for path in [
+        format!("/v1/projects/{pid}/secrets"),
+        format!("/v1/groups/{group}/secrets{q}"),
+        format!("/v1/hosts/{host}/secrets{q}"),
+    ] {
+        let body = json!({"name": secret_name, "kind": "password", "value": format!("{prefix}-secret-value")});
+        h.expect(201, "POST", &path, root, Some(body)).await;
+    }
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -82,7 +94,20 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
         };
         craton::store::runs::create(&mut c, &new).unwrap().id
     };
-    Tenant { target: Target { project: name.into(), pid, group, group_name, host, host_name, token_id, run }, tokens }
+    Tenant {
+        target: Target {
+            project: name.into(),
+            pid,
+            group,
+            group_name,
+            host,
+            host_name,
+            token_id,
+            run,
+            secret: secret_name,
+        },
+        tokens,
+    }
 }
 
 /// Objects that do not exist, shaped like a tenant's.
@@ -96,6 +121,7 @@ fn missing() -> Target {
         host_name: "zzzzz-host".into(),
         token_id: 999_996,
         run: 999_995,
+        secret: "zzzzz_token".into(),
     }
 }
 
@@ -117,6 +143,7 @@ fn uri(route: &Route, t: &Target) -> String {
         .split('/')
         .map(|seg| match seg {
             "{id}" => id.to_string(),
+            "{name}" if route.path.contains("/secrets/") => t.secret.clone(),
             "{name}" => t.host_name.clone(),
             // Any other placeholder (group names in bundle routes, ...).
             s if s.starts_with('{') => t.group_name.clone(),
@@ -131,6 +158,8 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
     let p = route.path;
     Some(match route.method {
         "GET" => return None,
+        "POST" if p.ends_with("/secrets") => json!({"name": "new_secret", "kind": "password", "value": "v"}),
+        "PUT" if p.contains("/secrets/") => json!({"value": "v2"}),
         "POST" if p == "/v1/groups" => json!({"name": "new-g", "parents": [t.group], "children": [t.group_name]}),
         "POST" if p == "/v1/hosts" => json!({"name": "new-h", "groups": [t.group], "parent": t.host}),
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
@@ -180,7 +209,7 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let root = h.token(None, Role::Root);
         let a = tenant(&h, &root, A, "alpha").await;
         let bt = tenant(&h, &root, "bravo", "bravo").await;
-        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret"];
+        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token"];
         let routes: Vec<&Route> = ROUTES.iter().filter(|r| !r.public).collect();
         assert!(routes.len() >= 30, "the route table lost routes");
 
@@ -256,6 +285,18 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         assert_eq!(h.expect(200, "GET", "/v1/groups", ar, None).await.names(), ["alpha-group"]);
         let r = h.expect(200, "GET", &format!("/v1/runs/{}", t.run), ar, None).await;
         assert_eq!((r.body["status"].clone(), r.body["cancel_requested"].clone()), (json!("queued"), Value::Null));
+        // A's secrets: still version 1 with A's value.
+        for owner in
+            [format!("/v1/hosts/{}", t.host), format!("/v1/groups/{}", t.group), format!("/v1/projects/{}", t.pid)]
+        {
+            let path = format!("{owner}/secrets/alpha_token/value");
+            let r = h.expect(200, "GET", &path, a.token(Role::Admin), None).await;
+            assert_eq!(
+                (r.body["version"].clone(), r.body["value"].clone()),
+                (json!(1), json!("alpha-secret-value")),
+                "{path}"
+            );
+        }
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);
@@ -270,7 +311,9 @@ async fn roles_are_enforced_in_the_own_project() {
         let root = h.token(None, Role::Root);
         let t = tenant(&h, &root, "bravo", "bravo").await;
         for route in ROUTES.iter().filter(|r| !r.public && r.method != "GET") {
-            let project_admin = route.path.starts_with("/v1/projects") && !route.path.ends_with("/variables");
+            let project_admin = route.path.starts_with("/v1/projects")
+                && !route.path.ends_with("/variables")
+                && !route.path.contains("/secrets");
             let token_admin = route.path.starts_with("/v1/tokens");
             for role in ROLES {
                 let forbidden = role == Role::Reader
@@ -292,6 +335,36 @@ async fn roles_are_enforced_in_the_own_project() {
         assert_eq!(h.expect(200, "GET", "/v1/groups", reader, None).await.names(), ["bravo-group"]);
         let r = h.expect(200, "GET", "/v1/projects", &root, None).await;
         assert_eq!(r.names(), ["default", "bravo"]);
+
+        // Secret values: admin, or the secrets scope; readers and editors 403; listings carry no value.
+        let bravo = t.target.pid;
+        let (_, scoped) =
+            craton::store::tokens::create_scoped(&mut h.conn(), Some(bravo), Role::Reader, "scoped", true).unwrap();
+        for owner in [
+            format!("/v1/hosts/{}", t.target.host),
+            format!("/v1/groups/{}", t.target.group),
+            format!("/v1/projects/{}", t.target.pid),
+        ] {
+            let value = format!("{owner}/secrets/bravo_token/value");
+            for role in [Role::Reader, Role::Editor] {
+                h.expect(403, "GET", &value, t.token(role), None).await;
+                let r = h.expect(200, "GET", &format!("{owner}/secrets"), t.token(role), None).await;
+                assert_eq!(r.body["secrets"][0]["name"], "bravo_token");
+                assert!(!r.text.contains("bravo-secret-value"), "{owner}: the list shows the value: {}", r.text);
+                let r = h.expect(200, "GET", &format!("{owner}/secrets/bravo_token"), t.token(role), None).await;
+                assert!(!r.text.contains("bravo-secret-value"), "{owner}: GET shows the value: {}", r.text);
+            }
+            let r = h.expect(200, "GET", &value, t.token(Role::Admin), None).await;
+            assert_eq!(r.body["value"], "bravo-secret-value");
+            let r = h.expect(200, "GET", &value, &scoped, None).await;
+            assert_eq!(r.body["value"], "bravo-secret-value");
+            // The scope reaches no other project.
+            let other = value.replace(&format!("/{}/", t.target.host), "/999999/");
+            let other = other
+                .replace(&format!("/{}/", t.target.group), "/999999/")
+                .replace(&format!("/{}/", t.target.pid), "/999999/");
+            h.expect(404, "GET", &other, &scoped, None).await;
+        }
 
         // Root reaches any project with ?project=, and only the default without.
         let host = t.target.host;

@@ -308,6 +308,12 @@ pub fn delete_group(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreErr
         begin_write(conn, pid)?;
         group_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         delete_vars_of(conn, pid, OwnerKind::Group as i32, &[id])?;
+        // Secrets name their owner without a foreign key (issue 9).
+        #[cfg(feature = "secrets")]
+        super::secrets::delete_owner(
+            conn,
+            super::secrets::Owner { project_id: pid, kind: crate::secrets::OwnerKind::Group, id },
+        )?;
         diesel::delete(group_edges::table.filter(group_edges::parent_id.eq(id).or(group_edges::child_id.eq(id))))
             .execute(conn)?;
         diesel::delete(memberships::table.filter(memberships::group_id.eq(id))).execute(conn)?;

@@ -277,6 +277,12 @@ pub fn delete_host(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreErro
         begin_write(conn, pid)?;
         host_row(conn, pid, id)?.ok_or_else(|| not_found(id))?;
         delete_vars_of(conn, pid, OwnerKind::Host as i32, &[id])?;
+        // Secrets name their owner without a foreign key (issue 9).
+        #[cfg(feature = "secrets")]
+        super::secrets::delete_owner(
+            conn,
+            super::secrets::Owner { project_id: pid, kind: crate::secrets::OwnerKind::Host, id },
+        )?;
         diesel::delete(host_labels::table.filter(host_labels::host_id.eq(id))).execute(conn)?;
         diesel::delete(memberships::table.filter(memberships::host_id.eq(id))).execute(conn)?;
         diesel::update(hosts::table.filter(hosts::project_id.eq(pid)).filter(hosts::parent_id.eq(id)))

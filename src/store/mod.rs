@@ -31,6 +31,8 @@ pub mod project_admin;
 pub mod ref_apply;
 pub mod runs;
 pub mod schema;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod tokens;
 pub mod tx;
 pub mod variables;

@@ -21,6 +21,7 @@ diesel::table! {
         prefix -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        secrets_scope -> Bool,
     }
 }
 
@@ -237,3 +238,65 @@ diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(host_run_state -> hosts (host_id));
 diesel::allow_tables_to_appear_in_same_query!(runs, projects);
 diesel::allow_tables_to_appear_in_same_query!(host_run_state, hosts);
+
+// Secrets (issue 9): see migrations/*/2026-12-02-000030_secrets.
+diesel::table! {
+    secret_data_keys (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        provider -> Text,
+        key_version -> BigInt,
+        wrapped -> Text,
+        active -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    secrets (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        owner_kind -> Text,
+        owner_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        current_version -> BigInt,
+        fingerprint -> Text,
+        not_after -> Nullable<BigInt>,
+        created_by -> Text,
+        updated_by -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    secret_versions (secret_id, version) {
+        secret_id -> BigInt,
+        version -> BigInt,
+        data_key_id -> BigInt,
+        ciphertext -> Binary,
+        fingerprint -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    secret_access (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        secret_id -> Nullable<BigInt>,
+        owner_kind -> Text,
+        owner_id -> BigInt,
+        name -> Text,
+        action -> Text,
+        version -> Nullable<BigInt>,
+        actor -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(secret_versions -> secrets (secret_id));
+diesel::allow_tables_to_appear_in_same_query!(secrets, secret_versions, secret_data_keys);

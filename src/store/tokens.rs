@@ -47,6 +47,8 @@ pub struct Grant {
     /// `None` for root tokens.
     pub project_id: Option<i64>,
     pub role: Role,
+    /// May read secret plaintexts whatever the role (issue 9).
+    pub secrets_scope: bool,
 }
 
 /// A token as listed (never with its secret).
@@ -79,6 +81,17 @@ pub fn create(
     role: Role,
     description: &str,
 ) -> Result<(i64, String), StoreError> {
+    create_scoped(conn, project_id, role, description, false)
+}
+
+/// [`create`], with the `secrets` scope (plaintext reads below admin).
+pub fn create_scoped(
+    conn: &mut DbConn,
+    project_id: Option<i64>,
+    role: Role,
+    description: &str,
+    secrets_scope: bool,
+) -> Result<(i64, String), StoreError> {
     if (role == Role::Root) != project_id.is_none() {
         return Err(StoreError::Invalid(
             "root tokens have no project; project tokens are reader, editor or admin".into(),
@@ -95,6 +108,7 @@ pub fn create(
             api_tokens::token_hash.eq(&hash),
             api_tokens::prefix.eq(&secret[..14]),
             api_tokens::created_at.eq(now_ms()),
+            api_tokens::secrets_scope.eq(secrets_scope),
         ))
         .execute(conn)?;
     let id = api_tokens::table.filter(api_tokens::token_hash.eq(&hash)).select(api_tokens::id).first(conn)?;
@@ -103,13 +117,16 @@ pub fn create(
 
 /// The grant of a presented secret, if it is a live token.
 pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Grant>, StoreError> {
-    let row: Option<(i64, Option<i64>, String)> = api_tokens::table
+    let row: Option<(i64, Option<i64>, String, bool)> = api_tokens::table
         .filter(api_tokens::token_hash.eq(hash_secret(secret)))
         .filter(api_tokens::revoked_at.is_null())
-        .select((api_tokens::id, api_tokens::project_id, api_tokens::role))
+        .select((api_tokens::id, api_tokens::project_id, api_tokens::role, api_tokens::secrets_scope))
         .first(conn)
         .optional()?;
-    row.map(|(token_id, project_id, role)| Ok(Grant { token_id, project_id, role: Role::parse(&role)? })).transpose()
+    row.map(|(token_id, project_id, role, secrets_scope)| {
+        Ok(Grant { token_id, project_id, role: Role::parse(&role)?, secrets_scope })
+    })
+    .transpose()
 }
 
 /// Whether the token `id` exists and is not revoked: the per-request

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod db;
+pub mod openbao;
 mod rng;
 mod server;
 pub use db::*;

@@ -86,7 +86,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.auth == AuthMode::InsecureNoAuth {
-            return Ok(Caller { grant: Grant { token_id: 0, project_id: None, role: Role::Root } });
+            return Ok(Caller {
+                grant: Grant { token_id: 0, project_id: None, role: Role::Root, secrets_scope: true },
+            });
         }
         let secret = bearer(parts)
             .filter(|t| !t.is_empty())

@@ -17,6 +17,7 @@ pub mod projects;
 pub mod query;
 pub mod resource;
 pub mod runs;
+pub mod secrets;
 pub mod tokens;
 pub mod variables;
 pub mod webhooks;
@@ -105,6 +106,25 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/runs/{id}/stdout", "ansible-playbook's output as stored; ?tail=BYTES for the end only"),
     r("GET", "/v1/runs/{id}/bundle", "The inventory bundle (.tgz) the run's ansible-playbook read"),
     r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
+    // Secrets (issue 9).
+    r("GET", "/v1/hosts/{id}/secrets", "A host's secrets, metadata only; ?expiring_within=30d"),
+    r("POST", "/v1/hosts/{id}/secrets", "Create a secret of a host: {name, kind, value} (editor)"),
+    r("GET", "/v1/hosts/{id}/secrets/{name}", "One secret of a host: metadata and kept versions"),
+    r("PUT", "/v1/hosts/{id}/secrets/{name}", "A new version of a host's secret (editor)"),
+    r("DELETE", "/v1/hosts/{id}/secrets/{name}", "Delete a host's secret (editor)"),
+    r("GET", "/v1/hosts/{id}/secrets/{name}/value", "A host secret's plaintext (admin, root); recorded"),
+    r("GET", "/v1/groups/{id}/secrets", "A group's secrets, metadata only; ?expiring_within=30d"),
+    r("POST", "/v1/groups/{id}/secrets", "Create a secret of a group: {name, kind, value} (editor)"),
+    r("GET", "/v1/groups/{id}/secrets/{name}", "One secret of a group: metadata and kept versions"),
+    r("PUT", "/v1/groups/{id}/secrets/{name}", "A new version of a group's secret (editor)"),
+    r("DELETE", "/v1/groups/{id}/secrets/{name}", "Delete a group's secret (editor)"),
+    r("GET", "/v1/groups/{id}/secrets/{name}/value", "A group secret's plaintext (admin, root); recorded"),
+    r("GET", "/v1/projects/{id}/secrets", "A project's own secrets, metadata only; ?expiring_within=30d"),
+    r("POST", "/v1/projects/{id}/secrets", "Create a secret of the project: {name, kind, value} (editor)"),
+    r("GET", "/v1/projects/{id}/secrets/{name}", "One secret of the project: metadata and kept versions"),
+    r("PUT", "/v1/projects/{id}/secrets/{name}", "A new version of a project's secret (editor)"),
+    r("DELETE", "/v1/projects/{id}/secrets/{name}", "Delete a project's secret (editor)"),
+    r("GET", "/v1/projects/{id}/secrets/{name}/value", "A project secret's plaintext (admin, root); recorded"),
     public(
         "POST",
         "/v1/webhooks/github",
@@ -202,6 +222,25 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/stdout", get(runs::stdout))
         .route("/v1/runs/{id}/bundle", get(runs::bundle))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        // Secrets (issue 9).
+        .route("/v1/hosts/{id}/secrets", get(secrets::list_host).post(secrets::create_host))
+        .route(
+            "/v1/hosts/{id}/secrets/{name}",
+            get(secrets::get_host).put(secrets::put_host).delete(secrets::delete_host),
+        )
+        .route("/v1/hosts/{id}/secrets/{name}/value", get(secrets::value_host))
+        .route("/v1/groups/{id}/secrets", get(secrets::list_group).post(secrets::create_group))
+        .route(
+            "/v1/groups/{id}/secrets/{name}",
+            get(secrets::get_group).put(secrets::put_group).delete(secrets::delete_group),
+        )
+        .route("/v1/groups/{id}/secrets/{name}/value", get(secrets::value_group))
+        .route("/v1/projects/{id}/secrets", get(secrets::list_project).post(secrets::create_project))
+        .route(
+            "/v1/projects/{id}/secrets/{name}",
+            get(secrets::get_project).put(secrets::put_project).delete(secrets::delete_project),
+        )
+        .route("/v1/projects/{id}/secrets/{name}/value", get(secrets::value_project))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
         // The web page is not API: merged, not `.route`d here, so it stays
         // out of ROUTES and the OpenAPI document (their test reads this file).

@@ -1009,9 +1009,112 @@ impl Modify for OperationIds {
 )]
 pub struct ApiDoc;
 
+// Secrets (issue 9): their own path list, merged into the document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    super::secrets::list_host,
+    super::secrets::create_host,
+    super::secrets::get_host,
+    super::secrets::put_host,
+    super::secrets::delete_host,
+    super::secrets::value_host,
+    super::secrets::list_group,
+    super::secrets::create_group,
+    super::secrets::get_group,
+    super::secrets::put_group,
+    super::secrets::delete_group,
+    super::secrets::value_group,
+    super::secrets::list_project,
+    super::secrets::create_project,
+    super::secrets::get_project,
+    super::secrets::put_project,
+    super::secrets::delete_project,
+    super::secrets::value_project,
+))]
+pub struct SecretsDoc;
+
+/// `/v1/{hosts|groups}/{id}/secrets`: within the caller's project.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SecretListQuery {
+    /// Root only: the project to work in (default `default`).
+    pub project: Option<String>,
+    /// Only certificates expiring within this long: `30d`, `12h`, `90m`, `3600s`.
+    pub expiring_within: Option<String>,
+}
+
+/// `/v1/projects/{id}/secrets`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SecretListProjectQuery {
+    /// Only certificates expiring within this long: `30d`, `12h`, `90m`, `3600s`.
+    pub expiring_within: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SecretPath {
+    /// The owner's id.
+    pub id: i64,
+    /// The secret's name (an Ansible variable name).
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewSecret {
+    /// An Ansible variable name: letters, digits, `_`.
+    pub name: String,
+    /// `pem`, `certificate`, `password` or `opaque`; PEM and certificates are checked.
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SecretUpdate {
+    /// Default: the secret's current kind.
+    #[schema(required = false)]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    pub kind: String,
+    pub version: i64,
+    /// `sha256:HEX` of the plaintext, or of a certificate's DER.
+    pub fingerprint: String,
+    /// A certificate's expiry (Unix ms).
+    #[schema(required)]
+    pub not_after: Option<i64>,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// GET of one secret: the kept versions, newest first.
+    #[schema(required = false)]
+    pub versions: Vec<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SecretValue {
+    #[serde(flatten)]
+    pub info: SecretInfo,
+    pub value: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SecretList {
+    pub secrets: Vec<SecretInfo>,
+}
+
 /// The document as served.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(SecretsDoc::openapi());
+    // The modifiers again, for the merged paths (they are idempotent).
+    OperationIds.modify(&mut doc);
+    OptionalBodies.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc
 }

@@ -82,7 +82,9 @@ impl Harness {
             sync.settings().holder.clone(),
         );
         let runs = cratond::runner::RunHub::new(settings, sync).unwrap();
-        let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs);
+        // Secrets: a master key of this harness's own, not one under $HOME.
+        let keys = craton::secrets::FileKeyProvider::open_or_create(&scratch.path().join("master.key")).unwrap();
+        let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs).with_key_provider(std::sync::Arc::new(keys));
         Harness { app: app(state.clone(), Limits::default()), state, url, db, scratch }
     }
 
