@@ -14,8 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
-cargo build --release -p cratond -q
-BIN=$PWD/target/release
+# CRATON_BENCH_SKIP_BUILD=1 uses the release binary as it is.
+[ "${CRATON_BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -p cratond -q
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 VENV=$PWD/.venv
 work=$(mktemp -d)
 pids=()
