@@ -49,6 +49,10 @@ pub struct ProjectConfig {
     pub git_username: Option<String>,
     pub git_ssh_key: Option<String>,
     pub git_ssh_key_passphrase: Option<String>,
+    /// Environment variables every run of the project gets (proxies,
+    /// `ANSIBLE_*` settings); they cannot replace the callback's own.
+    #[serde(default)]
+    pub run_env: std::collections::BTreeMap<String, String>,
 }
 
 /// Never prints a secret.
@@ -61,6 +65,7 @@ impl std::fmt::Debug for ProjectConfig {
             .field("git_username", &self.git_username)
             .field("git_ssh_key", &self.git_ssh_key)
             .field("git_ssh_key_passphrase", &masked(&self.git_ssh_key_passphrase))
+            .field("run_env", &self.run_env.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -211,7 +211,20 @@ fn openapi_documents_bodies_parameters_and_statuses() {
     assert_eq!(body_ref("post", "/v1/tokens"), "#/components/schemas/NewToken");
     assert_eq!(
         query("get", "/v1/hosts"),
-        ["project", "name", "group", "label", "parent", "active", "vars", "details", "resolved", "limit", "marker"]
+        [
+            "project",
+            "name",
+            "group",
+            "label",
+            "parent",
+            "active",
+            "vars",
+            "details",
+            "resolved",
+            "last_run_status",
+            "limit",
+            "marker"
+        ]
     );
     assert_eq!(query("delete", "/v1/groups/{id}/variables"), ["project", "key"]);
     assert!(query("post", "/v1/tokens").is_empty());
@@ -220,6 +233,8 @@ fn openapi_documents_bodies_parameters_and_statuses() {
     }
     assert!(statuses("get", "/v1/inventory.tgz").contains(&"304".to_string()));
     assert!(statuses("post", "/v1/config-refs/{id}/sync").contains(&"202".to_string()));
+    assert!(statuses("post", "/v1/runs/{id}/cancel").contains(&"202".to_string()));
+    assert_eq!(body_ref("post", "/v1/runs"), "#/components/schemas/NewRun");
     assert_eq!(statuses("delete", "/v1/tokens/{id}")[0], "204");
     let content = |p: &str| -> Vec<String> {
         d["paths"][p]["get"]["responses"]["200"]["content"].as_object().unwrap().keys().cloned().collect()

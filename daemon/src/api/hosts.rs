@@ -12,6 +12,7 @@ use craton::model::Snapshot;
 use craton::resolve::{ResolvedVars, Resolver};
 use craton::store::edit::Ref;
 use craton::store::hosts::{self, normalize_ip, normalize_labels, HostChange, HostRecord};
+use craton::store::runs::{self as store_runs, HostRunState};
 use craton::store::tokens::Role;
 use craton::store::variables::{self, VarOwner};
 use indexmap::IndexMap;
@@ -28,8 +29,20 @@ use super::resource::{
 };
 use crate::state::AppState;
 
-const LIST_PARAMS: [&str; 11] =
-    ["project", "name", "group", "label", "parent", "active", "vars", "details", "resolved", "limit", "marker"];
+const LIST_PARAMS: [&str; 12] = [
+    "project",
+    "name",
+    "group",
+    "label",
+    "parent",
+    "active",
+    "vars",
+    "details",
+    "resolved",
+    "last_run_status",
+    "limit",
+    "marker",
+];
 const GET_PARAMS: [&str; 2] = ["project", "resolved"];
 const WRITE_PARAMS: [&str; 1] = ["project"];
 const FIELDS: [&str; 6] = ["name", "ip_address", "active", "parent", "labels", "groups"];
@@ -82,10 +95,39 @@ struct Filters {
     parent: Option<Option<usize>>,
     active: Option<bool>,
     vars: Vec<(String, Value)>,
+    /// Ids of the hosts whose last run left them in the asked status.
+    last_run: Option<std::collections::HashSet<i64>>,
+}
+
+/// A host's reachability from the last run that targeted it (not a
+/// variable: the inventory never changes because a run happened).
+fn last_run_json(s: Option<&HostRunState>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(s) => serde_json::json!({
+            "run": s.last_run_id,
+            "status": s.last_run_status,
+            "at": s.last_run_at,
+            "reachable_at": s.last_reachable_at,
+            "unreachable_at": s.last_unreachable_at,
+        }),
+    }
+}
+
+/// Adds `last_run` to host objects (one query for the page).
+fn add_last_run(conn: &mut craton::store::DbConn, items: &mut [Value]) -> Result<(), ApiError> {
+    let ids: Vec<i64> = items.iter().filter_map(|v| v["id"].as_i64()).collect();
+    let states = store_runs::host_states(conn, &ids)?;
+    for v in items {
+        if let (Some(id), Value::Object(m)) = (v["id"].as_i64(), &mut *v) {
+            m.insert("last_run".into(), last_run_json(states.get(&id)));
+        }
+    }
+    Ok(())
 }
 
 impl Filters {
-    fn parse(q: &Query, snap: &Snapshot) -> Result<Filters, ApiError> {
+    fn parse(q: &Query, snap: &Snapshot, conn: &mut craton::store::DbConn) -> Result<Filters, ApiError> {
         let in_groups = q.get("group").map(|g| {
             let mut set = vec![false; snap.groups.len()];
             if let Some(i) = find_by_name_or_id(&snap.groups, g, |x| &x.name, |x| x.id) {
@@ -97,6 +139,19 @@ impl Filters {
         });
         let parent = q.get("parent").map(|p| find_by_name_or_id(&snap.hosts, p, |x| &x.name, |x| x.id));
         let active = if q.get("active").is_some() { Some(q.flag("active")?) } else { None };
+        let last_run = match q.get("last_run_status") {
+            None => None,
+            Some(s) => {
+                let known = ["ok", "changed", "failed", "unreachable", "skipped"];
+                if !known.contains(&s) {
+                    return Err(ApiError::fields(vec![super::error::FieldError {
+                        field: "last_run_status".into(),
+                        message: format!("{s:?} is not one of {}", known.join(", ")),
+                    }]));
+                }
+                Some(store_runs::hosts_with_status(conn, snap.project.id, s)?.into_iter().collect())
+            }
+        };
         Ok(Filters {
             name: q.get("name").map(str::to_string),
             labels: q.all("label").map(str::to_string).collect(),
@@ -104,6 +159,7 @@ impl Filters {
             parent,
             active,
             vars: q.var_filters()?,
+            last_run,
         })
     }
 
@@ -114,6 +170,7 @@ impl Filters {
             && self.labels.iter().all(|l| host.labels.binary_search(l).is_ok())
             && self.in_groups.as_ref().is_none_or(|set| host.groups.iter().any(|&g| set[g]))
             && self.parent.is_none_or(|p| p.is_some() && host.parent == p)
+            && self.last_run.as_ref().is_none_or(|ids| ids.contains(&host.id))
             && self.vars.iter().all(|(k, want)| {
                 // Type-strict: the resolved JSON value must equal the term's.
                 resolver
@@ -125,7 +182,7 @@ impl Filters {
 }
 
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts", security(("bearer" = [])),
-    summary = "List hosts; filters name, group, label, parent, active, vars; limit + marker paging",
+    summary = "List hosts; filters name, group, label, parent, active, vars, last_run_status; limit + marker paging",
     params(crate::api::openapi::HostListQuery),
     responses((status = 200, description = "One page", body = crate::api::openapi::HostList), crate::api::openapi::ReadErrors))]
 pub async fn list(
@@ -142,15 +199,18 @@ pub async fn list(
         .db(move |conn| {
             let project = caller.project(conn, q.get("project"))?;
             let snap = st.snapshot(conn, &project)?;
-            let filters = Filters::parse(&q, &snap)?;
+            let filters = Filters::parse(&q, &snap, conn)?;
             let mut resolver = Resolver::new(&snap);
             let ids: Vec<i64> = snap.hosts.iter().map(|h| h.id).collect();
             let w = window(&ids, page, |i| filters.matches(&snap, &mut resolver, i));
-            let items = w
+            let mut items: Vec<Value> = w
                 .items
                 .iter()
                 .map(|&i| host_json(&snap, &mut resolver, i, details, resolved))
                 .collect::<Result<_, _>>()?;
+            if details {
+                add_last_run(conn, &mut items)?;
+            }
             Ok(list_body(items, links("/v1/hosts", &q, page, &w)))
         })
         .await
@@ -176,7 +236,10 @@ pub async fn get_one(
             let snap = st.snapshot(conn, &project)?;
             let h = host_index(&snap, id)?;
             let mut resolver = Resolver::new(&snap);
-            Ok(Json(host_json(&snap, &mut resolver, h, true, resolved)?))
+            let mut one = [host_json(&snap, &mut resolver, h, true, resolved)?];
+            add_last_run(conn, &mut one)?;
+            let [host] = one;
+            Ok(Json(host))
         })
         .await
 }

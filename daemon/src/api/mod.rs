@@ -79,7 +79,11 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/groups/{id}/variables", "The group's own variables"),
     r("PUT", "/v1/groups/{id}/variables", "Merge variables into the group's (editor)"),
     r("DELETE", "/v1/groups/{id}/variables", "Delete listed variables of the group (editor)"),
-    r("GET", "/v1/hosts", "List hosts; filters name, group, label, parent, active, vars; limit + marker paging"),
+    r(
+        "GET",
+        "/v1/hosts",
+        "List hosts; filters name, group, label, parent, active, vars, last_run_status; limit + marker paging",
+    ),
     r("POST", "/v1/hosts", "Create a host (editor)"),
     r("GET", "/v1/hosts/{id}", "One host with its own or (resolved=true) resolved variables"),
     r("PATCH", "/v1/hosts/{id}", "Change some fields of a host (editor)"),

@@ -197,6 +197,8 @@ pub struct HostListQuery {
     pub details: Option<bool>,
     /// Include each host's resolved variables (implies details).
     pub resolved: Option<bool>,
+    /// Only hosts whose last run left them ok, changed, failed, unreachable or skipped.
+    pub last_run_status: Option<String>,
     /// Page size, clamped to 1..=1000 (default 50).
     pub limit: Option<i64>,
     /// The last id of the previous page.
@@ -538,6 +540,23 @@ pub struct Host {
     /// Own, or with `resolved=true` resolved, variables.
     #[schema(required = false)]
     pub variables: VariableMap,
+    /// The last run that targeted the host (null: none yet); with the
+    /// variables only (GET one, or lists with details).
+    #[schema(required = false)]
+    pub last_run: Option<LastRun>,
+}
+
+/// A host's reachability from its last run.
+#[derive(Deserialize, ToSchema)]
+pub struct LastRun {
+    pub run: i64,
+    /// ok, changed, failed, unreachable or skipped.
+    pub status: String,
+    pub at: i64,
+    #[schema(required)]
+    pub reachable_at: Option<i64>,
+    #[schema(required)]
+    pub unreachable_at: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1029,5 +1048,6 @@ mod tests {
         assert_eq!(properties("NewConfigRef"), fields::<config_refs::RefBody>());
         assert_eq!(properties("SyncRequest"), fields::<config_refs::SyncBody>());
         assert_eq!(properties("KeysBody"), fields::<variables::KeysBody>());
+        assert_eq!(properties("NewRun"), craton::runs::FIELDS.map(String::from).to_vec());
     }
 }

@@ -393,6 +393,16 @@ async fn pump(state: AppState, run: Run, project: String, mut last: i64, tx: mps
                     (u.events, u.run)
                 }
             }
+            None if hub.as_ref().is_some_and(|h| h.settings.redis_url.is_some()) && !run.status().is_final() => {
+                let url = hub.as_ref().and_then(|h| h.settings.redis_url.clone()).expect("redis url");
+                match follow_redis(&state, &url, id, &project, &mut last, &tx).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(run = id, error = %e, "following a run through redis failed; reading the database");
+                        (stored_events(&state, id, last).await, None)
+                    }
+                }
+            }
             None => {
                 let evs = stored_events(&state, id, last).await;
                 let p = project.clone();
@@ -464,6 +474,95 @@ async fn pump(state: AppState, run: Run, project: String, mut last: i64, tx: mps
                     _ = tx.closed() => return,
                 }
             }
+        }
+    }
+}
+
+/// Serves the stream of a run another process runs from its Redis
+/// messages: stored events first (subscribed before reading, so nothing
+/// falls between), then live ones in counter order; a gap (a message
+/// Redis dropped, or events stored before the subscription) is filled
+/// from the database. Returns when the run ended or the client left.
+async fn follow_redis(
+    state: &AppState,
+    url: &str,
+    id: i64,
+    project: &str,
+    last: &mut i64,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+) -> Result<(), String> {
+    use tokio_stream::StreamExt;
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut ps = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+    ps.subscribe(crate::runner::publish::run_channel(id)).await.map_err(|e| e.to_string())?;
+    let mut msgs = ps.on_message();
+    let send = |c: i64, data: &str| Ok(Event::default().id(c.to_string()).event("run_event").data(data));
+    let mut pending: std::collections::BTreeMap<i64, String> = Default::default();
+    let mut gap_since: Option<tokio::time::Instant> = None;
+    let mut fill = true;
+    loop {
+        if fill {
+            loop {
+                let evs = stored_events(state, id, *last).await;
+                let n = evs.len() as i64;
+                for (c, d) in evs {
+                    if tx.send(send(c, &d)).await.is_err() {
+                        return Ok(());
+                    }
+                    *last = c;
+                }
+                if n < EVENT_PAGE {
+                    break;
+                }
+            }
+            pending.retain(|c, _| *c > *last);
+            fill = false;
+            gap_since = None;
+            let p = project.to_string();
+            let run = state.db(move |conn| Ok(store_runs::get(conn, None, id)?)).await.map_err(|e| e.to_string())?;
+            if let Some(r) = run.filter(|r| r.status().is_final()) {
+                let _ = tx.send(Ok(Event::default().event("end").data(run_json(&r, &p).to_string()))).await;
+                return Ok(());
+            }
+        }
+        while let Some(entry) = pending.first_entry() {
+            if *entry.key() != *last + 1 {
+                break;
+            }
+            let (c, d) = entry.remove_entry();
+            if tx.send(send(c, &d)).await.is_err() {
+                return Ok(());
+            }
+            *last = c;
+        }
+        if !pending.is_empty() && gap_since.is_none() {
+            gap_since = Some(tokio::time::Instant::now());
+        }
+        let gap_deadline = gap_since.map(|t| t + Duration::from_millis(500));
+        tokio::select! {
+            m = msgs.next() => {
+                let Some(m) = m else { return Err("redis subscription closed".into()) };
+                let payload: String = m.get_payload().map_err(|e| e.to_string())?;
+                let v: Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
+                match v["type"].as_str() {
+                    Some("event") => {
+                        if let Some(c) = v["event"]["counter"].as_i64().filter(|c| *c > *last) {
+                            pending.insert(c, v["event"].to_string());
+                        }
+                    }
+                    Some("status") => {
+                        if tx.send(Ok(Event::default().event("status").data(v["run"].to_string()))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // Sent after the run's last batch is stored.
+                    Some("end") => fill = true,
+                    _ => {}
+                }
+            }
+            _ = async { tokio::time::sleep_until(gap_deadline.expect("gap")).await }, if gap_deadline.is_some() => fill = true,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => fill = true,
+            _ = tx.closed() => return Ok(()),
         }
     }
 }

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+/// Most messages sent in one pipelined round trip.
+const PIPELINE: usize = 512;
+
 #[derive(Clone)]
 pub struct Publisher {
     tx: mpsc::UnboundedSender<(String, String)>,
@@ -35,7 +38,8 @@ impl Publisher {
         tokio::spawn(async move {
             let mut conn: Option<redis::aio::MultiplexedConnection> = None;
             let mut warned = false;
-            while let Some((channel, payload)) = rx.recv().await {
+            let mut batch = Vec::with_capacity(PIPELINE);
+            while rx.recv_many(&mut batch, PIPELINE).await > 0 {
                 if conn.is_none() {
                     match client.get_multiplexed_async_connection().await {
                         Ok(c) => {
@@ -47,13 +51,20 @@ impl Publisher {
                                 tracing::warn!(error = %e, "redis unreachable: live progress messages are dropped");
                                 warned = true;
                             }
-                            d.fetch_add(1, Ordering::Relaxed);
+                            d.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            batch.clear();
                             continue;
                         }
                     }
                 }
+                // One round trip for everything queued meanwhile: order is
+                // kept, and a burst of events costs one write.
+                let mut pipe = redis::pipe();
+                for (channel, payload) in batch.drain(..) {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                }
                 let c = conn.as_mut().expect("connected");
-                let r: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(&channel).arg(&payload).query_async(c).await;
+                let r: redis::RedisResult<()> = pipe.query_async(c).await;
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "redis publish failed; reconnecting");
                     d.fetch_add(1, Ordering::Relaxed);

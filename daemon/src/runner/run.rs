@@ -249,8 +249,9 @@ fn prepare(hub: &RunHub, l: &Launch) -> Result<(WorkDir, PathBuf, String, Option
     Ok((wd, cwd, fetched.commit, extra))
 }
 
-/// The run's environment: nothing of the daemon's but these.
-fn environment(hub: &RunHub, wd: &WorkDir) -> Vec<(String, String)> {
+/// The run's environment: nothing of the daemon's but these, then the
+/// project's `run_env`, then the callback's settings (last, so they win).
+fn environment(hub: &RunHub, wd: &WorkDir, project: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     for k in ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME"]
         .iter()
@@ -261,10 +262,19 @@ fn environment(hub: &RunHub, wd: &WorkDir) -> Vec<(String, String)> {
             env.push((k, v));
         }
     }
+    let own = hub.settings.project_env.get(project);
+    if let Some(own) = own {
+        env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    // A project's own callbacks stay enabled beside ours.
+    let joined = |key: &str, ours: String, sep: &str| match own.and_then(|o| o.get(key)).filter(|v| !v.is_empty()) {
+        Some(theirs) => format!("{ours}{sep}{theirs}"),
+        None => ours,
+    };
     env.extend([
-        ("ANSIBLE_CALLBACK_PLUGINS".into(), path(wd.callback_dir())),
-        ("ANSIBLE_CALLBACKS_ENABLED".into(), CALLBACK_NAME.into()),
+        ("ANSIBLE_CALLBACK_PLUGINS".into(), joined("ANSIBLE_CALLBACK_PLUGINS", path(wd.callback_dir()), ":")),
+        ("ANSIBLE_CALLBACKS_ENABLED".into(), joined("ANSIBLE_CALLBACKS_ENABLED", CALLBACK_NAME.into(), ",")),
         ("CRATON_EVENTS_SOCKET".into(), path(wd.socket())),
         ("CRATON_EVENTS_SUMMARY".into(), path(wd.summary())),
         ("CRATON_EVENTS_MAX_RESULT_BYTES".into(), hub.settings.result_max_bytes.to_string()),
@@ -364,8 +374,9 @@ fn signal_one(pid: u32, sig: i32) {
     }
 }
 
-/// Reads event lines from the first connection; ends at EOF.
-fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<String>) {
+/// Reads event lines from the first connection; ends at EOF (or when
+/// aborted), closing the channel after the lines it read.
+fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<String>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok((stream, _)) = listener.accept().await else { return };
         let mut r = BufReader::with_capacity(1 << 16, stream);
@@ -390,10 +401,13 @@ fn socket_reader(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<S
                 Err(_) => return,
             }
         }
-    });
+    })
 }
 
-fn pipe_reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, tx: mpsc::UnboundedSender<Vec<u8>>) {
+fn pipe_reader(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -406,7 +420,7 @@ fn pipe_reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, tx:
                 }
             }
         }
-    });
+    })
 }
 
 /// Runs a launched run to its end; every path ends with a final status.
@@ -521,7 +535,7 @@ async fn drive(
         .args(spec.playbook_args(extra_s.as_deref()))
         .current_dir(&cwd)
         .env_clear()
-        .envs(environment(hub, &wd))
+        .envs(environment(hub, &wd, &project))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -533,10 +547,12 @@ async fn drive(
     tracing::info!(run = id, pid, playbook = %spec.playbook, "ansible-playbook started");
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
-    socket_reader(listener, ev_tx);
+    // Aborted when their peer outlives ansible-playbook by too long; what
+    // they had read is still processed.
+    let mut readers = vec![socket_reader(listener, ev_tx)];
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone());
-    pipe_reader(child.stderr.take().expect("stderr piped"), out_tx);
+    readers.push(pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone()));
+    readers.push(pipe_reader(child.stderr.take().expect("stderr piped"), out_tx));
 
     let mut tally = Tally::with_hosts(host_names.iter().map(String::as_str));
     let mut output = Output::new(hub.settings.stdout_max_bytes);
@@ -621,10 +637,13 @@ async fn drive(
                 kill_all(pid, &marker);
                 kill_at = None;
             },
-            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && (events_open || output_open) => {
-                tracing::warn!(run = id, "events or output still open after ansible-playbook exited; closing");
-                events_open = false;
-                output_open = false;
+            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && !readers.is_empty() => {
+                if readers.iter().any(|r| !r.is_finished()) {
+                    tracing::warn!(run = id, "event socket or output still open after ansible-playbook exited; closing");
+                }
+                for r in readers.drain(..) {
+                    r.abort();
+                }
             },
             _ = tick.tick() => {
                 flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);

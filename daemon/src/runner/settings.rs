@@ -28,6 +28,8 @@ pub struct RunSettings {
     pub redis_url: Option<String>,
     /// This process's name in leases.
     pub holder: String,
+    /// `[projects.NAME] run_env` of the config file, by project name.
+    pub project_env: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -62,7 +64,10 @@ impl RunSettings {
                 "CRATON_RUN_PASS_ENV: {bad} is one of the daemon's own secrets and is never passed to runs"
             ));
         }
+        let file = craton::config::load_file_config()?;
+        let project_env = file.projects.into_iter().map(|(name, p)| (name, p.run_env)).collect();
         Ok(RunSettings {
+            project_env,
             runs_dir: env("CRATON_RUNS_DIR").map(PathBuf::from).unwrap_or_else(default_runs_dir),
             ansible_playbook: env("CRATON_ANSIBLE_PLAYBOOK").unwrap_or_else(|| "ansible-playbook".into()),
             stdout_max_bytes: number("CRATON_RUN_STDOUT_MAX_BYTES", 16usize << 20)?.max(4096),
@@ -88,6 +93,7 @@ impl RunSettings {
             keep_dirs: false,
             redis_url: None,
             holder,
+            project_env: Default::default(),
         }
     }
 
