@@ -762,7 +762,7 @@ fn cli_runs_submit_follow_local_and_manage() {
     // Over HTTP, following the stream: h05 fails, so ansible's rc is 2.
     let o = fixtures::run(
         cli()
-            .args(["run", "site.yml", "--repo", &repo, "--ref", "main", "--group", "web"])
+            .args(["run", "site.yml", "--repo", &repo, "--ref", "main", "--group", "fleet"])
             .args(["--limit", "h05,h01", "--follow"]),
     );
     let (out, err) = (fixtures::stdout(&o), fixtures::stderr(&o));
@@ -775,10 +775,12 @@ fn cli_runs_submit_follow_local_and_manage() {
         "{err}"
     );
     // Without --follow: the id at once, exit 0.
-    let o = fixtures::run(cli().args(["run", "slow.yml", "--repo", &repo, "--group", "web", "--limit", "h01"]));
+    let o = fixtures::run(
+        cli().args(["run", "slow.yml", "--repo", &repo, "--ref", "main", "--group", "web", "--limit", "h01"]),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", fixtures::stderr(&o));
     let queued: i64 = fixtures::stdout(&o).trim().parse().unwrap();
-    env.wait_final(queued, Duration::from_secs(60));
+    assert_eq!(env.wait_final(queued, Duration::from_secs(60))["status"], "successful");
     // Bad input names the field and queues nothing.
     let o = fixtures::run(cli().args(["run", "../x.yml", "--repo", &repo, "--group", "web"]));
     assert_eq!(o.status.code(), Some(1));
@@ -790,7 +792,8 @@ fn cli_runs_submit_follow_local_and_manage() {
     let o = fixtures::run(
         cli()
             .env_remove("CRATON_URL")
-            .args(["run", "site.yml", "--local", "--repo", &repo, "--group", "fleet", "--limit", "h05,h01"])
+            .args(["run", "site.yml", "--local", "--repo", &repo, "--ref", "main", "--group", "fleet"])
+            .args(["--limit", "h05,h01"])
             .args(["--extra-vars", r#"{"x": 1}"#]),
     );
     let (out, err) = (fixtures::stdout(&o), fixtures::stderr(&o));
