@@ -115,6 +115,21 @@ const SLOW: &str = r#"- name: slow play
       raw: sleep 1
 "#;
 
+/// A step that would take 30 s: cancels and timeouts must not wait for it.
+const HANG: &str = r#"- name: hanging play
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: first
+      debug:
+        msg: first
+    - name: hang
+      raw: sleep 30
+    - name: after the hang
+      debug:
+        msg: never
+"#;
+
 /// Not a playbook ansible can parse.
 const BOGUS: &str = "- name: broken\n  hosts: all\n  tasks: [ {\n";
 
@@ -123,6 +138,7 @@ fn playbook_repo() -> Upstream {
     up.write("site.yml", SITE);
     up.write("slow.yml", SLOW);
     up.write("bogus.yml", BOGUS);
+    up.write("hang.yml", HANG);
     up.commit_push("playbooks");
     up
 }
@@ -647,11 +663,9 @@ fn live_stream_redis_and_graceful_cancel() {
     assert_eq!(ended, run, "Redis end payload = the REST run");
 }
 
-/// Immediate cancel kills the whole process group at once; `timeout_s`
-/// ends `error`; an unparsable playbook ends `error` with its rc; bad
-/// input is a 400 naming the field with nothing queued.
+/// Bad input is a 400 naming the field, with nothing queued.
 #[test]
-fn immediate_cancel_timeout_crash_and_bad_input() {
+fn bad_input_is_a_400_naming_the_field() {
     let env = Env::new(Backend::Sqlite, &[]);
 
     // Bad input first: nothing may be queued by it.
@@ -676,12 +690,25 @@ fn immediate_cancel_timeout_crash_and_bad_input() {
         assert!(fields.contains(&field), "{body}: {fields:?} should name {field}: {r}");
     }
     assert_eq!(env.get("/v1/runs")["items"], json!([]), "bad requests queued nothing");
+}
 
-    // Immediate: SIGKILL of the group, ends quickly, nothing of it left.
-    let id = env.submit("slow.yml", json!({"group": "web", "limit": "h01"}))["id"].as_i64().unwrap();
-    env.wait_for(id, Duration::from_secs(60), "in step 1", |r| r["events"]["received"].as_i64().unwrap_or(0) >= 3);
+/// Immediate cancel kills everything the run started at once (ansible's
+/// workers are in sessions of their own); `timeout_s` ends `error`; an
+/// unparsable playbook ends `error` with its rc.
+#[test]
+fn immediate_cancel_timeout_and_crash() {
+    let env = Env::new(Backend::Sqlite, &[]);
+
+    // Immediate: ends quickly, nothing of it left.
+    let id = env.submit("hang.yml", json!({"group": "web", "limit": "h01"}))["id"].as_i64().unwrap();
+    env.wait_for(id, Duration::from_secs(60), "in the hang", |r| r["events"]["received"].as_i64().unwrap_or(0) >= 6);
     let groups = env.playbook_groups();
     assert_eq!(groups.len(), 1, "one ansible-playbook process group: {groups:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.run_procs().iter().any(|(_, _, c)| c.contains("sleep 30")) {
+        assert!(Instant::now() < deadline, "the hang's sleep never started: {:?}", env.run_procs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let procs_before = env.run_procs();
     assert!(procs_before.len() >= 3, "ansible-playbook, a worker and its sleep: {procs_before:?}");
     let t = Instant::now();
@@ -698,15 +725,19 @@ fn immediate_cancel_timeout_crash_and_bad_input() {
     let left = env.run_procs();
     assert!(left.is_empty(), "processes of the run left (workers have their own sessions): {left:?}");
     let tasks = tasks_started(&env.events(id));
-    assert!(!tasks.contains(&"step 3".to_string()), "{tasks:?}");
+    assert!(!tasks.contains(&"after the hang".to_string()), "{tasks:?}");
 
-    // timeout_s: error with the reason.
-    let id = env.submit("slow.yml", json!({"group": "web", "limit": "h01", "timeout_s": 1}))["id"].as_i64().unwrap();
+    // timeout_s: error with the reason, long before the hang would end.
+    let t = Instant::now();
+    let id = env.submit("hang.yml", json!({"group": "web", "limit": "h01", "timeout_s": 2}))["id"].as_i64().unwrap();
     let run = env.wait_final(id, Duration::from_secs(60));
+    assert!(t.elapsed() < Duration::from_secs(20), "timed out after {:?}", t.elapsed());
     assert_eq!(run["status"], "error", "{run}");
     assert!(run["reason"].as_str().unwrap().contains("timed out"), "{run}");
     let tasks = tasks_started(&env.events(id));
-    assert!(!tasks.contains(&"step 4".to_string()), "{tasks:?}");
+    assert!(!tasks.contains(&"after the hang".to_string()), "{tasks:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(env.run_procs().is_empty(), "a timed-out run left processes: {:?}", env.run_procs());
 
     // A playbook ansible cannot parse: error, with its rc.
     let id = env.submit("bogus.yml", json!({"group": "web"}))["id"].as_i64().unwrap();
