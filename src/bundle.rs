@@ -30,6 +30,16 @@
 //! turns them back into unsafe and vaulted values (checked against 2.19 in
 //! `tests/bundle.rs`), so JSON syntax is used throughout.
 //!
+//! Values with typed envelopes (int map keys, timestamps; see
+//! [`crate::typed`]) cannot be written in JSON syntax. A vars file holding
+//! one is written as YAML (flow style, every value, so tags and typed keys
+//! work throughout). Inline ones are left out of `inventory.json` and
+//! written to a second source read after it, `hosts/typed.yml`, which sets
+//! them on the same group (or on the host, through a group it is already in)
+//! on the same tier: Ansible's inventory directory loads its files in name
+//! order, and neither file repeats a key of the other, so only the types
+//! differ from a JSON-only bundle.
+//!
 //! The bytes are a pure function of the data: fixed entry order, times,
 //! owners and modes, and compression settings, so the ETag changes exactly
 //! when the inventory does.
@@ -41,6 +51,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{OwnVars, Snapshot, Tier};
 use crate::names::file_safe;
 use crate::render::{self, Emitted, Layout, Options, RenderError, Selection};
+use crate::typed;
 
 /// Makes `inventory = ./hosts` apply: Ansible reads `./ansible.cfg` from the
 /// working directory (unless `ANSIBLE_CONFIG` points elsewhere).
@@ -48,6 +59,8 @@ const ANSIBLE_CFG: &[u8] = b"[defaults]\ninventory = ./hosts\n";
 const INVENTORY: &str = "hosts/inventory.json";
 const GROUP_VARS: &str = "hosts/group_vars/";
 const HOST_VARS: &str = "hosts/host_vars/";
+/// Inline values with typed envelopes, in YAML; sorts after `inventory.json`.
+const TYPED: &str = "hosts/typed.yml";
 /// Always present, even when empty, so that every bundle has one layout.
 const DIRS: [&str; 3] = ["hosts/", GROUP_VARS, HOST_VARS];
 /// Deflate level for both formats; part of the byte format, never change it
@@ -146,6 +159,9 @@ fn layout(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Vec<Entry>
     let mut entries: Vec<Entry> = DIRS.iter().map(|d| Entry { path: d.to_string(), data: None }).collect();
     entries.push(Entry { path: "ansible.cfg".into(), data: Some(ANSIBLE_CFG.to_vec()) });
     entries.push(Entry { path: INVENTORY.into(), data: Some(inventory_json(&e, &host_files)?) });
+    if let Some(data) = typed_overlay(&e, &host_files)? {
+        entries.push(Entry { path: TYPED.into(), data: Some(data) });
+    }
 
     // `all` cannot collide with a group: render refuses a group of that name.
     let groups = std::iter::once(("all", &s.all_vars)).chain(s.groups.iter().map(|g| (g.name.as_str(), &g.vars)));
@@ -251,14 +267,21 @@ fn literal_host_name(name: &str) -> bool {
 }
 
 /// `{"k": v, ...}` for the file-tier vars, one per line; `None` when there
-/// are none (Ansible ignores empty vars files, so none are written).
+/// are none (Ansible ignores empty vars files, so none are written). In
+/// YAML syntax when a value holds a typed envelope.
 fn vars_file(vars: &OwnVars) -> Option<Vec<u8>> {
+    let file_vars = || vars.iter().filter(|(_, v)| v.tier == Tier::VarsFile);
+    let yaml = file_vars().any(|(_, v)| typed::holds_envelope(v.value.get()));
     let mut out = Vec::new();
-    for (k, v) in vars.iter().filter(|(_, v)| v.tier == Tier::VarsFile) {
+    for (k, v) in file_vars() {
         out.extend_from_slice(if out.is_empty() { b"{\n  " } else { b",\n  " });
         push_str(&mut out, k);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v.value.get().as_bytes());
+        if yaml {
+            push_yaml(&mut out, &v.value);
+        } else {
+            out.extend_from_slice(v.value.get().as_bytes());
+        }
     }
     if out.is_empty() {
         return None;
@@ -445,9 +468,113 @@ fn inventory_json(e: &Emitted, host_files: &[bool]) -> Result<Vec<u8>, RenderErr
     Ok(doc.out)
 }
 
-/// An owner's inline (inventory-tier) vars, as keys and JSON texts.
+/// An owner's inline (inventory-tier) vars that JSON can carry, as keys and
+/// JSON texts (the others go to `typed.yml`).
 fn inline(vars: &OwnVars) -> impl Iterator<Item = (&str, &str)> {
-    vars.iter().filter(|(_, v)| v.tier == Tier::Inventory).map(|(k, v)| (k.as_str(), v.value.get()))
+    vars.iter()
+        .filter(|(_, v)| v.tier == Tier::Inventory && !typed::holds_envelope(v.value.get()))
+        .map(|(k, v)| (k.as_str(), v.value.get()))
+}
+
+/// A stored value as YAML (valid JSON, checked on every write path).
+fn push_yaml(out: &mut Vec<u8>, raw: &serde_json::value::RawValue) {
+    match serde_json::from_str::<serde_json::Value>(raw.get()) {
+        Ok(v) => typed::write_yaml(&v, out),
+        Err(_) => out.extend_from_slice(raw.get().as_bytes()),
+    }
+}
+
+/// `hosts/typed.yml`: each owner's inline vars that hold typed envelopes,
+/// as a YAML inventory that only sets variables on existing groups and
+/// hosts; `None` when there are none.
+fn typed_overlay(e: &Emitted, host_files: &[bool]) -> Result<Option<Vec<u8>>, RenderError> {
+    let s = &e.structure;
+    let typed_inline = |vars: &OwnVars, all_tiers: bool| -> Vec<(String, Box<serde_json::value::RawValue>)> {
+        vars.iter()
+            .filter(|(_, v)| (all_tiers || v.tier == Tier::Inventory) && typed::holds_envelope(v.value.get()))
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    };
+    // Group name -> (its typed vars, typed vars of hosts set through it).
+    type Vars = Vec<(String, Box<serde_json::value::RawValue>)>;
+    let mut groups: Vec<(&str, Vars, Vec<(&str, Vars)>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let owners = std::iter::once(("all", &s.all_vars)).chain(s.groups.iter().map(|g| (g.name.as_str(), &g.vars)));
+    for (name, vars) in owners {
+        let t = typed_inline(vars, false);
+        if t.is_empty() {
+            continue;
+        }
+        if name == PLUGIN_KEY {
+            return Err(invalid(format!(
+                "group {PLUGIN_KEY:?} has inline values of types JSON cannot carry (int keys, timestamps), \
+                 which a bundle sets at top level of a YAML file, where Ansible reads `plugin` as a plugin name"
+            )));
+        }
+        index.insert(name, groups.len());
+        groups.push((name, t, Vec::new()));
+    }
+    for (h, host) in s.hosts.iter().enumerate() {
+        let t = typed_inline(&e.hostvars[h], !host_files[h]);
+        if t.is_empty() {
+            continue;
+        }
+        // Through a group the host is already in: no membership changes.
+        let via = match host.groups.iter().map(|&g| s.groups[g].name.as_str()).find(|n| *n != PLUGIN_KEY) {
+            Some(n) => n,
+            None if host.groups.is_empty() => "ungrouped",
+            None => {
+                return Err(invalid(format!(
+                    "host {:?} has inline values of types JSON cannot carry and is only in group {PLUGIN_KEY:?}",
+                    host.name
+                )))
+            }
+        };
+        let i = *index.entry(via).or_insert_with(|| {
+            groups.push((via, Vec::new(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].2.push((host.name.as_str(), t));
+    }
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let object = |out: &mut Vec<u8>, vars: &Vars| {
+        out.push(b'{');
+        for (i, (k, v)) in vars.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            typed::yaml_str(k, out);
+            out.extend_from_slice(b": ");
+            push_yaml(out, v);
+        }
+        out.push(b'}');
+    };
+    for (name, vars, hosts) in &groups {
+        typed::yaml_str(name, &mut out);
+        out.extend_from_slice(b": {");
+        if !vars.is_empty() {
+            out.extend_from_slice(b"\"vars\": ");
+            object(&mut out, vars);
+        }
+        if !hosts.is_empty() {
+            if !vars.is_empty() {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(b"\"hosts\": {");
+            for (i, (h, hv)) in hosts.iter().enumerate() {
+                out.extend_from_slice(if i > 0 { b",\n  " } else { b"\n  " });
+                typed::yaml_str(h, &mut out);
+                out.extend_from_slice(b": ");
+                object(&mut out, hv);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"}\n");
+    }
+    Ok(Some(out))
 }
 
 impl Doc<'_> {
@@ -505,7 +632,7 @@ impl Doc<'_> {
             let all_tiers = !self.host_files[h];
             let mut vars = e.hostvars[h]
                 .iter()
-                .filter(|(_, v)| all_tiers || v.tier == Tier::Inventory)
+                .filter(|(_, v)| (all_tiers || v.tier == Tier::Inventory) && !typed::holds_envelope(v.value.get()))
                 .map(|(k, v)| (k.as_str(), v.value.get()))
                 .peekable();
             if !std::mem::replace(&mut self.written[h], true) && vars.peek().is_some() {

@@ -11,6 +11,7 @@ pub mod render;
 pub mod resolve;
 pub mod runs;
 pub mod source;
+pub mod typed;
 
 #[cfg(feature = "import")]
 pub mod import;

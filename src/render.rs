@@ -9,6 +9,10 @@
 //! structure is resolved exactly as Ansible will resolve it, compared with the
 //! true resolution, and any key where the two differ is emitted as a host var
 //! of the hosts concerned ("lifted"), which Ansible ranks above every group.
+//!
+//! Script JSON has no int keys or datetimes, so typed envelopes (see
+//! [`crate::typed`]) are printed as `ansible-inventory --list` prints the
+//! original; bundles ([`Layout::Files`]) keep them to write them in YAML.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,6 +27,7 @@ use serde_json::Value;
 use crate::model::{GroupNode, HostNode, OwnVars, Snapshot, Tier, Var};
 use crate::names::file_safe;
 use crate::resolve::Resolver;
+use crate::typed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -163,7 +168,11 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
             continue;
         }
         for (k, want) in &sel.filters {
-            let got = full.resolve_key(h, k).and_then(|r| serde_json::from_str::<Value>(r.value.get()).ok());
+            // Compared as --list shows the value (a timestamp as its text).
+            let got = full.resolve_key(h, k).and_then(|r| {
+                let v = serde_json::from_str::<Value>(r.value.get()).ok()?;
+                Some(if typed::may_hold(r.value.get()) { typed::to_plain(&v) } else { v })
+            });
             if got.as_ref() != Some(want) {
                 continue 'host;
             }
@@ -264,7 +273,33 @@ pub fn emit<'a>(snap: &'a Snapshot, sel: &Selection, opts: Options) -> Result<Em
         }
         hostvars.push(hv);
     }
-    Ok(Emitted { structure, hostvars })
+    let mut e = Emitted { structure, hostvars };
+    if opts.layout == Layout::Script {
+        unwrap_envelopes(&mut e);
+    }
+    Ok(e)
+}
+
+/// Script JSON has no int keys or datetimes: typed envelopes become what
+/// `ansible-inventory --list` prints for the original (see [`typed`]).
+/// Bundles keep them, to write them in YAML.
+fn unwrap_envelopes(e: &mut Emitted) {
+    fn plain_vars(vars: &mut OwnVars) {
+        for v in vars.values_mut() {
+            if let Some(p) = typed::plain_raw(&v.value) {
+                v.value = p;
+            }
+        }
+    }
+    plain_vars(&mut e.structure.all_vars);
+    for g in &mut e.structure.groups {
+        plain_vars(&mut g.vars);
+    }
+    for hv in &mut e.hostvars {
+        if hv.values().any(|v| typed::may_hold(v.value.get())) {
+            plain_vars(hv.to_mut());
+        }
+    }
 }
 
 #[derive(Serialize)]

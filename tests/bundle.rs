@@ -574,3 +574,119 @@ fn bundles_are_byte_deterministic() {
         bundle::build(&snap, &Selection::default(), Format::Tgz).unwrap().etag
     );
 }
+
+/// `ansible-inventory --graph --vars`: prints every value with Python's
+/// `str`/`repr`, so an int key (`{1: ...}` vs `{'1': ...}`) and a timestamp
+/// (`datetime.date(2001, 12, 14)` vs `'2001-12-14'`) show their type.
+fn graph_vars(mut cmd: Command) -> String {
+    ok(cmd.args(["--graph", "--vars"]))
+}
+
+/// Issue 7 item 19: int/bool/null/float mapping keys and YAML timestamps
+/// (inline on all, a group and hosts; in group_vars and host_vars files;
+/// nested in lists and maps; next to `!unsafe`; a plain map whose key looks
+/// like an envelope) keep their Python type through import and a bundle, as
+/// real ansible-playbook and `--graph --vars` see them, while `--list`
+/// through craton-inventory stays what the original prints.
+#[test]
+fn non_string_keys_and_timestamps_keep_their_type() {
+    let src = tempfile::tempdir().unwrap();
+    let inv = src.path().join("hosts.yml");
+    std::fs::write(
+        &inv,
+        "all:\n  vars:\n    a_ts: 2017-03-07T10:20:49Z\n    a_plain: {k: v}\n  children:\n    g:\n      vars:\n        \
+         g_map: {1: [foo], 2: bar}\n      hosts:\n        h1:\n          h_map: {true: yes, null: n, 1.5: f, -3: m}\n          \
+         h_date: 2001-12-14\n          h_nested: [{7: x}, 2001-12-14 21:59:43.10 -5]\n          \
+         h_unsafe: {1: !unsafe '{{ nope }}'}\n        h2:\n  hosts:\n    lonely:\n      \
+         l_ts: 2001-12-14t21:59:43.10-05:00\n      l_big: {1.0e+20: big}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(src.path().join("group_vars")).unwrap();
+    std::fs::create_dir_all(src.path().join("host_vars")).unwrap();
+    std::fs::write(src.path().join("group_vars/g.yml"), "gf_map: {10: ten}\ngf_ts: 2017-03-07\ngf_str: plain\n")
+        .unwrap();
+    std::fs::write(
+        src.path().join("host_vars/h2.yml"),
+        "hf: {1: one, __craton_timestamp: sneaky}\nhf_lookalike: {__craton_timestamp: '2017-03-07'}\n",
+    )
+    .unwrap();
+    let keys: Vec<String> = ["a_ts", "a_plain", "g_map", "h_map", "h_date", "h_nested", "h_unsafe", "l_ts", "l_big"]
+        .iter()
+        .chain(&["gf_map", "gf_ts", "gf_str", "hf", "hf_lookalike"])
+        .map(|s| s.to_string())
+        .collect();
+    // Per host and key: the type, the types of a mapping's keys, of a list's items.
+    const TYPES: &str = r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.copy:
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        content: >-
+          {% set out = {} %}{% for k in probe_keys if k in vars %}{% set v = vars[k] %}{%
+          set _ = out.update({k: [v | type_debug,
+            (v.keys() | map('type_debug') | list) if v is mapping else none,
+            (v | map('type_debug') | list) if (v is iterable and v is not string and v is not mapping) else none,
+            (v[0].keys() | map('type_debug') | list) if k == 'h_nested' else none,
+            (v[1] | type_debug) if (v is mapping and 1 in v) else none]}) %}{% endfor %}{{ out | to_json }}
+"#;
+    let types_play = |mut cmd: Command, play_dir: &Path| -> BTreeMap<String, Value> {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(play_dir.join("types.yml"), TYPES).unwrap();
+        cmd.arg(play_dir.join("types.yml"))
+            .args(["-c", "local", "-e"])
+            .arg(json!({"out_dir": out.path(), "probe_keys": keys}).to_string())
+            .env("ANSIBLE_PYTHON_INTERPRETER", ansible("python"));
+        ok_all(&mut cmd);
+        ["h1", "h2", "lonely"]
+            .iter()
+            .map(|h| {
+                let text = std::fs::read(out.path().join(format!("{h}.json"))).unwrap();
+                (h.to_string(), serde_json::from_slice(&text).unwrap())
+            })
+            .collect()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let original_cmd = |tool: &str| {
+        let mut c = Command::new(ansible(tool));
+        ansible_env(&mut c, home.path()).env("ANSIBLE_INVENTORY_ENABLED", "yaml").arg("-i").arg(&inv);
+        c
+    };
+    let want_types = types_play(original_cmd("ansible-playbook"), src.path());
+    // What the original really has, so the probe cannot pass vacuously.
+    assert_eq!(want_types["h1"]["g_map"], json!(["dict", ["int", "int"], null, null, "list"]));
+    assert_eq!(want_types["h1"]["a_ts"][0], json!("datetime"));
+    assert_eq!(want_types["h1"]["h_date"][0], json!("date"));
+    assert_eq!(want_types["h1"]["h_map"][1], json!(["bool", "NoneType", "float", "int"]));
+    assert_eq!(want_types["h1"]["h_nested"], json!(["list", null, ["dict", "datetime"], ["int"], null]));
+    // Reading it would fail (undefined `nope`) if it were templated.
+    assert_eq!(want_types["h1"]["h_unsafe"][4], json!("str"));
+    assert_eq!(want_types["h2"]["hf"][1], json!(["int", "str"]));
+    assert_eq!(want_types["h2"]["hf_lookalike"][0], json!("dict"));
+    let want_list = common::ansible_list(&inv, "yaml", false, &[]);
+    let want_graph = graph_vars(original_cmd("ansible-inventory"));
+
+    for b in common::backends() {
+        let db = TestDb::new(b);
+        import(&db, &inv);
+        // Script output cannot carry the types: exactly what --list of the original prints.
+        assert_eq!(common::ansible_via_craton(&db, false, &[]), want_list, "{b:?}");
+        let snap = snapshot_of(&db);
+        for format in FORMATS {
+            let dir = build_unpacked(&snap, None, format);
+            assert_eq!(bundle_list(dir.path()), want_list, "{b:?} {format:?}");
+            let bhome = tempfile::tempdir().unwrap();
+            assert_eq!(
+                graph_vars(in_bundle("ansible-inventory", dir.path(), bhome.path())),
+                want_graph,
+                "{b:?} {format:?}"
+            );
+        }
+        let dir = build_unpacked(&snap, None, Format::Tgz);
+        let bhome = tempfile::tempdir().unwrap();
+        assert_eq!(
+            types_play(in_bundle("ansible-playbook", dir.path(), bhome.path()), dir.path()),
+            want_types,
+            "{b:?}"
+        );
+    }
+}

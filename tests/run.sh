@@ -3,7 +3,8 @@
 # MariaDB, with real ansible-core and schemathesis. Installs and starts what it needs on a
 # fresh machine of the project's kind (Debian, root): the MariaDB C client
 # for diesel, PostgreSQL and MariaDB servers if stopped, and a venv with
-# ansible-core and schemathesis from PyPI.
+# ansible-core and schemathesis from PyPI, Chromium and playwright-core (npm) for
+# the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,12 @@ have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 missing=()
 # libssl-dev and pkg-config: git2 (config ref sync) speaks https through OpenSSL;
 # git: the sync tests build their upstream repositories with it.
-for p in libmariadb-dev-compat libpq-dev python3-venv libssl-dev pkg-config git; do have_pkg "$p" || missing+=("$p"); done
+# chromium: daemon/tests/ui_chromium.rs drives the web page in it (through playwright-core,
+# no browser download); openssh-client: that test's unreachable host is an ssh one.
+for p in libmariadb-dev-compat libpq-dev python3-venv libssl-dev pkg-config git chromium openssh-client; do
+  have_pkg "$p" || missing+=("$p")
+done
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq
@@ -48,6 +54,12 @@ if ! venv_ready; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check \
     "ansible-core==$ANSIBLE_CORE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# playwright-core for the browser test, pinned by daemon/tests/ui/package-lock.json.
+if [ ! -f daemon/tests/ui/node_modules/playwright-core/package.json ]; then
+  echo "installing playwright-core into daemon/tests/ui/node_modules"
+  npm ci --prefix daemon/tests/ui --no-audit --no-fund --loglevel=error
 fi
 
 export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"

@@ -9,3 +9,4 @@ pub mod runs_cli;
 pub mod server;
 pub mod state;
 pub mod sync;
+pub mod ui;

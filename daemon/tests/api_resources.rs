@@ -381,6 +381,52 @@ async fn variables_merge_delete_and_resolve_with_blame() {
 }
 
 /// Follows `next` links from `first`; returns every page.
+/// Typed envelopes (int map keys, timestamps) are stored and shown as sent,
+/// so GET then PUT round-trips them; the inventory documents show them as
+/// `ansible-inventory --list` would; a malformed one is a 400 naming the key.
+#[tokio::test]
+async fn typed_envelopes_round_trip_and_are_validated() {
+    for b in backends() {
+        let h = Harness::new(b);
+        let ed = h.token(Some("default"), Role::Editor);
+        let host = h.create("/v1/hosts", &ed, json!({"name": "n1"})).await;
+        let path = format!("/v1/hosts/{host}/variables");
+        let values = json!({
+            "m": {"__craton_map": [[1, ["foo"]], [null, {"__craton_timestamp": "2001-12-14 21:59:43.10 -5"}]]},
+            "d": {"__craton_timestamp": "2017-03-07T10:20:49Z"},
+        });
+        h.expect(200, "PUT", &path, &ed, Some(values.clone())).await;
+        let got = h.expect(200, "GET", &path, &ed, None).await.body;
+        assert_eq!(got["variables"], values);
+        h.expect(200, "PUT", &path, &ed, Some(got["variables"].clone())).await;
+        let r = h.expect(200, "GET", &format!("{path}?resolved=true"), &ed, None).await;
+        assert_eq!(r.body["variables"], values);
+        let inv = h.expect(200, "GET", "/v1/inventory/hosts/n1", &ed, None).await;
+        assert_eq!(
+            inv.body,
+            json!({"m": {"1": ["foo"], "null": "2001-12-14T21:59:43.100000-05:00"}, "d": "2017-03-07T10:20:49+00:00"})
+        );
+        let list = h.expect(200, "GET", "/v1/inventory", &ed, None).await;
+        assert_eq!(list.body["_meta"]["hostvars"]["n1"], inv.body);
+
+        for bad in [
+            json!({"__craton_timestamp": "soon"}),
+            json!({"__craton_timestamp": "2017-03-07", "extra": 1}),
+            json!([{"__craton_map": [[1, "a"], [true, "b"]]}]),
+            json!({"__craton_map": [[[1], "list key"]]}),
+            json!({"__craton_tuple": [1, 2]}),
+        ] {
+            let r = h.expect(400, "PUT", &path, &ed, Some(json!({"ok": 1, "bad": bad}))).await;
+            assert_eq!(r.detail_fields(), ["bad"], "{bad}: {}", r.body);
+        }
+        let r = h.expect(400, "PUT", &path, &ed, Some(json!({"bad": {"a": {"__craton_timestamp": "soon"}}}))).await;
+        let message = r.body["error"]["details"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(".a") && message.contains("not a timestamp"), "{}", r.body);
+        // Nothing of the refused bodies was stored.
+        assert_eq!(h.expect(200, "GET", &path, &ed, None).await.body["variables"], values);
+    }
+}
+
 async fn pages(h: &Harness, token: &str, first: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut url = Some(first.to_string());

@@ -1519,12 +1519,21 @@ fn to_json(v: &PyVal, depth: usize) -> Result<Value, Fail> {
         PyVal::Tuple(items) | PyVal::List(items) | PyVal::Set(items) => {
             Value::Array(items.iter().map(|i| to_json(i, depth + 1)).collect::<Result<_, _>>()?)
         }
+        // Non-string keys (`{1: 'a'}`) stay typed in a `__craton_map`.
         PyVal::Dict(pairs) => {
-            let mut m = Map::new();
+            let mut m = Vec::with_capacity(pairs.len());
             for (k, v) in pairs {
-                m.insert(json_key(k)?, to_json(v, depth + 1)?);
+                let text = json_key(k)?;
+                let key = match k {
+                    PyVal::None => Value::Null,
+                    PyVal::Bool(b) => Value::Bool(*b),
+                    PyVal::Int(i) => i.to_i64().map_or(Value::String(text), Value::from),
+                    PyVal::Float(f) => Number::from_f64(*f).map_or(Value::String(text), Value::Number),
+                    _ => Value::String(text),
+                };
+                m.push((key, to_json(v, depth + 1)?));
             }
-            Value::Object(m)
+            crate::typed::mapping(m)
         }
     })
 }
@@ -1940,11 +1949,15 @@ mod tests {
 
     #[test]
     fn dict_keys_are_printed_like_json_dumps() {
-        assert_eq!(pv("{1.5: 'x', True: 1, None: 2}"), json!({"1.5": "x", "true": 1, "null": 2}));
-        assert_eq!(pv("{1: 'a', True: 'b'}"), json!({"1": "b"}));
-        assert_eq!(pv("{1e16: 1, 1e-5: 2, -0.0: 3}"), json!({"1e+16": 1, "1e-05": 2, "-0.0": 3}));
+        let plain = |s: &str| crate::typed::to_plain(&pv(s));
+        assert_eq!(pv("{1.5: 'x', True: 1, None: 2}"), json!({"__craton_map": [[1.5, "x"], [true, 1], [null, 2]]}));
+        assert_eq!(plain("{1.5: 'x', True: 1, None: 2}"), json!({"1.5": "x", "true": 1, "null": 2}));
+        assert_eq!(plain("{1: 'a', True: 'b'}"), json!({"1": "b"}));
+        assert_eq!(plain("{1e16: 1, 1e-5: 2, -0.0: 3}"), json!({"1e+16": 1, "1e-05": 2, "-0.0": 3}));
         assert_eq!(pv("{1e999: 1}"), json!({"Infinity": 1}));
+        // Beyond 64 bits a key is kept as the text json.dumps prints.
         assert_eq!(pv("{99999999999999999999: 1}"), json!({"99999999999999999999": 1}));
+        assert_eq!(pv("{'a': 1}"), json!({"a": 1}));
         for bad in ["{(1, 2): 3}", "{b'k': 1}", "{1j: 1}", "{...: 1}"] {
             assert!(parse_value(bad).is_err(), "{bad}");
         }

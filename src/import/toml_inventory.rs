@@ -5,8 +5,9 @@
 //! much an Ansible inventory as an INI file.
 //!
 //! Values are what Python's `tomllib` gives and `ansible-inventory --list`
-//! prints: dates and times become their `isoformat()` text (Craton has no
-//! date type), keys keep document order. The `toml` crate follows TOML 1.1,
+//! prints, keys in document order; dates and datetimes are kept typed
+//! (`{"__craton_timestamp": isoformat}`, see [`crate::typed`]), times of day
+//! as their `isoformat()` text. The `toml` crate follows TOML 1.1,
 //! a little more than Python 3.11's `tomllib` (1.0) accepts.
 
 use serde_json::Value;
@@ -67,6 +68,9 @@ fn to_json(v: &toml::Value) -> Result<Value, String> {
             .map(Value::Number)
             .ok_or_else(|| format!("the float {f} cannot be stored (JSON has no NaN or infinity)"))?,
         toml::Value::Boolean(b) => Value::Bool(*b),
+        // tomllib gives a datetime/date (typed, as from YAML) or a time,
+        // which no YAML loader can build again: kept as its text.
+        toml::Value::Datetime(d) if d.date.is_some() => crate::typed::timestamp(&isoformat(d)),
         toml::Value::Datetime(d) => Value::String(isoformat(d)),
         toml::Value::Array(a) => Value::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
         toml::Value::Table(t) => {
@@ -215,9 +219,18 @@ mod tests {
         assert_eq!(inv.groups["web"].children.iter().collect::<Vec<_>>(), ["apache", "nginx"]);
         assert_eq!(inv.groups["web"].vars["http_port"], json!(8080));
         assert_eq!(inv.hosts["host2"].vars["ansible_port"], json!(222));
-        assert_eq!(inv.hosts["tomcat2"].vars["t"], json!("1979-05-27T07:32:00.999999+00:00"));
+        assert_eq!(inv.hosts["tomcat2"].vars["t"], json!({"__craton_timestamp": "1979-05-27T07:32:00.999999+00:00"}));
         assert_eq!(inv.groups["all"].vars["has_java"], json!(false));
         assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn toml_dates_are_typed_and_times_are_text() {
+        let (inv, _) = parse("[g.hosts.h]\nd = 1979-05-27\nl = 1979-05-27T07:32:00\nt = 07:32:00.5\n");
+        let v = &inv.hosts["h"].vars;
+        assert_eq!(v["d"], json!({"__craton_timestamp": "1979-05-27"}));
+        assert_eq!(v["l"], json!({"__craton_timestamp": "1979-05-27T07:32:00"}));
+        assert_eq!(v["t"], json!("07:32:00.500000"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use yaml_rust2::parser::{Event, Parser, Tag as YamlTag};
 use yaml_rust2::scanner::{Marker, ScanError, Scanner, TScalarStyle, Token, TokenType};
 
 use super::builder::ParseError;
+use crate::typed::{parse_timestamp, timestamp_iso};
 
 /// Deeper nesting is refused rather than risking the stack: no real inventory
 /// comes close, and yaml-rust2 stops at about this depth in flow style anyway.
@@ -52,9 +53,12 @@ pub enum NodeKind {
     Unsafe(String),
     /// `!vault` / `!vault-encrypted`: the ciphertext, kept encrypted.
     Vault(String),
-    /// A YAML timestamp, as Python's `isoformat()` prints it. Ansible keeps a
-    /// `datetime.date`/`datetime`, which is not a `str`.
-    Timestamp(String),
+    /// A YAML timestamp: `iso` as Python's `isoformat()` prints it, `text`
+    /// as written. Ansible keeps a `datetime.date`/`datetime`, not a `str`.
+    Timestamp {
+        iso: String,
+        text: String,
+    },
     Seq(Vec<Node>),
     /// Pairs in Python dict order (merged keys first, as PyYAML builds them).
     Map(Vec<(Node, Node)>),
@@ -74,10 +78,12 @@ impl Node {
         }
     }
 
-    /// The JSON `ansible-inventory --list` prints for this value (inventory
-    /// legacy profile): `!unsafe` strings as `{"__ansible_unsafe": ...}`,
-    /// vaulted ones as `{"__ansible_vault": ...}`, timestamps in ISO form,
-    /// non-string keys converted the way `json.dumps` converts them.
+    /// The JSON Craton stores for this value: what `ansible-inventory --list`
+    /// prints (inventory legacy profile; `!unsafe` strings as
+    /// `{"__ansible_unsafe": ...}`, vaulted ones as `{"__ansible_vault": ...}`),
+    /// except that timestamps and mappings with non-string keys are kept in
+    /// the typed envelopes of [`crate::typed`], which script output turns
+    /// into the `--list` form.
     pub fn to_json(&self) -> Result<Value, ParseError> {
         Ok(match &self.kind {
             NodeKind::Null => Value::Null,
@@ -92,12 +98,13 @@ impl Node {
                     ))
                 }
             },
-            NodeKind::Str(s) | NodeKind::Timestamp(s) => Value::String(s.clone()),
+            NodeKind::Str(s) => Value::String(s.clone()),
+            NodeKind::Timestamp { text, .. } => crate::typed::timestamp(text),
             NodeKind::Unsafe(s) => wrapped("__ansible_unsafe", s),
             NodeKind::Vault(s) => wrapped("__ansible_vault", s),
             NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?),
             NodeKind::Map(pairs) => {
-                let mut map = Map::with_capacity(pairs.len());
+                let mut map = Vec::with_capacity(pairs.len());
                 // Where two keys turn into the same JSON key, json.dumps emits
                 // both and the reader keeps one: refuse instead of guessing.
                 let mut origin: HashMap<String, &Node> = HashMap::new();
@@ -116,9 +123,9 @@ impl Node {
                         ));
                     }
                     origin.insert(key.clone(), k);
-                    map.insert(key, v.to_json()?);
+                    map.push((typed_key(k, key), v.to_json()?));
                 }
-                Value::Object(map)
+                crate::typed::mapping(map)
             }
         })
     }
@@ -132,8 +139,8 @@ impl Node {
             NodeKind::Float(_) => "float",
             NodeKind::Str(_) | NodeKind::Unsafe(_) => "str",
             NodeKind::Vault(_) => "EncryptedString",
-            NodeKind::Timestamp(s) if s.contains('T') => "datetime.datetime",
-            NodeKind::Timestamp(_) => "datetime.date",
+            NodeKind::Timestamp { iso, .. } if iso.contains('T') => "datetime.datetime",
+            NodeKind::Timestamp { .. } => "datetime.date",
             NodeKind::Seq(_) => "list",
             NodeKind::Map(_) => "dict",
         }
@@ -147,7 +154,7 @@ impl Node {
             NodeKind::Int(i) => *i != 0,
             NodeKind::Float(f) => *f != 0.0,
             NodeKind::Str(s) | NodeKind::Unsafe(s) | NodeKind::Vault(s) => !s.is_empty(),
-            NodeKind::Timestamp(_) => true,
+            NodeKind::Timestamp { .. } => true,
             NodeKind::Seq(v) => !v.is_empty(),
             NodeKind::Map(v) => !v.is_empty(),
         }
@@ -166,6 +173,19 @@ fn wrapped(key: &str, s: &str) -> Value {
     let mut m = Map::new();
     m.insert(key.to_string(), Value::String(s.to_string()));
     Value::Object(m)
+}
+
+/// A mapping key as a `__craton_map` keeps it (given its `json_key`): the
+/// scalar itself, except where JSON has no such number (NaN, infinities),
+/// which stay the string Ansible's encoder prints.
+fn typed_key(k: &Node, json_key: String) -> Value {
+    match &k.kind {
+        NodeKind::Null => Value::Null,
+        NodeKind::Bool(b) => Value::Bool(*b),
+        NodeKind::Int(i) => Value::from(*i),
+        NodeKind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::String(json_key), Value::Number),
+        _ => Value::String(json_key),
+    }
 }
 
 /// The JSON object key `json.dumps` makes of a mapping key: None, bools,
@@ -193,7 +213,7 @@ pub fn py_str(n: &Node) -> String {
         NodeKind::Int(i) => i.to_string(),
         NodeKind::Float(f) => py_float_repr(*f),
         NodeKind::Str(s) | NodeKind::Unsafe(s) | NodeKind::Vault(s) => s.clone(),
-        NodeKind::Timestamp(s) => s.replacen('T', " ", 1),
+        NodeKind::Timestamp { iso, .. } => iso.replacen('T', " ", 1),
         NodeKind::Seq(_) | NodeKind::Map(_) => py_repr(n),
     }
 }
@@ -215,41 +235,7 @@ pub fn py_repr(n: &Node) -> String {
     }
 }
 
-/// Python's `repr(float)`: shortest round-trip digits, scientific notation
-/// outside 1e-4 <= |x| < 1e16.
-pub fn py_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
-    }
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let decpt = exp + 1;
-    let sign = if f < 0.0 { "-" } else { "" };
-    let body = if -4 < decpt && decpt <= 16 {
-        let n = digits.len() as i32;
-        if decpt <= 0 {
-            format!("0.{}{}", "0".repeat((-decpt) as usize), digits)
-        } else if decpt >= n {
-            format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
-        } else {
-            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
-        }
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{first}{frac}e{esign}{:02}", exp.abs())
-    };
-    format!("{sign}{body}")
-}
+pub use crate::typed::py_float_repr;
 
 // ---------------------------------------------------------------------------
 // Entry points
@@ -1090,160 +1076,6 @@ fn is_int(b: &[u8]) -> bool {
     false
 }
 
-/// The groups of PyYAML's `timestamp_regexp` (the constructor's, which also
-/// takes one-digit months and days without a time).
-struct TsParts<'a> {
-    year: &'a str,
-    month: &'a str,
-    day: &'a str,
-    hour: Option<&'a str>,
-    minute: &'a str,
-    second: &'a str,
-    fraction: &'a str,
-    /// `Z`, or (sign, hours, minutes).
-    tz: Option<Option<(u8, &'a str, &'a str)>>,
-}
-
-fn parse_timestamp(m: &str) -> Option<TsParts<'_>> {
-    let b = m.as_bytes();
-    let digits = |i: usize, min: usize, max: usize| -> Option<usize> {
-        let mut j = i;
-        while j < b.len() && j - i < max && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        (j - i >= min).then_some(j)
-    };
-    let y_end = digits(0, 4, 4)?;
-    (b.get(y_end) == Some(&b'-')).then_some(())?;
-    let mo_end = digits(y_end + 1, 1, 2)?;
-    (b.get(mo_end) == Some(&b'-')).then_some(())?;
-    let d_end = digits(mo_end + 1, 1, 2)?;
-    let mut ts = TsParts {
-        year: &m[..y_end],
-        month: &m[y_end + 1..mo_end],
-        day: &m[mo_end + 1..d_end],
-        hour: None,
-        minute: "",
-        second: "",
-        fraction: "",
-        tz: None,
-    };
-    if d_end == b.len() {
-        return Some(ts);
-    }
-    let mut i = d_end;
-    if matches!(b[i], b'T' | b't') {
-        i += 1;
-    } else {
-        let j = skip_while(b, i, |c| c == b' ' || c == b'\t');
-        if j == i {
-            return None;
-        }
-        i = j;
-    }
-    let h_end = digits(i, 1, 2)?;
-    (b.get(h_end) == Some(&b':')).then_some(())?;
-    let mi_end = digits(h_end + 1, 2, 2)?;
-    (b.get(mi_end) == Some(&b':')).then_some(())?;
-    let s_end = digits(mi_end + 1, 2, 2)?;
-    ts.hour = Some(&m[i..h_end]);
-    ts.minute = &m[h_end + 1..mi_end];
-    ts.second = &m[mi_end + 1..s_end];
-    i = s_end;
-    if b.get(i) == Some(&b'.') {
-        let f_end = skip_while(b, i + 1, |c| c.is_ascii_digit());
-        ts.fraction = &m[i + 1..f_end];
-        i = f_end;
-    }
-    if i == b.len() {
-        return Some(ts);
-    }
-    i = skip_while(b, i, |c| c == b' ' || c == b'\t');
-    match b.get(i) {
-        Some(b'Z') if i + 1 == b.len() => {
-            ts.tz = Some(None);
-            Some(ts)
-        }
-        Some(&sign @ (b'+' | b'-')) => {
-            let th_end = digits(i + 1, 1, 2)?;
-            let mut tm = "";
-            let mut end = th_end;
-            if b.get(th_end) == Some(&b':') {
-                end = digits(th_end + 1, 2, 2)?;
-                tm = &m[th_end + 1..end];
-            }
-            (end == b.len()).then_some(())?;
-            ts.tz = Some(Some((sign, &m[i + 1..th_end], tm)));
-            Some(ts)
-        }
-        _ => None,
-    }
-}
-
-/// `construct_yaml_timestamp` followed by `isoformat()`, with the range
-/// checks `datetime` makes.
-fn timestamp_iso(value: &str) -> Result<String, String> {
-    let m = value.strip_suffix('\n').unwrap_or(value);
-    let ts = parse_timestamp(m).ok_or_else(|| format!("{value:?} is not a timestamp"))?;
-    let num = |s: &str| s.parse::<u32>().unwrap_or(0);
-    let (year, month, day) = (num(ts.year), num(ts.month), num(ts.day));
-    if year < 1 {
-        return Err(format!("year {year} is out of range"));
-    }
-    if !(1..=12).contains(&month) {
-        return Err("month must be in 1..12".to_string());
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let dim = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if !(1..=dim).contains(&day) {
-        return Err("day is out of range for month".to_string());
-    }
-    let date = format!("{year:04}-{month:02}-{day:02}");
-    let Some(hour) = ts.hour else {
-        return Ok(date);
-    };
-    let (hour, minute, second) = (num(hour), num(ts.minute), num(ts.second));
-    if hour > 23 {
-        return Err("hour must be in 0..23".to_string());
-    }
-    if minute > 59 {
-        return Err("minute must be in 0..59".to_string());
-    }
-    if second > 59 {
-        return Err("second must be in 0..59".to_string());
-    }
-    let mut out = format!("{date}T{hour:02}:{minute:02}:{second:02}");
-    let mut frac: String = ts.fraction.chars().take(6).collect();
-    while frac.len() < 6 {
-        frac.push('0');
-    }
-    if num(&frac) != 0 {
-        out.push('.');
-        out.push_str(&frac);
-    }
-    match ts.tz {
-        None => {}
-        Some(None) => out.push_str("+00:00"),
-        Some(Some((sign, h, mi))) => {
-            let total = num(h) * 60 + num(mi);
-            if total >= 24 * 60 {
-                return Err(format!(
-                    "offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24) ({}{h}:{mi})",
-                    sign as char
-                ));
-            }
-            let s = if sign == b'-' && total != 0 { '-' } else { '+' };
-            out.push_str(&format!("{s}{:02}:{:02}", total / 60, total % 60));
-        }
-    }
-    Ok(out)
-}
-
 // ---------------------------------------------------------------------------
 // Python's int() and float() as PyYAML's constructors use them
 
@@ -1373,7 +1205,7 @@ fn py_key(n: &Node, id: usize) -> Option<PyKey> {
         NodeKind::Float(f) if f.fract() == 0.0 && f.abs() < 1e38 => PyKey::Int(*f as i128),
         NodeKind::Float(f) => PyKey::FloatBits(f.to_bits()),
         NodeKind::Str(s) | NodeKind::Unsafe(s) => PyKey::Str(s.clone()),
-        NodeKind::Timestamp(s) => PyKey::Timestamp(s.clone()),
+        NodeKind::Timestamp { iso, .. } => PyKey::Timestamp(iso.clone()),
         NodeKind::Vault(s) => PyKey::Vault(s.clone()),
         NodeKind::Seq(_) | NodeKind::Map(_) => return None,
     })
@@ -1719,7 +1551,8 @@ impl<'a> Constructor<'a> {
             }
             Tag::Timestamp => {
                 let v = self.scalar_text(id)?;
-                NodeKind::Timestamp(timestamp_iso(v).map_err(|e| self.err(id, e))?)
+                let iso = timestamp_iso(v).map_err(|e| self.err(id, e))?;
+                NodeKind::Timestamp { iso, text: v.to_string() }
             }
             Tag::Merge | Tag::Value => {
                 let name = if tag == Tag::Merge { "merge" } else { "value" };
@@ -2322,8 +2155,12 @@ mod tests {
             ("2001-1-1", json!("2001-1-1")),
             ("!!timestamp 2001-1-1", json!("2001-01-01")),
         ] {
-            assert_eq!(one(src), want, "{src}");
+            assert_eq!(crate::typed::to_plain(&one(src)), want, "{src}");
         }
+        // Stored typed, as written; `--list` shows the isoformat() above.
+        assert_eq!(one("2001-12-14 21:59:43Z"), json!({"__craton_timestamp": "2001-12-14 21:59:43Z"}));
+        assert_eq!(one("!!timestamp 2001-1-1"), json!({"__craton_timestamp": "2001-1-1"}));
+        assert_eq!(one("'2001-12-14'"), json!("2001-12-14"));
     }
 
     #[test]
@@ -2368,7 +2205,14 @@ mod tests {
 
     #[test]
     fn json_conversion() {
-        assert_eq!(val("{1: a, null: b, 1.5: c, 1e+20: d}"), json!({"1": "a", "null": "b", "1.5": "c", "1e+20": "d"}));
+        let typed = val("{1: a, null: b, 1.5: c, 1e+20: d}");
+        assert_eq!(typed, json!({"__craton_map": [[1, "a"], [null, "b"], [1.5, "c"], ["1e+20", "d"]]}));
+        assert_eq!(crate::typed::to_plain(&typed), json!({"1": "a", "null": "b", "1.5": "c", "1e+20": "d"}));
+        // Plain string keys stay a plain object; a reserved-looking key is
+        // escaped into the map form so it is never read as an envelope.
+        assert_eq!(val("{a: {b: 1}}"), json!({"a": {"b": 1}}));
+        assert_eq!(val("{__craton_timestamp: x}"), json!({"__craton_map": [["__craton_timestamp", "x"]]}));
+        assert_eq!(val("{\"__craton_map\": 1}"), json!({"__craton_map": [["__craton_map", 1]]}));
         assert_eq!(val("? .inf\n: x\n"), json!({"Infinity": "x"}));
         assert_eq!(err("a: 1\nb: .nan\n").line, Some(2));
         assert_eq!(err("a: 123456789012345678901234567890\n").line, Some(1));

@@ -163,6 +163,7 @@ diesel::table! {
         hosts_changed -> Integer,
         hosts_failed -> Integer,
         hosts_unreachable -> Integer,
+        hosts_skipped -> Integer,
         events_received -> BigInt,
         events_lost -> Bool,
         stdout_bytes -> BigInt,

@@ -124,6 +124,9 @@ pub fn merge_vars(
     if let Some((k, m)) = vars.keys().find_map(|k| key_problem(owner, k).map(|m| (k, m))) {
         return Err(StoreError::Invalid(format!("variable {k:?}: {m}")));
     }
+    if let Some((k, m)) = vars.iter().find_map(|(k, v)| crate::typed::check(v).err().map(|m| (k, m))) {
+        return Err(StoreError::Invalid(format!("variable {k:?}: {m}")));
+    }
     let texts: Vec<(&str, Raw)> = vars.iter().map(|(k, v)| (k.as_str(), raw_from_value(v))).collect();
     super::tx::write(conn, |conn| {
         begin_write(conn, pid)?;

@@ -203,6 +203,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/bundle", get(runs::bundle))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/webhooks/github", post(webhooks::github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_BYTES)))
+        // The web page is not API: merged, not `.route`d here, so it stays
+        // out of ROUTES and the OpenAPI document (their test reads this file).
+        .merge(crate::ui::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::confirm_grant))

@@ -804,6 +804,7 @@ pub struct RunCounts {
     pub changed: i64,
     pub failed: i64,
     pub unreachable: i64,
+    pub skipped: i64,
     /// Hosts still in play while the run runs.
     pub running: i64,
 }

@@ -130,9 +130,15 @@ fn vars_of(body: &[u8], owner: VarOwner) -> Result<IndexMap<String, Value>, ApiE
     let Value::Object(obj) = value else {
         return Err(ApiError::bad("body must be a JSON object of variable names to values"));
     };
+    // A malformed typed envelope (`__craton_map`, `__craton_timestamp`) is
+    // refused naming the variable, as a bad key is.
     let details: Vec<FieldError> = obj
-        .keys()
-        .filter_map(|k| key_problem(owner, k).map(|message| FieldError { field: k.clone(), message }))
+        .iter()
+        .filter_map(|(k, v)| {
+            key_problem(owner, k)
+                .or_else(|| craton::typed::check(v).err())
+                .map(|message| FieldError { field: k.clone(), message })
+        })
         .collect();
     if !details.is_empty() {
         return Err(ApiError::fields(details));

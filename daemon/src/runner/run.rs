@@ -83,6 +83,7 @@ pub fn run_json(r: &Run, project: &str) -> Value {
             "changed": r.hosts_changed,
             "failed": r.hosts_failed,
             "unreachable": r.hosts_unreachable,
+            "skipped": r.hosts_skipped,
             "running": if running { (r.hosts_total - r.hosts_failed - r.hosts_unreachable).max(0) } else { 0 },
         },
         "events": {"received": r.events_received, "lost": r.events_lost},
@@ -96,6 +97,7 @@ fn set_counts(r: &mut Run, c: &Counts) {
     r.hosts_changed = c.changed;
     r.hosts_failed = c.failed;
     r.hosts_unreachable = c.unreachable;
+    r.hosts_skipped = c.skipped;
 }
 
 enum Write {
@@ -713,8 +715,16 @@ fn flush(
     batch.events_received = tally.received;
     batch.stdout_bytes = output.total;
     batch.stdout_truncated = output.omitted;
-    let changed = (row.hosts_total, row.hosts_ok, row.hosts_changed, row.hosts_failed, row.hosts_unreachable)
-        != (batch.counts.hosts, batch.counts.ok, batch.counts.changed, batch.counts.failed, batch.counts.unreachable);
+    let changed =
+        (row.hosts_total, row.hosts_ok, row.hosts_changed, row.hosts_failed, row.hosts_unreachable, row.hosts_skipped)
+            != (
+                batch.counts.hosts,
+                batch.counts.ok,
+                batch.counts.changed,
+                batch.counts.failed,
+                batch.counts.unreachable,
+                batch.counts.skipped,
+            );
     set_counts(row, &batch.counts);
     row.events_received = batch.events_received;
     row.stdout_bytes = batch.stdout_bytes;

@@ -26,6 +26,7 @@ CREATE TABLE runs (
     hosts_changed INTEGER NOT NULL DEFAULT 0,
     hosts_failed INTEGER NOT NULL DEFAULT 0,
     hosts_unreachable INTEGER NOT NULL DEFAULT 0,
+    hosts_skipped INTEGER NOT NULL DEFAULT 0,
     events_received BIGINT NOT NULL DEFAULT 0,
     events_lost BOOLEAN NOT NULL DEFAULT 0,
     stdout_bytes BIGINT NOT NULL DEFAULT 0,
