@@ -852,3 +852,88 @@ fn cli_runs_submit_follow_local_and_manage() {
     assert_eq!(ok(cli().args(["runs", "prune", "--older-than", "0s"])).trim(), "pruned 3 runs");
     assert_eq!(ok(cli().args(["runs", "list"])), "");
 }
+
+/// A TCP proxy to the daemon that cuts the first event stream passing
+/// through it once `cut` bytes of it have come back (mid-stream); the rest
+/// pass. Returns its base URL and how many streams it cut.
+fn cutting_proxy(upstream: u16, cut: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cuts = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = cuts.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let c = c.clone();
+            let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                // Bytes of the stream passed, once this connection carries one to cut.
+                let mut streaming: Option<usize> = None;
+                loop {
+                    let k = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => k,
+                    };
+                    if streaming.is_none()
+                        && buf[..k].windows(17).any(|w| w == b"text/event-stream")
+                        && c.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                    {
+                        streaming = Some(0);
+                    }
+                    let k = match streaming {
+                        Some(sent) => k.min(cut.saturating_sub(sent)),
+                        None => k,
+                    };
+                    if k == 0 || c_write.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                    if let Some(sent) = &mut streaming {
+                        *sent += k;
+                    }
+                }
+                let _ = c_write.shutdown(Shutdown::Both);
+                let _ = s_read.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), cuts)
+}
+
+/// `cratond run --follow` whose stream is cut mid-run resumes with
+/// Last-Event-ID: every task line once, in order, and ansible's exit code.
+#[test]
+fn cli_follow_resumes_a_cut_stream() {
+    let env = Env::new(Backend::Sqlite, &[]);
+    let (proxy, cuts) = cutting_proxy(env.server.port, 6000);
+    let o = fixtures::run(
+        cratond(&env.db)
+            .env("CRATON_URL", &proxy)
+            .env("CRATON_TOKEN", &env.root)
+            .args(["run", "site.yml", "--repo", &env.repo.url(), "--ref", "main", "--group", "fleet"])
+            .args(["--limit", "h05,h01,h31", "--follow"]),
+    );
+    let (out, err) = (fixtures::stdout(&o), fixtures::stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "stdout {out} stderr {err}");
+    assert_eq!(cuts.load(std::sync::atomic::Ordering::SeqCst), 1, "the stream was cut");
+    let id: i64 = out.trim().parse().unwrap();
+    let shown: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("TASK [")?.strip_suffix(']')).collect();
+    let stored: Vec<String> = env
+        .events(id)
+        .iter()
+        .filter(|e| e["event"] == "playbook_on_task_start" || e["event"] == "playbook_on_handler_task_start")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stored.contains(&"restart".to_string()), "{stored:?}");
+    assert_eq!(shown, stored, "every task shown once, in order, across the cut");
+    assert!(err.contains(&format!("run {id} failed: hosts 3")), "{err}");
+}
