@@ -551,14 +551,15 @@ fn reachability(env: &Env, id: i64, b: Backend) {
             assert!(s.last_reachable_at.is_some() && s.last_unreachable_at.is_none(), "{b:?}: {name}: {s:?}");
         }
     }
-    // On the API, when GET /v1/hosts/{id} shows it.
+    // On the API: GET /v1/hosts/{id} and the last_run_status filter.
     let h40 = rows.iter().find(|(n, _)| n == "h40").unwrap().1;
     let host = env.get(&format!("/v1/hosts/{h40}"));
-    if let Some(last) = host.get("last_run") {
-        assert_eq!(last["status"], "unreachable", "{host}");
-    } else {
-        eprintln!("note: GET /v1/hosts/{{id}} does not show reachability yet; checked in the database only");
-    }
+    assert_eq!(host["last_run"]["status"], "unreachable", "{b:?}: {host}");
+    assert_eq!(host["last_run"]["run"], id, "{b:?}: {host}");
+    let unreachable = env.get("/v1/hosts?last_run_status=unreachable");
+    let names: Vec<&str> =
+        unreachable["items"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["h40"], "{b:?}: {unreachable}");
 }
 
 /// Task names of a run's stored events.
