@@ -17,7 +17,8 @@ missing=()
 # git: the sync tests build their upstream repositories with it.
 # chromium: daemon/tests/ui_chromium.rs drives the web page in it (through playwright-core,
 # no browser download); openssh-client: that test's unreachable host is an ssh one.
-for p in libmariadb-dev-compat libpq-dev python3-venv libssl-dev pkg-config git chromium openssh-client; do
+# redis-server: the run tests publish live progress to a real Redis.
+for p in libmariadb-dev-compat libpq-dev python3-venv libssl-dev pkg-config git chromium openssh-client redis-server; do
   have_pkg "$p" || missing+=("$p")
 done
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
@@ -42,6 +43,16 @@ if ! my_up; then
   for _ in $(seq 60); do my_up && break; sleep 1; done
 fi
 my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; }
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+if ! redis_up; then
+  echo "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  for _ in $(seq 30); do redis_up && break; sleep 1; done
+fi
+redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 
 # schemathesis: daemon/tests/schemathesis.rs fuzzes a live daemon against its
 # OpenAPI document.

@@ -676,6 +676,20 @@ async fn drive(
     // error exits 4), unless the callback lost events it sent.
     let recap_seen = tally.stats_seen || dropped > 0 || emitted.is_some_and(|e| e > tally.received);
     let (status, rc, mut reason) = runs::final_status(ending, recap_seen);
+    if status == RunStatus::Failed {
+        // The exit code tells only the worst kind; the tally tells all.
+        let c = tally.counts(false);
+        let mut parts = Vec::new();
+        if c.failed > 0 {
+            parts.push(format!("{} failed", c.failed));
+        }
+        if c.unreachable > 0 {
+            parts.push(format!("{} unreachable", c.unreachable));
+        }
+        if !parts.is_empty() {
+            reason = Some(format!("hosts {}", parts.join(", ")));
+        }
+    }
     if events_lost {
         let note = format!(
             "events were lost (received {}, the callback emitted {}, dropped {dropped})",
