@@ -718,7 +718,8 @@ fn immediate_cancel_timeout_and_crash() {
     let run = env.wait_final(id, Duration::from_secs(10));
     let took = t.elapsed();
     assert_eq!(run["status"], "canceled", "{run}");
-    assert!(took < Duration::from_secs(3), "immediate cancel took {took:?}");
+    // Under 4 s: without killing the setsid workers it waits out the 5 s drain.
+    assert!(took < Duration::from_secs(4), "immediate cancel took {took:?}");
     assert!(run["rc"].is_null(), "killed: no rc: {run}");
     std::thread::sleep(Duration::from_millis(200));
     let left = group_alive(groups[0]);
