@@ -88,11 +88,13 @@ pub enum Ending {
 /// codes: 0 ok; 2, 4 and 8 (and their sums) are bits for failed hosts,
 /// unreachable hosts and a play broken by failures; anything else (1, 3 for
 /// a parser error on older versions, 5 bad options, 99 interrupted, 250
-/// unexpected) is an error of the run itself.
-pub fn final_status(ending: Ending) -> (RunStatus, Option<i32>, Option<String>) {
+/// unexpected) is an error of the run itself. The bits are only believed
+/// when the play got to its recap (`recap_seen`): ansible-core exits 4 for
+/// a playbook it cannot parse too, before any host ran.
+pub fn final_status(ending: Ending, recap_seen: bool) -> (RunStatus, Option<i32>, Option<String>) {
     match ending {
         Ending::Exited(Exit::Code(0)) => (RunStatus::Successful, Some(0), None),
-        Ending::Exited(Exit::Code(rc)) if is_host_failure_code(rc) => {
+        Ending::Exited(Exit::Code(rc)) if is_host_failure_code(rc) && recap_seen => {
             (RunStatus::Failed, Some(rc), Some(host_failure_reason(rc)))
         }
         Ending::Exited(Exit::Code(rc)) => {
@@ -728,14 +730,15 @@ mod tests {
 
     #[test]
     fn exit_codes_map_to_statuses() {
-        assert_eq!(final_status(Ending::Exited(Exit::Code(0))).0, RunStatus::Successful);
-        assert_eq!(final_status(Ending::Exited(Exit::Code(2))).0, RunStatus::Failed);
-        assert_eq!(final_status(Ending::Exited(Exit::Code(6))).0, RunStatus::Failed);
-        assert_eq!(final_status(Ending::Exited(Exit::Code(1))).0, RunStatus::Error);
-        assert_eq!(final_status(Ending::Exited(Exit::Code(250))).0, RunStatus::Error);
-        assert_eq!(final_status(Ending::Exited(Exit::Signal(9))).0, RunStatus::Error);
-        assert_eq!(final_status(Ending::Canceled(Exit::Signal(9))).0, RunStatus::Canceled);
-        assert_eq!(final_status(Ending::TimedOut).0, RunStatus::Error);
+        assert_eq!(final_status(Ending::Exited(Exit::Code(0)), true).0, RunStatus::Successful);
+        assert_eq!(final_status(Ending::Exited(Exit::Code(2)), true).0, RunStatus::Failed);
+        assert_eq!(final_status(Ending::Exited(Exit::Code(6)), true).0, RunStatus::Failed);
+        assert_eq!(final_status(Ending::Exited(Exit::Code(4)), false).0, RunStatus::Error, "a parser error");
+        assert_eq!(final_status(Ending::Exited(Exit::Code(1)), true).0, RunStatus::Error);
+        assert_eq!(final_status(Ending::Exited(Exit::Code(250)), true).0, RunStatus::Error);
+        assert_eq!(final_status(Ending::Exited(Exit::Signal(9)), true).0, RunStatus::Error);
+        assert_eq!(final_status(Ending::Canceled(Exit::Signal(9)), true).0, RunStatus::Canceled);
+        assert_eq!(final_status(Ending::TimedOut, true).0, RunStatus::Error);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod metrics;
 pub mod repo_policy;
 pub mod runner;
+pub mod runs_cli;
 pub mod server;
 pub mod state;
 pub mod sync;

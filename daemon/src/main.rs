@@ -51,6 +51,14 @@ enum Command {
         #[command(subcommand)]
         action: ConfigRefAction,
     },
+    /// Run a playbook on a group: submit to CRATON_URL (or --local), and
+    /// with --follow show progress and exit with ansible-playbook's code.
+    Run(cratond::runs_cli::RunArgs),
+    /// List, show, cancel and prune runs (on the database).
+    Runs {
+        #[command(subcommand)]
+        action: cratond::runs_cli::RunsAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -278,6 +286,14 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
 
 fn run(cli: Cli) -> Result<()> {
     let url = database_url(cli.database_url)?;
+    if let Command::Run(args) = cli.command {
+        // ansible-playbook's exit code, as the process's own.
+        let code = cratond::runs_cli::run(&url, args)?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
     match cli.command {
         Command::Migrate => {
             let mut conn = store::connect(&url)?;
@@ -302,6 +318,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Run(_) => unreachable!("handled above"),
+        Command::Runs { action } => cratond::runs_cli::runs(&mut connect_migrated(&url)?, action),
         Command::ConfigRef { action } => {
             let mut conn = connect_migrated(&url)?;
             match action {

@@ -87,12 +87,29 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref(), &["project"])?;
-    let hub = hub(&state)?;
     let obj: Map<String, Value> = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         Ok(_) => return Err(ApiError::bad("the body must be a JSON object")),
         Err(e) => return Err(ApiError::bad(format!("the body is not valid JSON: {e}"))),
     };
+    let who = created_by(&caller);
+    let (run, project) = submit(&state, caller, q.get("project").map(str::to_string), &obj, who).await?;
+    let body = run_json(&run, &project);
+    let loc = location("/v1/runs", run.id, q.get("project"));
+    Ok(created(loc, body))
+}
+
+/// Checks a run request (a `POST /v1/runs` body), stores the run and
+/// launches it on this process's runner; returns it and its project's
+/// name. The one path of the API and of `cratond run --local`.
+pub async fn submit(
+    state: &AppState,
+    caller: Caller,
+    requested_project: Option<String>,
+    obj: &Map<String, Value>,
+    who: String,
+) -> Result<(Run, String), ApiError> {
+    let hub = hub(state)?;
     let spec = core_runs::parse_request(&obj).map_err(|ps| {
         ApiError::fields(ps.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect())
     })?;
@@ -109,7 +126,7 @@ pub async fn create(
         }
     }
     // Role before anything about the project's contents.
-    let (c, requested) = (caller.clone(), q.get("project").map(str::to_string));
+    let (c, requested) = (caller.clone(), requested_project.clone());
     let project = state
         .db(move |conn| {
             let p = c.project(conn, requested.as_deref())?;
@@ -129,8 +146,7 @@ pub async fn create(
     hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
     let st = state.clone();
     let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
-    let who = created_by(&caller);
-    let again = q.get("project").map(str::to_string);
+    let again = requested_project;
     let (run, config_ref, bundle) = state
         .db(move |conn| {
             let project = caller.project(conn, again.as_deref())?;
@@ -182,10 +198,11 @@ pub async fn create(
             Ok((run, config_ref, bundle))
         })
         .await?;
-    let body = run_json(&run, &project.name);
-    let loc = location("/v1/runs", run.id, q.get("project"));
-    hub.launch(state.pool.clone(), Launch { run, spec, project: project.name, actor, config_ref, bundle });
-    Ok(created(loc, body))
+    hub.launch(
+        state.pool.clone(),
+        Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle },
+    );
+    Ok((run, project.name))
 }
 
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", security(("bearer" = [])),

@@ -7,6 +7,7 @@
 
 pub mod feed;
 pub mod publish;
+pub mod reap;
 pub mod run;
 pub mod settings;
 pub mod workdir;

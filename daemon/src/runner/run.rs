@@ -363,6 +363,13 @@ fn signal_group(pid: u32, sig: i32) {
     }
 }
 
+/// SIGKILL of the group and of every process of the run in other groups
+/// (ansible's workers make their own sessions; see [`super::reap`]).
+fn kill_all(pid: u32, marker: &str) {
+    signal_group(pid, libc::SIGKILL);
+    super::reap::kill_marked("CRATON_EVENTS_SOCKET", marker);
+}
+
 fn signal_one(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as i32, sig);
@@ -538,6 +545,7 @@ async fn drive(
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
     let pid = child.id().unwrap_or(0);
+    let marker = wd.socket().to_string_lossy().into_owned();
     tracing::info!(run = id, pid, playbook = %spec.playbook, "ansible-playbook started");
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
@@ -604,8 +612,8 @@ async fn drive(
                     (None, Some(sig)) => Exit::Signal(sig),
                     _ => Exit::Code(-1),
                 });
-                // Whatever is left of the group (workers, ssh masters) goes too.
-                signal_group(pid, libc::SIGKILL);
+                // Whatever is left (workers, ssh masters) goes too.
+                kill_all(pid, &marker);
                 exited_at = Some(tokio::time::Instant::now());
             },
             _ = cancel_rx.changed(), if exit.is_none() => {
@@ -616,7 +624,7 @@ async fn drive(
                         canceled = Some(m);
                         match m {
                             CancelMode::Graceful => signal_one(pid, libc::SIGINT),
-                            CancelMode::Immediate => signal_group(pid, libc::SIGKILL),
+                            CancelMode::Immediate => kill_all(pid, &marker),
                         }
                     }
                 }
@@ -628,7 +636,7 @@ async fn drive(
                 kill_at = Some(tokio::time::Instant::now() + KILL_GRACE);
             },
             _ = async { tokio::time::sleep_until(kill_at.expect("kill_at")).await }, if kill_at.is_some() && exit.is_none() => {
-                signal_group(pid, libc::SIGKILL);
+                kill_all(pid, &marker);
                 kill_at = None;
             },
             _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && !readers.is_empty() => {
@@ -664,7 +672,10 @@ async fn drive(
         || bad_lines > 0
         || emitted.is_some_and(|e| e > tally.received)
         || (emitted.is_none() && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
-    let (status, rc, mut reason) = runs::final_status(ending);
+    // Without the recap, ansible's exit bits are not about hosts (a parse
+    // error exits 4), unless the callback lost events it sent.
+    let recap_seen = tally.stats_seen || dropped > 0 || emitted.is_some_and(|e| e > tally.received);
+    let (status, rc, mut reason) = runs::final_status(ending, recap_seen);
     if status == RunStatus::Failed {
         // The exit code tells only the worst kind; the tally tells all.
         let c = tally.counts(false);
