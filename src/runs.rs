@@ -361,7 +361,15 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
             out.push(problem("repo", "is required (or config_ref)"));
             None
         }
-        (Some(repo), None) => Some(Source::Repo { repo, git_ref: git_ref.clone().unwrap_or_else(|| "HEAD".into()) }),
+        (Some(repo), None) => match git_ref.clone() {
+            Some(git_ref) => Some(Source::Repo { repo, git_ref }),
+            None => {
+                // No default: which branch HEAD names is the remote's to
+                // change, and a run must say what it deploys.
+                out.push(problem("ref", "is required with repo (a branch, tag or commit)"));
+                None
+            }
+        },
         (None, Some(id)) => {
             if git_ref.is_some() {
                 out.push(problem("ref", "a config_ref run uses the ref's own commit; leave ref out"));
@@ -698,11 +706,12 @@ mod tests {
         let e = parse_request(&body(json!({"playbook": "../x.yml", "repo": "file:///r", "forks": 0, "bogus": 1})))
             .unwrap_err();
         let fields: Vec<&str> = e.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(fields, ["bogus", "playbook", "forks"]);
+        assert_eq!(fields, ["bogus", "playbook", "ref", "forks"]);
         let e = parse_request(&body(json!({"playbook": "/etc/x.yml", "repo": "r", "config_ref": 3}))).unwrap_err();
         let fields: Vec<&str> = e.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["playbook", "config_ref"]);
-        let e = parse_request(&body(json!({"playbook": "a.yml", "repo": "r", "limit": "--become"}))).unwrap_err();
+        let e = parse_request(&body(json!({"playbook": "a.yml", "repo": "r", "ref": "main", "limit": "--become"})))
+            .unwrap_err();
         assert_eq!(e[0].field, "limit");
     }
 

@@ -24,7 +24,7 @@ pub struct RunArgs {
     /// Repository of the playbook: https://, ssh://, file:// or a path.
     #[arg(long, conflicts_with = "config_ref")]
     pub repo: Option<String>,
-    /// Branch, tag or commit of --repo (default HEAD).
+    /// Branch, tag or commit of --repo (required with --repo).
     #[arg(long = "ref", requires = "repo")]
     pub git_ref: Option<String>,
     /// Take the playbook from this config ref's repository and commit.

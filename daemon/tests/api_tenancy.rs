@@ -78,7 +78,9 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
     // holds its lease here).
     let run = {
         let spec = craton::runs::parse_request(
-            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "group": group_name}).as_object().unwrap(),
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": group_name})
+                .as_object()
+                .unwrap(),
         )
         .unwrap();
         let mut c = h.conn();
@@ -165,7 +167,7 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
         "POST" if p == "/v1/tokens" => json!({"role": "reader", "project": t.project}),
         "POST" if p == "/v1/runs" => {
-            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "group": t.group_name})
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": t.group_name})
         }
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),

@@ -755,7 +755,7 @@ pub struct NewRun {
     /// The repository (the config ref URL rules apply); or config_ref.
     #[schema(required = false)]
     pub repo: String,
-    /// Branch, tag or commit of repo (default HEAD).
+    /// Branch, tag or commit of repo (required with repo).
     #[serde(rename = "ref")]
     #[schema(required = false)]
     pub git_ref: String,

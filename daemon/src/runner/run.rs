@@ -671,7 +671,9 @@ async fn drive(
     let events_lost = dropped > 0
         || bad_lines > 0
         || emitted.is_some_and(|e| e > tally.received)
-        || (emitted.is_none() && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
+        // No summary although events came: the callback stopped mid-play.
+        // None at all: it never ran (a playbook Ansible could not parse).
+        || (emitted.is_none() && tally.received > 0 && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
     // Without the recap, ansible's exit bits are not about hosts (a parse
     // error exits 4), unless the callback lost events it sent.
     let recap_seen = tally.stats_seen || dropped > 0 || emitted.is_some_and(|e| e > tally.received);
