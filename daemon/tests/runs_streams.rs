@@ -142,3 +142,82 @@ fn every_process_streams_every_run_in_order() {
         drop(stuck);
     }
 }
+
+/// A stream outlives any request: revoking its token ends it within
+/// seconds, while the run goes on.
+#[test]
+fn a_revoked_token_ends_its_stream() {
+    let db = TestDb::new(backends()[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.ini");
+    std::fs::write(&inv, "[fleet]\nh0000[0:4]\n").unwrap();
+    ok(cratond(&db).arg("migrate"));
+    ok(cratond(&db).args(["import", "ansible"]).arg(&inv));
+    let root = ok(cratond(&db).args(["token", "create", "--root"])).trim().to_string();
+    let reader =
+        ok(cratond(&db).args(["token", "create", "--project", "default", "--role", "reader"])).trim().to_string();
+    let up = upstream::Upstream::new();
+    up.write("site.yml", "- hosts: all\n  tasks: []\n");
+    up.commit_push("playbook");
+    let producer = repo_root().join("benches/event_producer.py");
+    let (runs, git) = (dir.path().join("runs"), dir.path().join("git"));
+    let server = Server::start(
+        &db,
+        &["--no-sync"],
+        &[
+            ("CRATON_ANSIBLE_PLAYBOOK", producer.to_str().unwrap()),
+            ("CRATON_RUNS_DIR", runs.to_str().unwrap()),
+            ("CRATON_GIT_CACHE_DIR", git.to_str().unwrap()),
+        ],
+    );
+    // 600 events at 20/s: half a minute of run.
+    let body = json!({"playbook": "site.yml", "repo": up.url(), "ref": "main",
+        "extra_vars": {"bench_events": 600, "bench_hosts": 5, "bench_rate": 20}});
+    let mut r = agent()
+        .post(format!("{}/v1/runs", server.base))
+        .header("Authorization", format!("Bearer {root}"))
+        .send_json(&body)
+        .unwrap();
+    let id = serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap()).unwrap()["id"].as_i64().unwrap();
+    let resp = agent()
+        .get(format!("{}/v1/runs/{id}/events", server.base))
+        .header("Authorization", format!("Bearer {reader}"))
+        .header("Accept", "text/event-stream")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut lines = BufReader::new(resp.into_body().into_reader()).lines();
+    // The stream is live: events arrive.
+    let first = lines.by_ref().map(|l| l.unwrap()).find(|l| l.starts_with("event: run_event"));
+    assert!(first.is_some(), "no event before the revocation");
+    let mut tokens = agent()
+        .get(format!("{}/v1/tokens", server.base))
+        .header("Authorization", format!("Bearer {root}"))
+        .call()
+        .unwrap();
+    let list: Value = serde_json::from_str(&tokens.body_mut().read_to_string().unwrap()).unwrap();
+    let reader_id = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "reader")
+        .and_then(|t| t["id"].as_i64())
+        .expect("the reader token is listed");
+    let revoked = agent()
+        .delete(format!("{}/v1/tokens/{reader_id}", server.base))
+        .header("Authorization", format!("Bearer {root}"))
+        .call()
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let at = Instant::now();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(at.elapsed() < Duration::from_secs(15), "the stream outlived its token by {:?}", at.elapsed());
+    assert!(!rest.iter().any(|l| l.starts_with("event: end")), "the stream ended normally, not by the revocation");
+    let mut run = agent()
+        .get(format!("{}/v1/runs/{id}", server.base))
+        .header("Authorization", format!("Bearer {root}"))
+        .call()
+        .unwrap();
+    let run: Value = serde_json::from_str(&run.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(run["status"], "running", "the run goes on: {run}");
+}

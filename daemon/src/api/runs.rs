@@ -37,7 +37,7 @@ use super::resource::{created, location, parse_id, Page, RawBody};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::runner::{CancelMode, RunHub};
-use crate::state::AppState;
+use crate::state::{AppState, AuthMode};
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("run {id} not found"))
@@ -349,10 +349,14 @@ pub async fn events(
         None => 500,
         Some(l) => l.parse::<i64>().map(|l| l.clamp(1, EVENT_PAGE)).unwrap_or(500),
     };
+    let token = (state.auth == AuthMode::Tokens).then_some(caller.grant.token_id);
     let (run, project) = visible_run(&state, caller, &q, id).await?;
     if wants_sse(&headers) {
         let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
-        tokio::spawn(pump(state.clone(), run, project, after, tx));
+        let task = tokio::spawn(pump(state.clone(), run, project, after, tx));
+        if let Some(token) = token {
+            tokio::spawn(end_when_revoked(state.clone(), token, task));
+        }
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         return Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response());
     }
@@ -377,6 +381,28 @@ pub async fn events(
 /// in counter order; `status` when the run's counts or status change;
 /// `end` after the last event of a finished run. Reads the process's live
 /// feed when this process runs the run, else the database.
+/// How often a long-lived stream confirms that its token is still live.
+const TOKEN_RECHECK: Duration = Duration::from_secs(5);
+
+/// A stream lives longer than any request: it ends (its pump is dropped,
+/// which closes the response) within [`TOKEN_RECHECK`] of its token being
+/// revoked.
+async fn end_when_revoked(state: AppState, token: i64, mut task: tokio::task::JoinHandle<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut task => return,
+            _ = tokio::time::sleep(TOKEN_RECHECK) => {
+                let live = state.db(move |conn| Ok(craton::store::tokens::is_live(conn, token)?)).await;
+                if matches!(live, Ok(false)) {
+                    tracing::info!(token, "token revoked: ending its event stream");
+                    task.abort();
+                    return;
+                }
+            }
+        }
+    }
+}
+
 async fn pump(state: AppState, run: Run, project: String, mut last: i64, tx: mpsc::Sender<Result<Event, Infallible>>) {
     let id = run.id;
     let mut seen_run: Option<Value> = None;
