@@ -282,6 +282,29 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.hosts.is_empty() && self.stdout.is_empty()
     }
+
+    /// Takes in the batch that followed this one, so that a writer that
+    /// fell behind stores both in one transaction: events and output
+    /// appended, each host's row written once with its later state, the
+    /// counters the later batch's.
+    pub fn absorb(&mut self, later: Batch) {
+        self.events.extend(later.events);
+        self.stdout.extend(later.stdout);
+        let mut at: HashMap<String, usize> = self.hosts.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        for (name, state) in later.hosts {
+            match at.get(&name) {
+                Some(&i) => self.hosts[i].1 = state,
+                None => {
+                    at.insert(name.clone(), self.hosts.len());
+                    self.hosts.push((name, state));
+                }
+            }
+        }
+        self.counts = later.counts;
+        self.events_received = later.events_received;
+        self.stdout_bytes = later.stdout_bytes;
+        self.stdout_truncated = later.stdout_truncated;
+    }
 }
 
 /// Writes a batch in one transaction, if `holder` still holds run `id`.
@@ -545,4 +568,41 @@ pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize, StoreError> {
         })?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::Recap;
+
+    fn host(status: HostStatus, ok: i32) -> HostState {
+        HostState { status, recap: Recap { ok, ..Default::default() }, last_task: None, from_recap: false }
+    }
+
+    #[test]
+    fn absorbed_batches_write_each_host_once_with_its_latest_state() {
+        let ev = |c: i64| (c, "runner_on_ok".to_string(), Some("a".to_string()), c, format!("{{\"counter\":{c}}}"));
+        let mut a = Batch {
+            events: vec![ev(1), ev(2)],
+            hosts: vec![("a".into(), host(HostStatus::Ok, 1)), ("b".into(), host(HostStatus::Ok, 1))],
+            stdout: vec![(1, "x".into())],
+            events_received: 2,
+            ..Default::default()
+        };
+        let b = Batch {
+            events: vec![ev(3)],
+            hosts: vec![("b".into(), host(HostStatus::Failed, 2)), ("c".into(), host(HostStatus::Skipped, 0))],
+            stdout: vec![(2, "y".into())],
+            events_received: 3,
+            stdout_truncated: true,
+            ..Default::default()
+        };
+        a.absorb(b);
+        assert_eq!(a.events.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3]);
+        let hosts: Vec<(&str, HostStatus, i32)> =
+            a.hosts.iter().map(|(n, h)| (n.as_str(), h.status, h.recap.ok)).collect();
+        assert_eq!(hosts, [("a", HostStatus::Ok, 1), ("b", HostStatus::Failed, 2), ("c", HostStatus::Skipped, 0)]);
+        assert_eq!(a.stdout, [(1, "x".to_string()), (2, "y".to_string())]);
+        assert_eq!((a.events_received, a.stdout_truncated), (3, true));
+    }
 }

@@ -44,6 +44,8 @@ pub struct Launch {
 /// Flush a batch this often, or sooner when it holds this many events.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_EVENTS: usize = 5000;
+/// Most events a writer that fell behind stores in one transaction.
+const COALESCE_EVENTS: usize = 50_000;
 /// Longest event line read from the socket; longer ones are dropped.
 const MAX_LINE: usize = 4 << 20;
 /// How long after ansible-playbook exits its events may still arrive.
@@ -117,7 +119,33 @@ fn writer(
     let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
     tokio::spawn(async move {
         let mut lease_lost = false;
-        while let Some(w) = rx.recv().await {
+        let mut next: Option<Write> = None;
+        loop {
+            let w = match next.take() {
+                Some(w) => w,
+                None => match rx.recv().await {
+                    Some(w) => w,
+                    None => break,
+                },
+            };
+            // Behind? Everything queued after this batch goes with it
+            // (up to a Finish, which must come after every batch).
+            let w = match w {
+                Write::Batch(mut b) => {
+                    while b.events.len() < COALESCE_EVENTS {
+                        match rx.try_recv() {
+                            Ok(Write::Batch(more)) => b.absorb(more),
+                            Ok(fin) => {
+                                next = Some(fin);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Write::Batch(b)
+                }
+                fin => fin,
+            };
             let mut attempt = 0u32;
             let mut w = Some(w);
             loop {
