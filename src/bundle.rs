@@ -51,6 +51,9 @@ use sha2::{Digest, Sha256};
 use crate::model::{OwnVars, Snapshot, Tier};
 use crate::names::file_safe;
 use crate::render::{self, Emitted, Layout, Options, RenderError, Selection};
+use crate::resolve::Resolver;
+use crate::secrets::inject::{self, VAULT_ID};
+use crate::secrets::{VaultKey, Zeroizing};
 use crate::typed;
 
 /// Makes `inventory = ./hosts` apply: Ansible reads `./ansible.cfg` from the
@@ -61,6 +64,19 @@ const GROUP_VARS: &str = "hosts/group_vars/";
 const HOST_VARS: &str = "hosts/host_vars/";
 /// Inline values with typed envelopes, in YAML; sorts after `inventory.json`.
 const TYPED: &str = "hosts/typed.yml";
+/// An owner with secrets gets a directory instead of a file: Ansible's
+/// `host_group_vars` stops at the first of `NAME`, `NAME.yml`… that exists,
+/// and loads every file of a directory in name order. The two files never
+/// share a key.
+const VARS_IN_DIR: &str = "vars";
+const SECRETS_FILE: &str = "secrets.yml";
+/// PEM secrets as files, beside a playbook run from the bundle's root.
+const FILES: &str = "files/";
+/// The vault-id client script (`--vault-id craton@./craton-vault-client`)
+/// and what it asks for.
+const CLIENT_SCRIPT: &str = "craton-vault-client";
+const CLIENT_SOURCE: &[u8] = include_bytes!("../ansible/vault/craton-vault-client");
+const CLIENT_META: &str = "craton-bundle.json";
 /// Always present, even when empty, so that every bundle has one layout.
 const DIRS: [&str; 3] = ["hosts/", GROUP_VARS, HOST_VARS];
 /// Deflate level for both formats; part of the byte format, never change it
@@ -70,6 +86,7 @@ const LEVEL: u32 = 6;
 /// byte format).
 const STORE_BELOW: usize = 1024;
 const FILE_MODE: u32 = 0o644;
+const EXEC_MODE: u32 = 0o755;
 const DIR_MODE: u32 = 0o755;
 
 /// The YAML plugin refuses a whole file whose top-level `plugin` key is
@@ -103,6 +120,25 @@ impl Format {
     }
 }
 
+/// How a bundle carries secrets.
+pub struct Vault<'a> {
+    /// The key the injected values were encrypted under; the files are too.
+    pub key: &'a VaultKey,
+    /// Ship `craton-vault-client` and name it in `ansible.cfg`
+    /// (`vault_identity_list`): the password is then asked of cratond (or
+    /// read from `CRATON_VAULT_PASSWORD_FILE`) when Ansible needs it.
+    pub client: Option<Client>,
+}
+
+/// What `craton-vault-client` asks cratond for: the password derived for
+/// this project, revision and data key (`GET /v1/vault-password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub project: String,
+    pub revision: i64,
+    pub data_key: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub bytes: Vec<u8>,
@@ -116,7 +152,21 @@ pub struct Bundle {
 /// YAML plugin, which reads host keys as patterns (`web[1:3]`, `db:5432`):
 /// such a bundle would silently hold other hosts.
 pub fn build(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Bundle, RenderError> {
-    let entries = layout(snap, sel, format)?;
+    build_with(snap, sel, format, None)
+}
+
+/// [`build`] for a snapshot whose secrets were injected under `vault.key`
+/// ([`crate::secrets::inject`]): each owner's secrets move from its vars
+/// file into a vault-encrypted `secrets.yml` beside it, and every PEM value
+/// a host resolves is also written, vault-encrypted, to
+/// `files/HOST/NAME.pem`, so that `copy: decrypt: true` can ship it.
+pub fn build_with(
+    snap: &Snapshot,
+    sel: &Selection,
+    format: Format,
+    vault: Option<&Vault<'_>>,
+) -> Result<Bundle, RenderError> {
+    let entries = layout(snap, sel, format, vault)?;
     let bytes = match format {
         Format::Tgz => tgz(&entries)?,
         Format::Zip => zip(&entries)?,
@@ -144,6 +194,18 @@ pub fn unpack_tgz(bytes: &[u8], dest: &std::path::Path) -> io::Result<()> {
 struct Entry {
     path: String,
     data: Option<Vec<u8>>,
+    /// Mode 0755 instead of 0644 (the vault client script).
+    exec: bool,
+}
+
+impl Entry {
+    fn file(path: String, data: Vec<u8>) -> Self {
+        Entry { path, data: Some(data), exec: false }
+    }
+
+    fn dir(path: String) -> Self {
+        Entry { path, data: None, exec: false }
+    }
 }
 
 fn invalid(message: String) -> RenderError {
@@ -152,21 +214,44 @@ fn invalid(message: String) -> RenderError {
 
 /// Every member of the bundle, sorted by path (a directory before its
 /// contents), each path checked.
-fn layout(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Vec<Entry>, RenderError> {
+fn layout(snap: &Snapshot, sel: &Selection, format: Format, vault: Option<&Vault>) -> Result<Vec<Entry>, RenderError> {
     let e = render::emit(snap, sel, Options { layout: Layout::Files, ..Options::default() })?;
     let s = &e.structure;
     let host_files = host_files(&e);
-    let mut entries: Vec<Entry> = DIRS.iter().map(|d| Entry { path: d.to_string(), data: None }).collect();
-    entries.push(Entry { path: "ansible.cfg".into(), data: Some(ANSIBLE_CFG.to_vec()) });
-    entries.push(Entry { path: INVENTORY.into(), data: Some(inventory_json(&e, &host_files)?) });
+    let mut entries: Vec<Entry> = DIRS.iter().map(|d| Entry::dir(d.to_string())).collect();
+    entries.push(Entry::file(INVENTORY.into(), inventory_json(&e, &host_files)?));
     if let Some(data) = typed_overlay(&e, &host_files)? {
-        entries.push(Entry { path: TYPED.into(), data: Some(data) });
+        entries.push(Entry::file(TYPED.into(), data));
     }
+    let mut with_secrets = false;
+    let mut vars_entries = |entries: &mut Vec<Entry>, base: String, vars: &OwnVars| -> Result<(), RenderError> {
+        let split = vault.map(|v| split_secrets(vars, v.key)).transpose()?.flatten();
+        match split {
+            None => {
+                if let Some(data) = vars_file(vars, &[]) {
+                    entries.push(Entry::file(base, data));
+                }
+            }
+            Some((keys, secrets_yml)) => {
+                with_secrets = true;
+                let key = vault.expect("split only with a vault").key;
+                entries.push(Entry::dir(format!("{base}/")));
+                if let Some(data) = vars_file(vars, &keys) {
+                    entries.push(Entry::file(format!("{base}/{VARS_IN_DIR}"), data));
+                }
+                let sealed = key.encrypt(&secrets_yml, VAULT_ID).map_err(|e| invalid(e.to_string()))?;
+                entries.push(Entry::file(format!("{base}/{SECRETS_FILE}"), sealed.into_bytes()));
+            }
+        }
+        Ok(())
+    };
 
     // `all` cannot collide with a group: render refuses a group of that name.
     let groups = std::iter::once(("all", &s.all_vars)).chain(s.groups.iter().map(|g| (g.name.as_str(), &g.vars)));
     for (name, vars) in groups {
-        let Some(data) = vars_file(vars) else { continue };
+        if !vars.values().any(|v| v.tier == Tier::VarsFile) {
+            continue;
+        }
         // render keeps the file tier only for file-safe names; anything else
         // here is a bug upstream, and must not become a path.
         if !file_safe(name) {
@@ -182,11 +267,26 @@ fn layout(snap: &Snapshot, sel: &Selection, format: Format) -> Result<Vec<Entry>
                  use the tgz format"
             )));
         }
-        entries.push(Entry { path: format!("{GROUP_VARS}{name}"), data: Some(data) });
+        vars_entries(&mut entries, format!("{GROUP_VARS}{name}"), vars)?;
     }
     for (h, vars) in e.hostvars.iter().enumerate().filter(|&(h, _)| host_files[h]) {
-        if let Some(data) = vars_file(vars) {
-            entries.push(Entry { path: format!("{HOST_VARS}{}", s.hosts[h].name), data: Some(data) });
+        vars_entries(&mut entries, format!("{HOST_VARS}{}", s.hosts[h].name), vars)?;
+    }
+    if let Some(v) = vault {
+        let pems = pem_files(snap, &e, v.key)?;
+        with_secrets |= !pems.is_empty();
+        entries.extend(pems);
+    }
+    let client = vault.and_then(|v| v.client.as_ref()).filter(|_| with_secrets);
+    match client {
+        None => entries.push(Entry::file("ansible.cfg".into(), ANSIBLE_CFG.to_vec())),
+        Some(c) => {
+            let mut cfg = ANSIBLE_CFG.to_vec();
+            cfg.extend_from_slice(format!("vault_identity_list = {VAULT_ID}@./{CLIENT_SCRIPT}\n").as_bytes());
+            entries.push(Entry::file("ansible.cfg".into(), cfg));
+            entries.push(Entry { path: CLIENT_SCRIPT.into(), data: Some(CLIENT_SOURCE.to_vec()), exec: true });
+            let meta = serde_json::json!({"project": c.project, "revision": c.revision, "data_key": c.data_key});
+            entries.push(Entry::file(CLIENT_META.into(), format!("{meta}\n").into_bytes()));
         }
     }
     entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
@@ -269,8 +369,8 @@ fn literal_host_name(name: &str) -> bool {
 /// `{"k": v, ...}` for the file-tier vars, one per line; `None` when there
 /// are none (Ansible ignores empty vars files, so none are written). In
 /// YAML syntax when a value holds a typed envelope.
-fn vars_file(vars: &OwnVars) -> Option<Vec<u8>> {
-    let file_vars = || vars.iter().filter(|(_, v)| v.tier == Tier::VarsFile);
+fn vars_file(vars: &OwnVars, except: &[&str]) -> Option<Vec<u8>> {
+    let file_vars = || vars.iter().filter(|(k, v)| v.tier == Tier::VarsFile && !except.contains(&k.as_str()));
     let yaml = file_vars().any(|(_, v)| typed::holds_envelope(v.value.get()));
     let mut out = Vec::new();
     for (k, v) in file_vars() {
@@ -288,6 +388,61 @@ fn vars_file(vars: &OwnVars) -> Option<Vec<u8>> {
     }
     out.extend_from_slice(b"\n}\n");
     Some(out)
+}
+
+/// The keys of `vars` that are this output's own secrets, and the plain
+/// YAML of `secrets.yml` holding them (to be vault-encrypted whole);
+/// `None` when there are none. A value that is not UTF-8 cannot be a YAML
+/// string and stays where it is, as an inline vault value.
+#[allow(clippy::type_complexity)]
+fn split_secrets<'v>(
+    vars: &'v OwnVars,
+    key: &VaultKey,
+) -> Result<Option<(Vec<&'v str>, Zeroizing<Vec<u8>>)>, RenderError> {
+    let mut keys = Vec::new();
+    let mut yml = Zeroizing::new(Vec::new());
+    for (k, v) in vars.iter().filter(|(_, v)| v.tier == Tier::VarsFile) {
+        let Some(plain) = inject::own_plaintext(&v.value, key) else { continue };
+        let Ok(text) = std::str::from_utf8(&plain) else { continue };
+        keys.push(k.as_str());
+        // JSON strings are YAML double-quoted scalars: one syntax to escape.
+        push_str(&mut yml, k);
+        yml.extend_from_slice(b": ");
+        push_str(&mut yml, text);
+        yml.push(b'\n');
+    }
+    Ok((!keys.is_empty()).then_some((keys, yml)))
+}
+
+/// `files/HOST/NAME.pem` for every PEM secret each emitted host resolves
+/// (whichever owner supplied it), vault-encrypted. Hosts whose names
+/// cannot be directory names get none.
+fn pem_files(snap: &Snapshot, e: &Emitted, key: &VaultKey) -> Result<Vec<Entry>, RenderError> {
+    let mut out = Vec::new();
+    let mut resolver = Resolver::new(snap);
+    for host in &e.structure.hosts {
+        if !file_safe(&host.name) || !portable(&host.name) {
+            continue;
+        }
+        let Some(h) = snap.host_index(&host.name) else { continue };
+        let mut dir_written = false;
+        for (name, r) in resolver.resolve(h) {
+            let Some(plain) = inject::own_plaintext(r.value, key) else { continue };
+            if !plain.starts_with(b"-----BEGIN ") || !file_safe(name) {
+                continue;
+            }
+            if !dir_written {
+                if out.is_empty() {
+                    out.push(Entry::dir(FILES.into()));
+                }
+                out.push(Entry::dir(format!("{FILES}{}/", host.name)));
+                dir_written = true;
+            }
+            let sealed = key.encrypt(&plain, VAULT_ID).map_err(|e| invalid(e.to_string()))?;
+            out.push(Entry::file(format!("{FILES}{}/{name}.pem", host.name), sealed.into_bytes()));
+        }
+    }
+    Ok(out)
 }
 
 /// Appends `s` as a JSON string. Hand-rolled so that writing into a `Vec`
@@ -708,7 +863,7 @@ fn tgz(entries: &[Entry]) -> Result<Vec<u8>, RenderError> {
         match &e.data {
             Some(data) => {
                 h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(FILE_MODE);
+                h.set_mode(if e.exec { EXEC_MODE } else { FILE_MODE });
                 h.set_size(data.len() as u64);
                 tar.append_data(&mut h, &e.path, data.as_slice())?;
             }
@@ -752,6 +907,7 @@ fn zip(entries: &[Entry]) -> Result<Vec<u8>, RenderError> {
                 // stream per member costs most of the time for 10,000
                 // host_vars files.
                 let opts = if data.len() < STORE_BELOW { small } else { file };
+                let opts = if e.exec { opts.unix_permissions(EXEC_MODE) } else { opts };
                 w.start_file(e.path.as_str(), opts).map_err(zip_error)?;
                 w.write_all(data)?;
             }

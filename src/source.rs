@@ -15,6 +15,10 @@ pub enum SourceError {
     Render(#[from] render::RenderError),
     #[error("{0}")]
     Http(String),
+    /// Secrets were asked for (a vault password was given) and could not
+    /// be read; never carries a value.
+    #[error("secrets: {0}")]
+    Secrets(String),
 }
 
 /// Implementations write to `out` only once the document is known to be
@@ -25,6 +29,11 @@ pub trait InventorySource {
     fn list(&mut self, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError>;
     /// Writes the `--host NAME` document.
     fn host(&mut self, name: &str, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError>;
+    /// After a document was written without a vault password: how many of
+    /// the project's secrets it left out (`None`: unknown).
+    fn omitted_secrets(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Reads a project straight from the database. The loaded snapshot is kept,
@@ -33,21 +42,64 @@ pub trait InventorySource {
 pub struct DbSource {
     pub url: crate::store::DbUrl,
     pub project: String,
+    /// With a vault password, the project's secrets are in the output as
+    /// vault values (opened through the key provider of the environment).
+    #[cfg(feature = "secrets")]
+    pub vault: Option<crate::secrets::VaultPassword>,
     snapshot: Option<crate::model::Snapshot>,
+    omitted: Option<usize>,
 }
 
 #[cfg(feature = "db")]
 impl DbSource {
     pub fn new(url: crate::store::DbUrl, project: String) -> Self {
-        DbSource { url, project, snapshot: None }
+        DbSource {
+            url,
+            project,
+            #[cfg(feature = "secrets")]
+            vault: None,
+            snapshot: None,
+            omitted: None,
+        }
     }
 
     fn snapshot(&mut self) -> Result<&crate::model::Snapshot, SourceError> {
         if self.snapshot.is_none() {
             let mut conn = crate::store::connect_ready(&self.url)?;
-            self.snapshot = Some(crate::store::load::load_snapshot(&mut conn, &self.project)?);
+            let snap = crate::store::load::load_snapshot(&mut conn, &self.project)?;
+            #[cfg(feature = "secrets")]
+            let snap = self.with_secrets(&mut conn, snap)?;
+            self.snapshot = Some(snap);
         }
         Ok(self.snapshot.as_ref().expect("just loaded"))
+    }
+
+    #[cfg(feature = "secrets")]
+    fn with_secrets(
+        &mut self,
+        conn: &mut crate::store::DbConn,
+        snap: crate::model::Snapshot,
+    ) -> Result<crate::model::Snapshot, SourceError> {
+        use crate::store::secrets::{self, Secrets};
+        let Some(password) = &self.vault else {
+            self.omitted = Some(secrets::owners_of(conn, snap.project.id)?.len());
+            return Ok(snap);
+        };
+        let provider = crate::secrets::keys::provider_from_env().map_err(|e| SourceError::Secrets(e.to_string()))?;
+        let actor = format!("cli:craton-inventory:{}", std::env::var("USER").unwrap_or_else(|_| "?".into()));
+        let project = snap.project.clone();
+        let mut first = Some(std::sync::Arc::new(snap));
+        let project_name = self.project.clone();
+        let (injected, _, _) =
+            secrets::inject_output(&Secrets::new(provider.as_ref()), conn, &project, password, &actor, |conn, _| {
+                match first.take() {
+                    Some(s) => Ok(s),
+                    None => Ok(std::sync::Arc::new(crate::store::load::load_snapshot(conn, &project_name)?)),
+                }
+            })
+            .map_err(|e| SourceError::Secrets(e.to_string()))?;
+        self.omitted = Some(0);
+        Ok(injected)
     }
 }
 
@@ -67,6 +119,10 @@ impl InventorySource for DbSource {
         out.write_all(&buf).map_err(render::RenderError::Io)?;
         Ok(())
     }
+
+    fn omitted_secrets(&self) -> Option<usize> {
+        self.omitted
+    }
 }
 
 /// Reads a project from a Craton daemon (`CRATON_URL`, `CRATON_TOKEN`).
@@ -76,6 +132,10 @@ pub struct RestSource {
     token: Option<String>,
     project: Option<String>,
     agent: ureq::Agent,
+    /// Sent as `X-Craton-Vault-Password`: the daemon then includes the
+    /// project's secrets, vault-encrypted under it.
+    pub vault_password: Option<zeroize::Zeroizing<String>>,
+    omitted: Option<usize>,
 }
 
 /// Largest inventory document accepted from a daemon.
@@ -94,10 +154,17 @@ impl RestSource {
             .http_status_as_error(false)
             .build()
             .into();
-        Ok(RestSource { base: base.trim_end_matches('/').to_string(), token, project, agent })
+        Ok(RestSource {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            project,
+            agent,
+            vault_password: None,
+            omitted: None,
+        })
     }
 
-    fn get(&self, path: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
+    fn get(&mut self, path: &str, sel: &Selection, opts: Options) -> Result<Vec<u8>, SourceError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.agent.get(&url);
         if let Some(p) = &self.project {
@@ -119,8 +186,17 @@ impl RestSource {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
+        if let Some(pw) = &self.vault_password {
+            req = req.header(VAULT_PASSWORD_HEADER, pw.as_str());
+        }
         let mut resp = req.call().map_err(|e| SourceError::Http(format!("GET {url}: {e}")))?;
         let status = resp.status().as_u16();
+        self.omitted = resp
+            .headers()
+            .get(SECRETS_OMITTED_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or(self.vault_password.as_ref().map(|_| 0));
         let body = resp
             .body_mut()
             .with_config()
@@ -138,8 +214,17 @@ impl RestSource {
     }
 }
 
+/// The request header that carries a vault password to the daemon.
+pub const VAULT_PASSWORD_HEADER: &str = "X-Craton-Vault-Password";
+/// The response header saying how many secrets an output left out.
+pub const SECRETS_OMITTED_HEADER: &str = "X-Craton-Secrets-Omitted";
+
 #[cfg(feature = "rest-client")]
 impl InventorySource for RestSource {
+    fn omitted_secrets(&self) -> Option<usize> {
+        self.omitted
+    }
+
     fn list(&mut self, sel: &Selection, opts: Options, out: &mut dyn Write) -> Result<(), SourceError> {
         let body = self.get("/v1/inventory", sel, opts)?;
         out.write_all(&body).map_err(render::RenderError::Io)?;

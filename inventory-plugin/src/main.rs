@@ -16,7 +16,11 @@ use craton::render::{parse_filter, Options, Selection};
 use craton::source::InventorySource;
 
 const USAGE: &str = "usage: craton-inventory (--list | --host NAME) [--project NAME] [--group G] \
-[--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--database-url URL]";
+[--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--database-url URL] [--verbose]";
+
+/// A file holding the vault password: with it the project's secrets are in
+/// the output as vault values (`--vault-id craton@FILE` opens them).
+const VAULT_PASSWORD_FILE: &str = "CRATON_VAULT_PASSWORD_FILE";
 
 #[derive(Default)]
 struct Args {
@@ -26,6 +30,9 @@ struct Args {
     database_url: Option<String>,
     selection: Selection,
     options: Options,
+    /// Say on stderr how many secrets were left out (Ansible reports any
+    /// stderr of an inventory script, so only when asked).
+    verbose: bool,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -49,6 +56,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--resolved" => args.options.resolved = true,
             "--include-inactive" => args.selection.include_inactive = true,
             "--pretty" => args.options.pretty = true,
+            "--verbose" | "-v" => args.verbose = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -69,13 +77,22 @@ fn parse_args() -> Result<Option<Args>> {
 /// What `main` does after parsing: writes the document to `out`.
 fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
-    let mut source = pick_source(&settings)?;
+    let vault = vault_password()?;
+    let has_vault = vault.is_some();
+    let mut source = pick_source(&settings, vault)?;
     match &args.host {
         Some(h) => source.host(h, &args.selection, args.options, out)?,
         None => source.list(&args.selection, args.options, out)?,
     }
     out.write_all(b"\n")?;
     out.flush()?;
+    if args.verbose && !has_vault {
+        match source.omitted_secrets() {
+            Some(0) => {}
+            Some(n) => eprintln!("craton-inventory: left out the project's {n} secret(s): set {VAULT_PASSWORD_FILE}"),
+            None => eprintln!("craton-inventory: secrets, if any, were left out: set {VAULT_PASSWORD_FILE}"),
+        }
+    }
     // The loaded inventory is not freed one allocation at a time: the
     // process ends here and the OS takes it back.
     std::mem::forget(source);
@@ -86,11 +103,13 @@ fn run(args: Args, out: &mut dyn Write) -> Result<()> {
 /// database (the embedded SQLite default when nothing is configured).
 /// Features decide which of the two this build has: a REST-only build
 /// carries no database drivers at all.
-fn pick_source(settings: &Settings) -> Result<Box<dyn InventorySource>> {
+fn pick_source(settings: &Settings, vault: Option<Vault>) -> Result<Box<dyn InventorySource>> {
     #[cfg(feature = "rest")]
     if let (Some(url), None) = (&settings.url, &settings.database_url) {
         let project = settings.project_explicit.then(|| settings.project.clone());
-        return Ok(Box::new(craton::source::RestSource::new(url, settings.token.clone(), project)?));
+        let mut src = craton::source::RestSource::new(url, settings.token.clone(), project)?;
+        src.vault_password = vault;
+        return Ok(Box::new(src));
     }
     #[cfg(feature = "db")]
     {
@@ -99,10 +118,28 @@ fn pick_source(settings: &Settings) -> Result<Box<dyn InventorySource>> {
             Some(db) => DbUrl::parse(db)?,
             None => DbUrl::sqlite(&craton::config::default_sqlite_path()),
         };
-        Ok(Box::new(craton::source::DbSource::new(url, settings.project.clone())))
+        let mut src = craton::source::DbSource::new(url, settings.project.clone());
+        src.vault = vault.map(|pw| craton::secrets::VaultPassword::new(pw.as_bytes()));
+        Ok(Box::new(src))
     }
     #[cfg(not(feature = "db"))]
     Err(anyhow!("this build reads only from a Craton daemon: set CRATON_URL (and CRATON_TOKEN)"))
+}
+
+type Vault = zeroize::Zeroizing<String>;
+
+/// The password in `CRATON_VAULT_PASSWORD_FILE`, stripped as Ansible strips
+/// a password file.
+fn vault_password() -> Result<Option<Vault>> {
+    let Some(path) = std::env::var_os(VAULT_PASSWORD_FILE).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| anyhow!("{VAULT_PASSWORD_FILE} {:?}: {e}", path))?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{VAULT_PASSWORD_FILE} {:?}: not UTF-8", path))?;
+    let pw = text.trim();
+    if pw.is_empty() {
+        bail!("{VAULT_PASSWORD_FILE} {:?} is empty", path);
+    }
+    Ok(Some(zeroize::Zeroizing::new(pw.to_string())))
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {

@@ -5,6 +5,7 @@
 //! does I/O except the key providers.
 
 pub mod envelope;
+pub mod inject;
 pub mod keys;
 pub mod pem;
 pub mod vault;

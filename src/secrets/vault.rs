@@ -143,6 +143,17 @@ impl VaultKey {
         Ok(out)
     }
 
+    /// Decrypts a vault text that was sealed under this key (same salt);
+    /// any other text is a [`VaultError::Mac`], as a wrong password is.
+    /// No key derivation: the cheap way to read back what this key wrote.
+    pub fn decrypt(&self, vaulttext: &str) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let (_, body) = parse(vaulttext)?;
+        if body.salt != self.salt {
+            return Err(VaultError::Mac);
+        }
+        self.open(&body)
+    }
+
     /// Decrypts a body whose salt is this key's (after [`parse`]).
     fn open(&self, body: &Body) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let (aes_key, rest) = self.derived.split_at(32);

@@ -193,6 +193,9 @@ impl<'p> Secrets<'p> {
         let (key_id, key) = self.data_key(conn, owner.project_id)?;
         let keep = self.keep_versions as i64;
         super::tx::write(conn, |conn| -> Result<SecretMeta, SecretsError> {
+            // A secret is part of what the inventory renders: a new revision
+            // moves every cache and ETag keyed by it.
+            super::edit::begin_write(conn, owner.project_id)?;
             let now = now_ms();
             let existing = find(conn, owner, name)?;
             let (id, version, action) = match (existing, must_exist) {
@@ -336,6 +339,72 @@ impl<'p> Secrets<'p> {
         Ok(out)
     }
 
+    /// [`Secrets::open_all`] together with the project revision the values
+    /// belong to (secret writes bump it), so an output built from them can be
+    /// labelled, cached and salted by that revision. Retries while writers
+    /// move the revision under it.
+    pub fn open_at_revision(
+        &self,
+        conn: &mut DbConn,
+        project_id: i64,
+        actor: &str,
+    ) -> Result<(i64, Vec<(SecretMeta, Secret)>), SecretsError> {
+        use super::schema::projects;
+        let revision = |conn: &mut DbConn| -> Result<i64, SecretsError> {
+            Ok(projects::table.find(project_id).select(projects::revision).first(conn)?)
+        };
+        let mut before = revision(conn)?;
+        for _ in 0..8 {
+            let opened = self.open_all(conn, project_id, actor)?;
+            let after = revision(conn)?;
+            if after == before {
+                return Ok((after, opened));
+            }
+            before = after;
+        }
+        Err(StoreError::Conflict(format!("project {project_id} kept changing while its secrets were read")).into())
+    }
+
+    /// The vault password of the project's outputs at `revision` in
+    /// client mode (what `craton-vault-client` asks for): an HMAC of the
+    /// revision under a data key of the project (`data_key`, or the active
+    /// one), so cratond stores no password and a bundle's password dies
+    /// with its data key (`cratond secrets reencrypt`). `None` when the
+    /// project has no data key yet (it has no secrets either).
+    pub fn client_password(
+        &self,
+        conn: &mut DbConn,
+        project_id: i64,
+        revision: i64,
+        data_key: Option<i64>,
+    ) -> Result<Option<(i64, crate::secrets::VaultPassword)>, SecretsError> {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let key_id = match data_key {
+            Some(k) => k,
+            None => match active_key(conn, project_id)? {
+                Some((id, _)) => id,
+                None => return Ok(None),
+            },
+        };
+        let key = match self.key_by_id(conn, project_id, key_id) {
+            Err(SecretsError::Store(StoreError::Query(diesel::result::Error::NotFound))) => {
+                return Err(StoreError::NotFound(format!(
+                    "data key {key_id} of project {project_id} (replaced by `cratond secrets reencrypt`?)"
+                ))
+                .into())
+            }
+            other => other?,
+        };
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+        mac.update(format!("craton client vault password v1\0{project_id}\0{revision}").as_bytes());
+        let tag: crate::secrets::Zeroizing<[u8; 32]> =
+            crate::secrets::Zeroizing::new(mac.finalize().into_bytes().into());
+        let pw =
+            crate::secrets::Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_slice()));
+        Ok(Some((key_id, crate::secrets::VaultPassword::new(pw.as_bytes()))))
+    }
+
     /// Rewraps every data key (of `project_id`, or of all projects) that
     /// is older than the provider's current key version, one row per
     /// transaction: resumable, and readers keep working meanwhile (the data
@@ -466,6 +535,7 @@ pub fn versions(conn: &mut DbConn, secret_id: i64) -> Result<Vec<i64>, StoreErro
 pub fn delete(conn: &mut DbConn, owner: Owner, name: &str, actor: &str) -> Result<(), StoreError> {
     super::tx::write(conn, |conn| {
         let m = find(conn, owner, name)?.ok_or_else(|| StoreError::NotFound(format!("secret {name:?}")))?;
+        super::edit::begin_write(conn, owner.project_id)?;
         diesel::delete(secret_versions::table.filter(secret_versions::secret_id.eq(m.id))).execute(conn)?;
         diesel::delete(secrets::table.find(m.id)).execute(conn)?;
         record(conn, owner, Some(m.id), name, "delete", Some(m.current_version), actor, now_ms()).map_err(|e| match e {
@@ -489,6 +559,83 @@ pub fn delete_owner(conn: &mut DbConn, owner: Owner) -> Result<usize, StoreError
     }
     diesel::delete(secret_versions::table.filter(secret_versions::secret_id.eq_any(&ids))).execute(conn)?;
     Ok(diesel::delete(secrets::table.filter(secrets::id.eq_any(&ids))).execute(conn)?)
+}
+
+/// A project's snapshot with its secrets injected as vault values under
+/// `password` ([`crate::secrets::inject`]), snapshot and secrets of one and
+/// the same revision. `load` gives the project's snapshot at (at least) a
+/// revision, from the database or a cache. Returns the injected copy, the
+/// output key (for a bundle's files) and how many secrets went in.
+pub fn inject_output(
+    secrets: &Secrets<'_>,
+    conn: &mut DbConn,
+    project: &crate::model::Project,
+    password: &crate::secrets::VaultPassword,
+    actor: &str,
+    load: impl FnMut(&mut DbConn, &crate::model::Project) -> Result<std::sync::Arc<crate::model::Snapshot>, SecretsError>,
+) -> Result<(crate::model::Snapshot, crate::secrets::VaultKey, usize), SecretsError> {
+    inject_output_with(secrets, conn, project, actor, load, |_, _| Ok(password.clone()))
+}
+
+/// [`inject_output`] with a password that depends on the revision the
+/// output is of (the client mode's derived password).
+pub fn inject_output_with(
+    secrets: &Secrets<'_>,
+    conn: &mut DbConn,
+    project: &crate::model::Project,
+    actor: &str,
+    mut load: impl FnMut(
+        &mut DbConn,
+        &crate::model::Project,
+    ) -> Result<std::sync::Arc<crate::model::Snapshot>, SecretsError>,
+    mut password: impl FnMut(&mut DbConn, i64) -> Result<crate::secrets::VaultPassword, SecretsError>,
+) -> Result<(crate::model::Snapshot, crate::secrets::VaultKey, usize), SecretsError> {
+    use crate::secrets::inject;
+    let mut project = project.clone();
+    for _ in 0..8 {
+        let snap = load(conn, &project)?;
+        let (revision, opened) = secrets.open_at_revision(conn, project.id, actor)?;
+        if revision != snap.project.revision {
+            project.revision = revision.max(snap.project.revision);
+            continue;
+        }
+        let key = inject::output_key(&password(conn, revision)?, project.id, revision);
+        let list: Vec<inject::Opened<'_>> = opened
+            .iter()
+            .filter_map(|(m, v)| {
+                Some(inject::Opened {
+                    owner_kind: OwnerKind::parse(&m.owner_kind)?,
+                    owner_id: m.owner_id,
+                    name: &m.name,
+                    value: v,
+                })
+            })
+            .collect();
+        let mut copy = (*snap).clone();
+        let done = inject::inject(&mut copy, &list, &key).map_err(|e| SecretsError::Invalid(e.to_string()))?;
+        return Ok((copy, key, done.injected));
+    }
+    Err(StoreError::Conflict(format!("project {:?} kept changing while its secrets were read", project.name)).into())
+}
+
+/// Records an access that concerns the project's secrets as a whole (a
+/// client-mode vault password handed out).
+pub fn record_access(conn: &mut DbConn, project_id: i64, action: &str, actor: &str) -> Result<(), StoreError> {
+    let owner = Owner { project_id, kind: OwnerKind::Project, id: project_id };
+    super::tx::write(conn, |conn| record(conn, owner, None, "*", action, None, actor, now_ms())).map_err(|e| match e {
+        SecretsError::Store(s) => s,
+        other => StoreError::Invalid(other.to_string()),
+    })
+}
+
+/// How many secrets the project holds, per owner: what an output without a
+/// vault password leaves out.
+pub fn owners_of(conn: &mut DbConn, project_id: i64) -> Result<Vec<(OwnerKind, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> = secrets::table
+        .filter(secrets::project_id.eq(project_id))
+        .select((secrets::owner_kind, secrets::owner_id))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(k, id)| OwnerKind::parse(&k).map(|k| (k, id))).collect())
 }
 
 /// The newest access records of a project, newest first.

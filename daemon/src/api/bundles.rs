@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Path;
 use super::inventory::{parse, render_error};
+use super::vault_out;
 use crate::state::AppState;
 
 fn split_format(file: &str) -> Option<(&str, Format)> {
@@ -32,7 +33,18 @@ async fn serve_bundle(
     raw: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut q = parse(raw.as_deref(), &[])?;
+    let mut q = parse(raw.as_deref(), &["vault"])?;
+    let client = match super::query::Query::parse(raw.as_deref(), &ALLOWED)?.get("vault") {
+        None => false,
+        Some("client") => true,
+        Some(other) => {
+            return Err(ApiError::fields(vec![super::error::FieldError {
+                field: "vault".into(),
+                message: format!("{other:?}: the only mode is vault=client"),
+            }]))
+        }
+    };
+    let ask = vault_out::ask(&headers, client)?;
     if group.is_some() {
         if q.selection.group.is_some() {
             return Err(ApiError::bad("give the group in the path or in ?group=, not both"));
@@ -41,10 +53,15 @@ async fn serve_bundle(
     }
     let st = state.clone();
     let key_query = raw.unwrap_or_default();
-    let bundle: Arc<Bundle> = state
+    let (bundle, omitted): (Arc<Bundle>, usize) = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
-            build_cached(&st, conn, &project, &q.selection, format, &key_query)
+            if ask.wants_secrets() {
+                let out = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
+                return Ok((Arc::new(build_vaulted(&out, &q.selection, format)?), 0));
+            }
+            let omitted = craton::store::secrets::owners_of(conn, project.id)?.len();
+            Ok((build_cached(&st, conn, &project, &q.selection, format, &key_query)?, omitted))
         })
         .await?;
     let matches = headers
@@ -54,7 +71,7 @@ async fn serve_bundle(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, bundle.etag.clone())]).into_response());
     }
-    Ok((
+    let mut r = (
         [
             (header::CONTENT_TYPE, format.media_type().to_string()),
             (header::ETAG, bundle.etag.clone()),
@@ -62,7 +79,24 @@ async fn serve_bundle(
         ],
         bundle.bytes.clone(),
     )
-        .into_response())
+        .into_response();
+    super::inventory::omitted_header(&mut r, omitted);
+    Ok(r)
+}
+
+const ALLOWED: [&str; 7] = ["project", "group", "vars", "resolved", "pretty", "include_inactive", "vault"];
+
+/// A bundle with secrets, from a prepared output. Not cached: building it
+/// opened the secrets (and recorded that), which a cache hit would skip;
+/// its bytes are still a pure function of revision and password, so
+/// If-None-Match works.
+pub(crate) fn build_vaulted(
+    out: &vault_out::Output,
+    sel: &craton::render::Selection,
+    format: Format,
+) -> Result<Bundle, ApiError> {
+    let vault = out.key.as_ref().map(|key| bundle::Vault { key, client: out.client.clone() });
+    bundle::build_with(&out.snap, sel, format, vault.as_ref()).map_err(render_error)
 }
 
 /// The bundle of `sel` at the project's current revision, built once per
@@ -96,7 +130,7 @@ pub(crate) fn build_cached(
 /// The whole project: `/v1/inventory.tgz` or `/v1/inventory.zip`.
 #[utoipa::path(get, path = "/v1/inventory.tgz", tag = "inventory", security(("bearer" = [])),
     summary = "The project as a bundle (ansible.cfg + hosts/), gzipped tar",
-    params(crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::BundleVaultQuery, crate::api::openapi::VaultHeaders, crate::api::openapi::ConditionalHeaders),
     responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
             content((crate::api::openapi::Binary = "application/gzip")),
             headers(("ETag" = String), ("Content-Disposition" = String))),
@@ -113,7 +147,7 @@ pub async fn project_tgz(
 
 #[utoipa::path(get, path = "/v1/inventory.zip", tag = "inventory", security(("bearer" = [])),
     summary = "The project as a bundle (ansible.cfg + hosts/), zip",
-    params(crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::BundleVaultQuery, crate::api::openapi::VaultHeaders, crate::api::openapi::ConditionalHeaders),
     responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
             content((crate::api::openapi::Binary = "application/zip")),
             headers(("ETag" = String), ("Content-Disposition" = String))),
@@ -131,7 +165,7 @@ pub async fn project_zip(
 /// One group's subtree: `/v1/inventory/{group}.tgz` or `.zip`.
 #[utoipa::path(get, path = "/v1/inventory/{bundle}", tag = "inventory", security(("bearer" = [])),
     summary = "A group's subtree as a bundle: GROUP.tgz or GROUP.zip",
-    params(crate::api::openapi::BundlePath, crate::api::openapi::InventoryQuery, crate::api::openapi::ConditionalHeaders),
+    params(crate::api::openapi::BundlePath, crate::api::openapi::InventoryQuery, crate::api::openapi::BundleVaultQuery, crate::api::openapi::VaultHeaders, crate::api::openapi::ConditionalHeaders),
     responses((status = 200, description = "The bundle; its ETag is a hash of the bytes",
             content((crate::api::openapi::Binary = "application/gzip"), (crate::api::openapi::Binary = "application/zip")),
             headers(("ETag" = String), ("Content-Disposition" = String))),

@@ -3,14 +3,16 @@
 //! print the same bytes for the same data.
 
 use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use craton::render::{self, Options, Selection};
+use craton::source::SECRETS_OMITTED_HEADER;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
+use super::vault_out;
 use crate::state::AppState;
 
 const PARAMS: [&str; 6] = ["project", "group", "vars", "resolved", "pretty", "include_inactive"];
@@ -35,8 +37,17 @@ pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery,
     })
 }
 
-fn json_response(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+fn json_response(body: Vec<u8>, omitted: usize) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    omitted_header(&mut r, omitted);
+    r
+}
+
+/// `X-Craton-Secrets-Omitted: N` when an output left out N > 0 secrets.
+pub(crate) fn omitted_header(r: &mut Response, omitted: usize) {
+    if omitted > 0 {
+        r.headers_mut().insert(SECRETS_OMITTED_HEADER, omitted.into());
+    }
 }
 
 /// Renders `--list` (host `None`) or `--host NAME` for the caller's project.
@@ -45,13 +56,16 @@ async fn render_doc(
     caller: Caller,
     raw: Option<String>,
     host: Option<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let q = parse(raw.as_deref(), &[])?;
+    let ask = vault_out::ask(&headers, false)?;
     let st = state.clone();
-    let body = state
+    let (body, omitted) = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
-            let snap = st.snapshot(conn, &project)?;
+            let prepared = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
+            let (snap, omitted) = (prepared.snap, prepared.omitted);
             let e = render::emit(&snap, &q.selection, q.options).map_err(render_error)?;
             let mut out = Vec::with_capacity(1 << 16);
             match &host {
@@ -59,10 +73,10 @@ async fn render_doc(
                 None => render::write_list(&e, q.options, &mut out),
             }
             .map_err(render_error)?;
-            Ok(out)
+            Ok((out, omitted))
         })
         .await?;
-    Ok(json_response(body))
+    Ok(json_response(body, omitted))
 }
 
 pub(crate) fn render_error(e: render::RenderError) -> ApiError {
@@ -79,25 +93,27 @@ pub(crate) fn render_error(e: render::RenderError) -> ApiError {
 
 #[utoipa::path(get, path = "/v1/inventory", tag = "inventory", security(("bearer" = [])),
     summary = "The inventory as `craton-inventory --list` prints it",
-    params(crate::api::openapi::InventoryQuery),
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders),
     responses((status = 200, description = "Ansible's --list JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    render_doc(state, caller, raw, None).await
+    render_doc(state, caller, raw, None, headers).await
 }
 
 #[utoipa::path(get, path = "/v1/inventory/hosts/{name}", tag = "inventory", security(("bearer" = [])),
     summary = "One host's variables as `craton-inventory --host` prints them",
-    params(crate::api::openapi::HostNamePath, crate::api::openapi::InventoryQuery),
+    params(crate::api::openapi::HostNamePath, crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders),
     responses((status = 200, description = "Ansible's --host JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
 pub async fn host(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    render_doc(state, caller, raw, Some(name)).await
+    render_doc(state, caller, raw, Some(name), headers).await
 }

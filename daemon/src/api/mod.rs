@@ -20,6 +20,7 @@ pub mod runs;
 pub mod secrets;
 pub mod tokens;
 pub mod variables;
+pub mod vault_out;
 pub mod webhooks;
 
 use std::time::{Duration, Instant};
@@ -59,6 +60,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/inventory.tgz", "The project as a bundle (ansible.cfg + hosts/), gzipped tar"),
     r("GET", "/v1/inventory.zip", "The project as a bundle (ansible.cfg + hosts/), zip"),
     r("GET", "/v1/inventory/{bundle}", "A group's subtree as a bundle: GROUP.tgz or GROUP.zip"),
+    r("GET", "/v1/vault-password", "A client-mode bundle's vault password (admin, root, secrets scope); recorded"),
     r("GET", "/v1/tokens", "List API tokens (admin)"),
     r("POST", "/v1/tokens", "Create an API token (admin); the secret is returned once"),
     r("DELETE", "/v1/tokens/{id}", "Revoke an API token (admin)"),
@@ -193,6 +195,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/inventory.tgz", get(bundles::project_tgz))
         .route("/v1/inventory.zip", get(bundles::project_zip))
         .route("/v1/inventory/{bundle}", get(bundles::group))
+        .route("/v1/vault-password", get(vault_out::password))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/projects", get(projects::list).post(projects::create))

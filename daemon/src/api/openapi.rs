@@ -286,6 +286,26 @@ pub struct HostNamePath {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Header)]
+pub struct VaultHeaders {
+    /// A vault password: the project's secrets are included as ansible-vault
+    /// values (vault id `craton`) encrypted under it. Admin, root or the
+    /// secrets scope (else 403). Without it secrets are left out and
+    /// `X-Craton-Secrets-Omitted` says how many.
+    #[param(rename = "X-Craton-Vault-Password")]
+    pub vault_password: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BundleVaultQuery {
+    /// `client`: include the secrets under a password cratond derives, and
+    /// ship `craton-vault-client`, which asks for it at run time
+    /// (`GET /v1/vault-password`). Admin, root or the secrets scope.
+    pub vault: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
 pub struct ConditionalHeaders {
     /// An ETag of an earlier download: 304 if the bundle is unchanged.
     #[param(rename = "If-None-Match")]
@@ -961,6 +981,7 @@ impl Modify for OperationIds {
         bundles::project_tgz,
         bundles::project_zip,
         bundles::group,
+        super::vault_out::password,
         tokens::list,
         tokens::create,
         tokens::revoke,

@@ -67,7 +67,18 @@ fn owner(conn: &mut DbConn, caller: &Caller, kind: OwnerKind, id: i64, q: &Query
     Ok(owner)
 }
 
-fn actor(caller: &Caller) -> String {
+/// Plaintexts (and vault values, which are plaintexts to whoever holds the
+/// password) are for admin and root tokens, and tokens with the secrets scope.
+pub(crate) fn may_read_values(caller: &Caller) -> Result<(), ApiError> {
+    if caller.grant.secrets_scope {
+        return Ok(());
+    }
+    caller
+        .require(Role::Admin)
+        .map_err(|_| ApiError::Forbidden("reading secret values needs the admin role or the secrets scope".into()))
+}
+
+pub(crate) fn actor(caller: &Caller) -> String {
     match caller.grant.project_id {
         None => format!("token:{}:root", caller.grant.token_id),
         Some(_) => format!("token:{}:{}", caller.grant.token_id, caller.grant.role.as_str()),
@@ -89,7 +100,7 @@ fn meta_json(m: &SecretMeta) -> Value {
 }
 
 /// Store and key errors as the API answers them; never with a value.
-fn secrets_error(e: SecretsError) -> ApiError {
+pub(crate) fn secrets_error(e: SecretsError) -> ApiError {
     match e {
         SecretsError::Store(s) => s.into(),
         SecretsError::Key(k) if k.is_unavailable() => ApiError::Unavailable(format!("secrets are unavailable: {k}")),
@@ -283,11 +294,7 @@ pub async fn value(
     state
         .db(move |conn| {
             let owner = owner(conn, &caller, kind, id, &q)?;
-            if !caller.grant.secrets_scope {
-                caller.require(Role::Admin).map_err(|_| {
-                    ApiError::Forbidden("reading a secret's value needs the admin role or the secrets scope".into())
-                })?;
-            }
+            may_read_values(&caller)?;
             let provider = st.key_provider()?;
             let (m, plain) = Secrets::new(provider.as_ref())
                 .reveal(conn, owner, &name, None, &actor(&caller))
