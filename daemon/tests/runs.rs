@@ -132,6 +132,8 @@ const HANG: &str = r#"- name: hanging play
 
 /// Not a playbook ansible can parse.
 const BOGUS: &str = "- name: broken\n  hosts: all\n  tasks: [ {\n";
+/// Writes h01's secret where the test reads it back.
+const SECRET: &str = "- hosts: h01\n  gather_facts: false\n  tasks:\n    - copy:\n        content: \"{{ run_secret }}\"\n        dest: \"{{ out }}\"\n";
 
 fn playbook_repo() -> Upstream {
     let up = Upstream::new();
@@ -139,6 +141,7 @@ fn playbook_repo() -> Upstream {
     up.write("slow.yml", SLOW);
     up.write("bogus.yml", BOGUS);
     up.write("hang.yml", HANG);
+    up.write("secret.yml", SECRET);
     up.commit_push("playbooks");
     up
 }
@@ -691,6 +694,43 @@ fn bad_input_is_a_400_naming_the_field() {
         assert!(fields.contains(&field), "{body}: {fields:?} should name {field}: {r}");
     }
     assert_eq!(env.get("/v1/runs")["items"], json!([]), "bad requests queued nothing");
+}
+
+/// A run sees its project's secrets through the bundle's vault client,
+/// whose password file lives only in the run's directory: the play opens
+/// the value, and neither the password nor the value is in the stored
+/// stdout, the events or the bundle in clear.
+#[test]
+fn a_run_opens_the_projects_secrets() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("master.key");
+    let env = Env::new(Backend::Sqlite, &[("CRATON_MASTER_KEY_FILE", key_file.to_str().unwrap())]);
+    let hosts = env.get("/v1/hosts?limit=1000");
+    let h01 = hosts["items"].as_array().unwrap().iter().find(|h| h["name"] == "h01").unwrap()["id"].clone();
+    let value = "run-s3cret-\u{e9}t\u{e9}";
+    let (s, r) = env.call(
+        "POST",
+        &format!("/v1/hosts/{h01}/secrets"),
+        Some(json!({"name": "run_secret", "kind": "password", "value": value})),
+    );
+    assert_eq!(s, 201, "{r}");
+    let out = env.home.path().join("secret.out");
+    let run = env.submit("secret.yml", json!({"group": "web", "extra_vars": {"out": out.to_str().unwrap()}}));
+    let id = run["id"].as_i64().unwrap();
+    let done = env.wait_final(id, Duration::from_secs(120));
+    let stdout = String::from_utf8(env.bytes(&format!("/v1/runs/{id}/stdout"))).unwrap();
+    assert_eq!(done["status"], "successful", "{done}\n{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), value, "what the play wrote");
+    let events = serde_json::to_string(&env.events(id)).unwrap();
+    let bundle = env.bytes(&format!("/v1/runs/{id}/bundle"));
+    for (what, text) in [("stdout", stdout.as_str()), ("events", events.as_str())] {
+        assert!(!text.contains("run-s3cret"), "{what} shows the value");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    craton::bundle::unpack_tgz(&bundle, dir.path()).unwrap();
+    let secrets_yml = std::fs::read_to_string(dir.path().join("hosts/host_vars/h01/secrets.yml")).unwrap();
+    assert!(secrets_yml.starts_with("$ANSIBLE_VAULT;1.2;AES256;craton\n"), "{secrets_yml}");
+    assert!(dir.path().join("craton-vault-client").exists(), "the bundle ships the client");
 }
 
 /// Immediate cancel kills everything the run started at once (ansible's

@@ -74,10 +74,11 @@ error_set!(
     RenderErrors {
         BadRequest = 400: "A bad query parameter or path segment (details name them)",
         Unauthorized = 401: "Missing, invalid or revoked token",
+        Forbidden = 403: "Secrets were asked for (a vault password or vault=client) by a token that may not read secret values",
         NotFound = 404: "No such project, group or host",
         Conflict = 409: "The group cannot be rendered on its own (reserved or not bundlable)",
         Timeout = 408: "The request took longer than the server\'s --timeout",
-        Unavailable = 503: "The database cannot be reached",
+        Unavailable = 503: "The database cannot be reached, or the secrets key provider (when secrets were asked for)",
     }
 );
 

@@ -147,7 +147,7 @@ pub async fn submit(
     let st = state.clone();
     let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
     let again = requested_project;
-    let (run, config_ref, bundle) = state
+    let (run, config_ref, bundle, vault_password) = state
         .db(move |conn| {
             let project = caller.project(conn, again.as_deref())?;
             let config_ref = match &sp.source {
@@ -181,7 +181,24 @@ pub async fn submit(
             }
             // The same cache key as GET /v1/inventory/{group}.tgz?vars=...
             let key: String = sel.filters.iter().map(|(k, v)| format!("vars={k}:{v}&")).collect();
-            let bundle = super::bundles::build_cached(&st, conn, &project, &sel, Format::Tgz, &format!("run:{key}"))?;
+            // Secrets go into a run only when its submitter may read them (a
+            // playbook can print any variable): under the client-mode
+            // password, which the run's craton-vault-client reads from a file
+            // of the run's own directory.
+            let out = match super::secrets::may_read_values(&caller) {
+                Ok(()) => {
+                    Some(super::vault_out::prepare(&st, conn, &caller, &project, &super::vault_out::Ask::Client)?)
+                }
+                Err(_) => None,
+            };
+            let (bundle, vault_password) = match out {
+                Some(out) if out.key.is_some() => {
+                    (Arc::new(super::bundles::build_vaulted(&out, &sel, Format::Tgz)?), out.password)
+                }
+                _ => {
+                    (super::bundles::build_cached(&st, conn, &project, &sel, Format::Tgz, &format!("run:{key}"))?, None)
+                }
+            };
             let run = store_runs::create(
                 conn,
                 &NewRun {
@@ -195,12 +212,12 @@ pub async fn submit(
                     lease_ttl_ms: ttl,
                 },
             )?;
-            Ok((run, config_ref, bundle))
+            Ok((run, config_ref, bundle, vault_password))
         })
         .await?;
     hub.launch(
         state.pool.clone(),
-        Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle },
+        Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle, vault_password },
     );
     Ok((run, project.name))
 }

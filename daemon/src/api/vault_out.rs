@@ -134,9 +134,8 @@ pub struct PasswordQuery {
 #[utoipa::path(get, path = "/v1/vault-password", tag = "secrets", security(("bearer" = [])),
     summary = "The vault password of a client-mode bundle (what craton-vault-client asks); admin, root or the secrets scope; recorded",
     params(PasswordQuery),
-    responses((status = 200, description = "`{\"password\": ...}`", body = crate::api::openapi::JsonObject),
-        (status = 403, description = "The token may not read secret values"),
-        (status = 404, description = "No such project, revision or data key (replaced by `cratond secrets reencrypt`: download the bundle again)")))]
+    responses((status = 200, description = "`{\"password\": ...}`; 404 also for a data key replaced by `cratond secrets reencrypt` (download the bundle again)", body = crate::api::openapi::JsonObject),
+        crate::api::openapi::AdminReadErrors))]
 pub async fn password(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,

@@ -39,6 +39,8 @@ pub struct Launch {
     pub actor: Actor,
     pub config_ref: Option<ConfigRef>,
     pub bundle: Arc<craton::bundle::Bundle>,
+    /// The bundle's client-mode vault password, when it carries secrets.
+    pub vault_password: Option<craton::secrets::VaultPassword>,
 }
 
 /// Flush a batch this often, or sooner when it holds this many events.
@@ -276,6 +278,9 @@ fn prepare(hub: &RunHub, l: &Launch) -> Result<(WorkDir, PathBuf, String, Option
     } else {
         Some(wd.write_extra_vars(&l.spec.options.extra_vars).map_err(|e| format!("writing extra vars: {e}"))?)
     };
+    if let Some(pw) = &l.vault_password {
+        wd.write_vault_password(pw).map_err(|e| format!("writing the vault password file: {e}"))?;
+    }
     Ok((wd, cwd, fetched.commit, extra))
 }
 
@@ -312,6 +317,13 @@ fn environment(hub: &RunHub, wd: &WorkDir, project: &str) -> Vec<(String, String
         ("ANSIBLE_NOCOLOR".into(), "1".into()),
         ("PYTHONUNBUFFERED".into(), "1".into()),
     ]);
+    // The bundle's client script reads the password from the run's own
+    // file: never on a command line, never in an environment.
+    let client = wd.inventory().join("craton-vault-client");
+    if wd.vault_password().exists() && client.exists() {
+        env.push(("ANSIBLE_VAULT_IDENTITY_LIST".into(), format!("craton@{}", path(client))));
+        env.push(("CRATON_VAULT_PASSWORD_FILE".into(), path(wd.vault_password())));
+    }
     env
 }
 

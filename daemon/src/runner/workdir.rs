@@ -56,6 +56,17 @@ impl WorkDir {
     }
 
     /// Writes the run's extra vars (readable by the run's user only).
+    pub fn vault_password(&self) -> PathBuf {
+        self.root.join("vault-password")
+    }
+
+    /// The bundle's vault password, mode 0600 in the 0700 work directory.
+    pub fn write_vault_password(&self, pw: &craton::secrets::VaultPassword) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(self.vault_password())?;
+        f.write_all(pw.expose())
+    }
+
     pub fn write_extra_vars(&self, vars: &serde_json::Map<String, serde_json::Value>) -> std::io::Result<PathBuf> {
         use std::io::Write;
         let p = self.root.join("extra_vars.json");
