@@ -185,6 +185,21 @@ fn transit_down_is_a_503_and_metadata_still_served() {
     let (s, text) = call(&base, &admin, "GET", p, None);
     assert_eq!(s, 200, "{text}");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["secrets"][0]["version"], 1);
+    // The inventory without secrets is still served; with them, a clear 503.
+    let (s, text) = call(&base, &admin, "GET", "/v1/inventory", None);
+    assert_eq!(s, 200, "{text}");
+    let mut r = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(&format!("{base}/v1/inventory"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("X-Craton-Vault-Password", "pw")
+        .call()
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 503, "{text}");
+    assert!(text.contains("unavailable") && !text.contains(PLANTED), "{text}");
     child.kill().unwrap();
     child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
