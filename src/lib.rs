@@ -6,6 +6,8 @@
 pub mod bundle;
 pub mod config;
 pub mod desired;
+#[cfg(any(feature = "rest-client", feature = "secrets"))]
+pub mod http_client;
 pub mod model;
 pub mod render;
 pub mod resolve;

@@ -149,11 +149,9 @@ impl RestSource {
             return Err(SourceError::Http(format!("CRATON_URL {base:?} must start with http:// or https://")));
         }
         let timeout = std::env::var("CRATON_TIMEOUT").ok().and_then(|t| t.parse::<f64>().ok()).unwrap_or(60.0);
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(std::time::Duration::from_secs_f64(timeout)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let ca = std::env::var_os("CRATON_CACERT").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let agent = crate::http_client::agent(std::time::Duration::from_secs_f64(timeout), ca.as_deref())
+            .map_err(|e| SourceError::Http(format!("CRATON_CACERT: {e}")))?;
         Ok(RestSource {
             base: base.trim_end_matches('/').to_string(),
             token,

@@ -120,8 +120,37 @@ fn transit(b: &common::openbao::OpenBao, auth: TransitAuth) -> TransitKeyProvide
         key: "craton".into(),
         auth,
         timeout: std::time::Duration::from_secs(5),
+        ca_file: b.ca_file.clone(),
     })
     .unwrap()
+}
+
+/// Transit over https (`bao server -dev-tls`): the provider trusts the CA
+/// file it is given; without it, the self-signed server is refused with an
+/// error that says so.
+#[test]
+fn transit_over_tls() {
+    let Some(b) = common::openbao::OpenBao::start_tls() else { return };
+    assert!(b.addr.starts_with("https://"));
+    b.ok(&["secrets", "enable", "transit"]);
+    b.ok(&["write", "-f", "transit/keys/craton"]);
+    let token = || TransitAuth::Token(Zeroizing::new(b.token.clone()));
+    let p = transit(&b, token());
+    let key = DataKey::generate().unwrap();
+    let w = p.wrap(&key).unwrap();
+    assert!(w.wrapped.starts_with("vault:v1:"), "{}", w.wrapped);
+    assert_eq!(p.unwrap(&w).unwrap().expose(), key.expose());
+    let untrusting = TransitKeyProvider::new(TransitConfig {
+        addr: b.addr.clone(),
+        mount: "transit".into(),
+        key: "craton".into(),
+        auth: token(),
+        timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
+    })
+    .unwrap();
+    let e = untrusting.wrap(&key).unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
 }
 
 /// Wrap, unwrap, rotate, rewrap, AppRole, and a stopped server.

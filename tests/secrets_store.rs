@@ -190,6 +190,7 @@ fn transit_rewrap_all_and_provider_down() {
         key: "craton".into(),
         auth: TransitAuth::Token(Zeroizing::new(bao.token.clone())),
         timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
     })
     .unwrap();
     let dbs: Vec<TestDb> = backends().into_iter().map(TestDb::new).collect();

@@ -221,13 +221,17 @@ pub struct TransitConfig {
     pub key: String,
     pub auth: TransitAuth,
     pub timeout: Duration,
+    /// Trust only this CA file's certificates for `https://` (else the
+    /// system's roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl TransitConfig {
     /// From `CRATON_VAULT_ADDR`, `CRATON_VAULT_TOKEN` or `CRATON_VAULT_TOKEN_FILE`
     /// (or `CRATON_VAULT_ROLE_ID` + `CRATON_VAULT_SECRET_ID[_FILE]`,
     /// `CRATON_VAULT_APPROLE_MOUNT`), `CRATON_VAULT_TRANSIT_KEY`
-    /// (default `craton`), `CRATON_VAULT_TRANSIT_MOUNT` (default `transit`).
+    /// (default `craton`), `CRATON_VAULT_TRANSIT_MOUNT` (default `transit`),
+    /// `CRATON_VAULT_CACERT` (a CA file for `https://`).
     pub fn from_env() -> Result<Self, KeyError> {
         let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let cfg = |detail: String| KeyError::Config { provider: TRANSIT.into(), detail };
@@ -265,6 +269,7 @@ impl TransitConfig {
             key: env("CRATON_VAULT_TRANSIT_KEY").unwrap_or_else(|| "craton".into()),
             auth,
             timeout: Duration::from_secs(10),
+            ca_file: env("CRATON_VAULT_CACERT").map(PathBuf::from),
         })
     }
 }
@@ -293,8 +298,8 @@ impl TransitKeyProvider {
                 detail: format!("CRATON_VAULT_ADDR {:?} must start with http:// or https://", cfg.addr),
             });
         }
-        let agent =
-            ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
+        let agent = crate::http_client::agent(cfg.timeout, cfg.ca_file.as_deref())
+            .map_err(|detail| KeyError::Config { provider: TRANSIT.into(), detail })?;
         let token = match &cfg.auth {
             TransitAuth::Token(t) => Some(t.clone()),
             TransitAuth::AppRole { .. } => None,

@@ -12,6 +12,9 @@ pub struct OpenBao {
     pub addr: String,
     pub token: String,
     bin: PathBuf,
+    /// With `-dev-tls`: the CA the server's certificate is signed by.
+    pub ca_file: Option<PathBuf>,
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 /// The `bao` binary, or `None` (outside CI) when it is not installed.
@@ -35,11 +38,25 @@ impl OpenBao {
     /// Starts `bao server -dev` and waits until it answers; `None` when
     /// `bao` is missing outside CI.
     pub fn start() -> Option<OpenBao> {
+        Self::start_with(false)
+    }
+
+    /// The same over https (`-dev-tls`: a generated CA and certificate).
+    pub fn start_tls() -> Option<OpenBao> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<OpenBao> {
         let bin = bao_bin()?;
         let port = free_port();
         let token = format!("root-{port}");
-        let child = Command::new(&bin)
-            .args(["server", "-dev", &format!("-dev-listen-address=127.0.0.1:{port}")])
+        let tls_dir = tls.then(|| tempfile::tempdir().unwrap());
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "-dev", &format!("-dev-listen-address=127.0.0.1:{port}")]);
+        if let Some(d) = &tls_dir {
+            cmd.arg("-dev-tls").arg(format!("-dev-tls-cert-dir={}", d.path().display()));
+        }
+        let child = cmd
             .arg(format!("-dev-root-token-id={token}"))
             .env("HOME", std::env::temp_dir())
             .stdin(Stdio::null())
@@ -47,7 +64,16 @@ impl OpenBao {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let b = OpenBao { child: Some(child), addr: format!("http://127.0.0.1:{port}"), token, bin };
+        let scheme = if tls { "https" } else { "http" };
+        let ca_file = tls_dir.as_ref().map(|d| d.path().join("vault-ca.pem"));
+        let b = OpenBao {
+            child: Some(child),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
+            token,
+            bin,
+            ca_file,
+            _tls_dir: tls_dir,
+        };
         let start = Instant::now();
         loop {
             let ok = b.bao(&["status"]).status.success();
@@ -62,8 +88,11 @@ impl OpenBao {
 
     /// Runs the `bao` CLI against this server.
     pub fn bao(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.bin)
-            .args(args)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(ca) = &self.ca_file {
+            cmd.env("BAO_CACERT", ca).env("VAULT_CACERT", ca);
+        }
+        cmd.args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.token)
             .env("VAULT_ADDR", &self.addr)

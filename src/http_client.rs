@@ -1,0 +1,40 @@
+//! The one way Craton's blocking HTTP clients (the REST source of
+//! `craton-inventory`, the OpenBao/Vault transit provider) are built: a
+//! global timeout, statuses as values, and TLS through the platform's
+//! OpenSSL (native-tls), trusting the system roots or, when given, only the
+//! PEM certificates of one CA file (`CRATON_CACERT`, `CRATON_VAULT_CACERT`),
+//! as `VAULT_CACERT` does for Vault's own CLI.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+/// An agent with `timeout`, trusting `ca_file`'s certificates if given.
+pub fn agent(timeout: Duration, ca_file: Option<&Path>) -> Result<ureq::Agent, String> {
+    let roots = match ca_file {
+        None => RootCerts::PlatformVerifier,
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("CA file {} holds no PEM certificate", path.display()));
+            }
+            RootCerts::from(certs)
+        }
+    };
+    let tls = TlsConfig::builder().provider(TlsProvider::NativeTls).root_certs(roots).build();
+    Ok(ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into())
+}
