@@ -302,11 +302,12 @@ fn reencrypt_and_rotate_from_the_cli_under_a_live_daemon() {
             let line = out.iter().find(|l| l.starts_with(&format!("project {name}: "))).unwrap();
             let (k, n) = done_line(line, name, true, old[i]);
             assert_eq!(k, live.active(*pid), "{b:?}: {line}");
-            // p2 has no writer: exactly its 6 versions; default also has the counter's.
+            // p2 has no writer: exactly its 6 versions. default also has the
+            // counter's under the old key, unless the writer pruned them first.
             if name == "p2" {
                 assert_eq!(n, 6, "{b:?}: {line}");
             } else {
-                assert!(n > 6, "{b:?}: {line}");
+                assert!(n >= 6, "{b:?}: {line}");
             }
             assert_eq!(live.version_keys(*pid), BTreeSet::from([k]), "{b:?}");
             total += n;
