@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod repo_policy;
 pub mod runner;
 pub mod runs_cli;
+pub mod secrets_cli;
 pub mod server;
 pub mod state;
 pub mod sync;

@@ -59,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         action: cratond::runs_cli::RunsAction,
     },
+    /// Renew the keys that protect stored secrets (online, resumable):
+    /// rotate rewraps the data keys, reencrypt replaces them.
+    Secrets {
+        #[command(subcommand)]
+        action: cratond::secrets_cli::SecretsAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -320,6 +326,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run(_) => unreachable!("handled above"),
         Command::Runs { action } => cratond::runs_cli::runs(&mut connect_migrated(&url)?, action),
+        Command::Secrets { action } => cratond::secrets_cli::secrets(&mut connect_migrated(&url)?, action),
         Command::ConfigRef { action } => {
             let mut conn = connect_migrated(&url)?;
             match action {

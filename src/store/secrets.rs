@@ -47,7 +47,7 @@ pub struct Access {
     pub owner_kind: String,
     pub owner_id: i64,
     pub name: String,
-    /// `create`, `update`, `delete`, `read`, `open_all`.
+    /// `create`, `update`, `delete`, `read`, `open_all`, `reencrypt`.
     pub action: String,
     pub version: Option<i64>,
     pub actor: String,
@@ -113,7 +113,10 @@ impl<'p> Secrets<'p> {
         }
         let key = DataKey::generate().map_err(|e| SecretsError::Invalid(e.to_string()))?;
         let w = self.provider.wrap(&key)?;
-        let inserted = super::tx::write(conn, |conn| -> Result<bool, SecretsError> {
+        // Two first writes at once may both get here; the unique index on the
+        // active key refuses the second insert, whose writer then takes the
+        // winner's key like any other.
+        let inserted = match super::tx::write(conn, |conn| -> Result<bool, SecretsError> {
             if active_key(conn, project_id)?.is_some() {
                 return Ok(false);
             }
@@ -130,7 +133,11 @@ impl<'p> Secrets<'p> {
                 ))
                 .execute(conn)?;
             Ok(true)
-        })?;
+        }) {
+            Ok(inserted) => inserted,
+            Err(SecretsError::Store(e)) if e.is_unique_violation() => false,
+            Err(e) => return Err(e),
+        };
         let (id, stored) = active_key(conn, project_id)?
             .ok_or_else(|| SecretsError::Invalid(format!("project {project_id}: data key vanished")))?;
         if inserted && stored == w {
@@ -410,36 +417,8 @@ impl<'p> Secrets<'p> {
     /// transaction: resumable, and readers keep working meanwhile (the data
     /// key itself does not change). Returns how many were rewrapped.
     pub fn rewrap_all(&self, conn: &mut DbConn, project_id: Option<i64>) -> Result<usize, SecretsError> {
-        let current = self.provider.key_version()?;
-        let mut q = secret_data_keys::table
-            .filter(secret_data_keys::provider.eq(self.provider.name()))
-            .filter(secret_data_keys::key_version.lt(current))
-            .select((secret_data_keys::id, secret_data_keys::key_version, secret_data_keys::wrapped))
-            .into_boxed();
-        if let Some(p) = project_id {
-            q = q.filter(secret_data_keys::project_id.eq(p));
-        }
-        let rows: Vec<(i64, i64, String)> = q.load(conn)?;
-        let mut n = 0;
-        for (id, key_version, wrapped) in rows {
-            let old = WrappedKey { provider: self.provider.name().to_string(), key_version, wrapped };
-            let new = self.provider.rewrap(&old)?;
-            n += super::tx::write(conn, |conn| -> Result<usize, SecretsError> {
-                // Only if nobody rewrapped it meanwhile.
-                Ok(diesel::update(
-                    secret_data_keys::table
-                        .filter(secret_data_keys::id.eq(id))
-                        .filter(secret_data_keys::wrapped.eq(&old.wrapped)),
-                )
-                .set((
-                    secret_data_keys::key_version.eq(new.key_version),
-                    secret_data_keys::wrapped.eq(&new.wrapped),
-                    secret_data_keys::updated_at.eq(now_ms()),
-                ))
-                .execute(conn)?)
-            })?;
-        }
-        Ok(n)
+        // `rotate` (rekey.rs) does the work and reports each key.
+        Ok(self.rotate(conn, project_id, &mut |_| {})?.rewrapped)
     }
 }
 
@@ -667,3 +646,6 @@ pub fn owner_exists(conn: &mut DbConn, owner: Owner) -> Result<bool, StoreError>
     };
     Ok(n > 0)
 }
+
+mod rekey;
+pub use rekey::{data_key_count, ProjectReencrypt, ReencryptOptions, ReencryptOutcome, RotateSummary, RotatedKey};

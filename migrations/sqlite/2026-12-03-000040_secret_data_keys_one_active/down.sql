@@ -1,0 +1,1 @@
+DROP INDEX secret_data_keys_one_active;
