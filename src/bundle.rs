@@ -1298,7 +1298,7 @@ mod tests {
             .expect("emit");
         let t_emit = t.elapsed();
         let t = std::time::Instant::now();
-        let entries = layout(&s, &Selection::default(), Format::Tgz).expect("layout");
+        let entries = layout(&s, &Selection::default(), Format::Tgz, None).expect("layout");
         let t_layout = t.elapsed();
         let files = entries.iter().filter(|e| e.data.is_some()).count();
         let raw: usize = entries.iter().filter_map(|e| e.data.as_ref()).map(Vec::len).sum();

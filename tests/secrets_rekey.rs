@@ -456,6 +456,7 @@ fn transit(bao: &common::openbao::OpenBao, key: &str) -> TransitKeyProvider {
         key: key.into(),
         auth: TransitAuth::Token(Zeroizing::new(bao.token.clone())),
         timeout: Duration::from_secs(5),
+        ca_file: None,
     })
     .unwrap()
 }

@@ -197,80 +197,90 @@ impl<'p> Secrets<'p> {
         }
         let checked =
             pem::check(kind, value.expose()).map_err(|source| SecretsError::Value { name: name.into(), source })?;
-        let (key_id, key) = self.data_key(conn, owner.project_id)?;
         let keep = self.keep_versions as i64;
-        super::tx::write(conn, |conn| -> Result<SecretMeta, SecretsError> {
-            // A secret is part of what the inventory renders: a new revision
-            // moves every cache and ETag keyed by it.
-            super::edit::begin_write(conn, owner.project_id)?;
-            let now = now_ms();
-            let existing = find(conn, owner, name)?;
-            let (id, version, action) = match (existing, must_exist) {
-                (Some(_), Some(false)) => {
-                    return Err(StoreError::Conflict(format!("secret {name:?} already exists")).into());
-                }
-                (None, Some(true)) => return Err(StoreError::NotFound(format!("secret {name:?}")).into()),
-                (Some(m), _) => {
-                    let v = m.current_version + 1;
-                    diesel::update(secrets::table.find(m.id))
-                        .set((
-                            secrets::kind.eq(kind.as_str()),
-                            secrets::current_version.eq(v),
-                            secrets::fingerprint.eq(&checked.fingerprint),
-                            secrets::not_after.eq(checked.not_after),
-                            secrets::updated_by.eq(actor),
-                            secrets::updated_at.eq(now),
-                        ))
-                        .execute(conn)?;
-                    (m.id, v, "update")
-                }
-                (None, _) => {
-                    diesel::insert_into(secrets::table)
-                        .values((
-                            secrets::project_id.eq(owner.project_id),
-                            secrets::owner_kind.eq(owner.kind.as_str()),
-                            secrets::owner_id.eq(owner.id),
-                            secrets::name.eq(name),
-                            secrets::kind.eq(kind.as_str()),
-                            secrets::current_version.eq(1i64),
-                            secrets::fingerprint.eq(&checked.fingerprint),
-                            secrets::not_after.eq(checked.not_after),
-                            secrets::created_by.eq(actor),
-                            secrets::updated_by.eq(actor),
-                            secrets::created_at.eq(now),
-                            secrets::updated_at.eq(now),
-                        ))
-                        .execute(conn)?;
-                    let m = find(conn, owner, name)?.ok_or(diesel::result::Error::NotFound)?;
-                    (m.id, 1, "create")
-                }
-            };
-            let binding = binding(owner, name, version);
-            let sealed = envelope::seal(&key, &binding, value.expose()).map_err(|source| SecretsError::Envelope {
-                name: name.into(),
-                version,
-                source,
-            })?;
-            diesel::insert_into(secret_versions::table)
-                .values((
-                    secret_versions::secret_id.eq(id),
-                    secret_versions::version.eq(version),
-                    secret_versions::data_key_id.eq(key_id),
-                    secret_versions::ciphertext.eq(&sealed),
-                    secret_versions::fingerprint.eq(&checked.fingerprint),
-                    secret_versions::created_by.eq(actor),
-                    secret_versions::created_at.eq(now),
-                ))
+        // A `cratond secrets reencrypt` may delete the key read here before
+        // the write lands (the versions' foreign key refuses it then): once,
+        // read the new active key and write again.
+        let mut retried = false;
+        loop {
+            let (key_id, key) = self.data_key(conn, owner.project_id)?;
+            let written = super::tx::write(conn, |conn| -> Result<SecretMeta, SecretsError> {
+                // A secret is part of what the inventory renders: a new revision
+                // moves every cache and ETag keyed by it.
+                super::edit::begin_write(conn, owner.project_id)?;
+                let now = now_ms();
+                let existing = find(conn, owner, name)?;
+                let (id, version, action) = match (existing, must_exist) {
+                    (Some(_), Some(false)) => {
+                        return Err(StoreError::Conflict(format!("secret {name:?} already exists")).into());
+                    }
+                    (None, Some(true)) => return Err(StoreError::NotFound(format!("secret {name:?}")).into()),
+                    (Some(m), _) => {
+                        let v = m.current_version + 1;
+                        diesel::update(secrets::table.find(m.id))
+                            .set((
+                                secrets::kind.eq(kind.as_str()),
+                                secrets::current_version.eq(v),
+                                secrets::fingerprint.eq(&checked.fingerprint),
+                                secrets::not_after.eq(checked.not_after),
+                                secrets::updated_by.eq(actor),
+                                secrets::updated_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        (m.id, v, "update")
+                    }
+                    (None, _) => {
+                        diesel::insert_into(secrets::table)
+                            .values((
+                                secrets::project_id.eq(owner.project_id),
+                                secrets::owner_kind.eq(owner.kind.as_str()),
+                                secrets::owner_id.eq(owner.id),
+                                secrets::name.eq(name),
+                                secrets::kind.eq(kind.as_str()),
+                                secrets::current_version.eq(1i64),
+                                secrets::fingerprint.eq(&checked.fingerprint),
+                                secrets::not_after.eq(checked.not_after),
+                                secrets::created_by.eq(actor),
+                                secrets::updated_by.eq(actor),
+                                secrets::created_at.eq(now),
+                                secrets::updated_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        let m = find(conn, owner, name)?.ok_or(diesel::result::Error::NotFound)?;
+                        (m.id, 1, "create")
+                    }
+                };
+                let binding = binding(owner, name, version);
+                let sealed = envelope::seal(&key, &binding, value.expose())
+                    .map_err(|source| SecretsError::Envelope { name: name.into(), version, source })?;
+                diesel::insert_into(secret_versions::table)
+                    .values((
+                        secret_versions::secret_id.eq(id),
+                        secret_versions::version.eq(version),
+                        secret_versions::data_key_id.eq(key_id),
+                        secret_versions::ciphertext.eq(&sealed),
+                        secret_versions::fingerprint.eq(&checked.fingerprint),
+                        secret_versions::created_by.eq(actor),
+                        secret_versions::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                diesel::delete(
+                    secret_versions::table
+                        .filter(secret_versions::secret_id.eq(id))
+                        .filter(secret_versions::version.le(version - keep)),
+                )
                 .execute(conn)?;
-            diesel::delete(
-                secret_versions::table
-                    .filter(secret_versions::secret_id.eq(id))
-                    .filter(secret_versions::version.le(version - keep)),
-            )
-            .execute(conn)?;
-            record(conn, owner, Some(id), name, action, Some(version), actor, now)?;
-            Ok(find(conn, owner, name)?.ok_or(diesel::result::Error::NotFound)?)
-        })
+                record(conn, owner, Some(id), name, action, Some(version), actor, now)?;
+                Ok(find(conn, owner, name)?.ok_or(diesel::result::Error::NotFound)?)
+            });
+            match written {
+                Err(SecretsError::Store(StoreError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                )))) if !retried => retried = true,
+                other => return other,
+            }
+        }
     }
 
     /// The plaintext of a secret's current version (or of `version`, while
