@@ -563,6 +563,37 @@ fn the_cap_comes_from_the_environment() {
     assert!(err.contains("is not an integer"), "{err}");
 }
 
+/// `CRATON_EVENTS_RUNNER_START=0` (what cratond sets by default) drops the
+/// per-host start events, and only those: results keep their durations.
+#[test]
+fn runner_start_events_can_be_switched_off() {
+    let fx = Fixture::new(
+        "- hosts: h1,h2\n  gather_facts: false\n  tasks:\n    - name: a\n      debug: {msg: hi}\n    - name: b\n      command: \"true\"\n",
+    );
+    let events = |on: &str| {
+        let peer = Peer::listen(fx.dir.path(), None);
+        let out = run(fx.command(Some(&peer.path)).env("CRATON_EVENTS_RUNNER_START", on));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let events = lines(&peer.received());
+        std::fs::remove_file(fx.dir.path().join("events.sock")).unwrap();
+        events
+    };
+    let names =
+        |evs: &[Value]| -> Vec<String> { evs.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect() };
+    let with = events("1");
+    let without = events("0");
+    let starts = |evs: &[Value]| evs.iter().filter(|e| e["event"] == "runner_on_start").count();
+    assert_eq!((starts(&with), starts(&without)), (4, 0));
+    let mut rest = names(&with);
+    rest.retain(|n| n != "runner_on_start");
+    assert_eq!(names(&without), rest, "only the start events differ");
+    for e in without.iter().filter(|e| e["event"] == "runner_on_ok") {
+        assert!(e["duration_ms"].as_u64().is_some(), "duration without start events: {e}");
+    }
+    let counters: Vec<u64> = without.iter().map(|e| e["counter"].as_u64().unwrap()).collect();
+    assert_eq!(counters, (1..=without.len() as u64).collect::<Vec<_>>(), "no gaps in the counter");
+}
+
 #[test]
 fn ansible_doc_reads_the_plugin() {
     let fx = Fixture::new("[]");

@@ -51,6 +51,15 @@ options:
     default: "65536"
     env:
       - name: CRATON_EVENTS_MAX_RESULT_BYTES
+  runner_start:
+    description: "Send a C(runner_on_start) event as each host starts each task
+      (C(1), the default) or not (C(0)): they double the event count of a play
+      and cost its main thread time; without them host results still carry
+      their durations."
+    type: str
+    default: "1"
+    env:
+      - name: CRATON_EVENTS_RUNNER_START
 """
 
 import atexit
@@ -265,6 +274,7 @@ class CallbackModule(CallbackBase):
         self._tasks = {}  # task uuid -> (name, path)
         self._task_started = {}  # task uuid -> monotonic start
         self._host_started = {}  # (host, task uuid) -> monotonic start
+        self._runner_start = True
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super(CallbackModule, self).set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -281,6 +291,7 @@ class CallbackModule(CallbackBase):
             self._max_bytes = int(raw)
         except (TypeError, ValueError):
             self._display.warning("craton_events: CRATON_EVENTS_MAX_RESULT_BYTES=%r is not an integer; using 65536" % (raw,))
+        self._runner_start = str(self.get_option("runner_start")).strip() != "0"
         sock = None
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -449,7 +460,8 @@ class CallbackModule(CallbackBase):
         name = host.get_name()
         task_uuid = getattr(task, "_uuid", None)
         self._host_started[(name, task_uuid)] = time.monotonic()
-        self._event("runner_on_start", host=name, task=task, parent=task_uuid)
+        if self._runner_start:
+            self._event("runner_on_start", host=name, task=task, parent=task_uuid)
 
     def v2_runner_on_start(self, host, task):
         self._safe(self._on_start, host, task)

@@ -313,6 +313,7 @@ fn environment(hub: &RunHub, wd: &WorkDir, project: &str) -> Vec<(String, String
         ("CRATON_EVENTS_SOCKET".into(), path(wd.socket())),
         ("CRATON_EVENTS_SUMMARY".into(), path(wd.summary())),
         ("CRATON_EVENTS_MAX_RESULT_BYTES".into(), hub.settings.result_max_bytes.to_string()),
+        ("CRATON_EVENTS_RUNNER_START".into(), if hub.settings.runner_start_events { "1" } else { "0" }.into()),
         ("ANSIBLE_FORCE_COLOR".into(), "0".into()),
         ("ANSIBLE_NOCOLOR".into(), "1".into()),
         ("PYTHONUNBUFFERED".into(), "1".into()),

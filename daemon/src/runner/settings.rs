@@ -28,6 +28,10 @@ pub struct RunSettings {
     pub redis_url: Option<String>,
     /// This process's name in leases.
     pub holder: String,
+    /// Have the callback send `runner_on_start` events
+    /// (`CRATON_RUN_RUNNER_START_EVENTS=1`): off by default, they double a
+    /// play's events for a "running" mark the page derives from task starts.
+    pub runner_start_events: bool,
     /// `[projects.NAME] run_env` of the config file, by project name.
     pub project_env: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
@@ -75,6 +79,7 @@ impl RunSettings {
             lease_ttl_ms: number::<i64>("CRATON_RUN_LEASE_SECS", 30)?.max(1) * 1000,
             pass_env,
             keep_dirs: env("CRATON_RUNS_KEEP_DIRS").is_some_and(|v| v == "1"),
+            runner_start_events: env("CRATON_RUN_RUNNER_START_EVENTS").is_some_and(|v| v == "1"),
             redis_url: env("CRATON_REDIS_URL"),
             holder,
         })
@@ -91,6 +96,7 @@ impl RunSettings {
             lease_ttl_ms: 30_000,
             pass_env: Vec::new(),
             keep_dirs: false,
+            runner_start_events: false,
             redis_url: None,
             holder,
             project_env: Default::default(),
