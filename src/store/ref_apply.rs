@@ -48,6 +48,9 @@ pub struct RefPlan {
     pub all_vars: Option<EntityVars>,
     pub groups: IndexMap<String, EntityVars>,
     pub hosts: IndexMap<String, EntityVars>,
+    /// Vaulted variables, decrypted: the ref's secrets (never also in the
+    /// `vars` above).
+    pub secrets: Vec<crate::desired::DesiredSecret>,
 }
 
 impl RefPlan {

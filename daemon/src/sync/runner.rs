@@ -149,7 +149,8 @@ impl Syncer {
         let scratch = self.cache.scratch().map_err(RefApplyError::Failed)?;
         let mut warnings = self.cache.materialize(fetched, &r.path, scratch.path()).map_err(RefApplyError::Failed)?;
         let names = project_names(conn, r.project_id)?;
-        let (plan, more) = read_ref(scratch.path(), &r.path, &names).map_err(RefApplyError::Failed)?;
+        let (plan, more) =
+            read_ref(scratch.path(), &r.path, &names, &Default::default()).map_err(RefApplyError::Failed)?;
         warnings.extend(more);
         drop(scratch);
         // Parsing may have taken a while: renew the lease before writing.
