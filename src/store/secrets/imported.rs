@@ -371,6 +371,9 @@ pub fn import(
             .filter(|(o, m)| replace && m.created_by == actor && !wanted_keys.contains(&(o, m.name.as_str())))
             .collect();
         let gone_keys: HashSet<(&SecretOwner, &str)> = gone.iter().map(|(o, m)| (o, m.name.as_str())).collect();
+        // Plain input values under the name of a secret that stays: the
+        // secret wins, and a stored plain value of that key goes too.
+        let mut shadowed: Vec<(&SecretOwner, &str)> = Vec::new();
         for (o, m) in &existing {
             let key = (o.clone(), m.name.clone());
             if gone_keys.contains(&(o, m.name.as_str())) || ref_owned.contains(&key) {
@@ -382,6 +385,7 @@ pub fn import(
                      the input's value was not stored",
                     m.name
                 ));
+                shadowed.push((o, m.name.as_str()));
             }
         }
 
@@ -390,6 +394,11 @@ pub fn import(
         // Secrets of groups and hosts the replace deleted went with them.
         out.secrets.removed += existing.iter().filter(|(o, _)| after.resolve(o).is_none()).count();
         let mut vars_removed = 0;
+        for (o, name) in shadowed {
+            if let Some((_, vk, id)) = after.resolve(o) {
+                vars_removed += drop_plain(conn, pid, vk, id, name)?;
+            }
+        }
         if let Some((store, prepared)) = &prepared {
             let warm = store.warm(conn, pid, prepared)?;
             for s in &todo {
