@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{backends, cratond, ok, run, stderr, stdout, TestDb};
+use craton::import::vaulted::{VaultIdSpec, VaultIds};
+use craton::import::ImportOptions;
 use craton::secrets::pem::SecretKind;
 use craton::secrets::{FileKeyProvider, OwnerKind, Secret};
 use craton::store::secrets::{self as ss, Owner, Secrets};
@@ -299,6 +301,21 @@ const EXPECTED: [(&str, &str, &str); 8] = [
 fn vaulted_values_become_secrets_where_ansible_sees_them() {
     let f = fixture();
     let want_ansible = ansible_export(&f, &f.inv);
+    // The library's view: no vaulted key is left among the plain variables.
+    let ids = VaultIds::load(
+        &[
+            VaultIdSpec::parse(&format!("lab@{}", f.pw_lab.display())).unwrap(),
+            VaultIdSpec::password_file(&f.pw_default),
+        ],
+        &Default::default(),
+    )
+    .unwrap();
+    let opts = ImportOptions { vault: ids, ..ImportOptions::default() };
+    let imported = craton::import::import_with(f.inv.to_str().unwrap(), &opts).unwrap();
+    let w1: BTreeSet<&str> = imported.desired.hosts["w1"].vars.keys().map(String::as_str).collect();
+    assert_eq!(w1, BTreeSet::from(["plain_var", "nested"]));
+    assert!(imported.desired.groups["web"].vars.is_empty() && imported.desired.all_vars.len() == 1);
+    assert_eq!(imported.secrets.len(), EXPECTED.len());
     for b in backends() {
         let db = TestDb::new(b);
         let mut c = db.conn();
