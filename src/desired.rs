@@ -73,6 +73,18 @@ pub struct DesiredSecret {
     pub name: String,
     pub kind: SecretKind,
     pub value: Secret,
-    /// Where the input holds it (`file` or `file:line`), for messages.
-    pub origin: String,
+    /// Where the input holds it, for messages: the file, and the line
+    /// where the format has lines (of the decrypted text, for a vaulted file).
+    pub file: String,
+    pub line: Option<usize>,
+}
+
+impl DesiredSecret {
+    /// `file` or `file:line`.
+    pub fn origin(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.file),
+            None => self.file.clone(),
+        }
+    }
 }

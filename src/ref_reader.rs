@@ -217,7 +217,7 @@ pub fn read_ref(
         }
     }
     for mut s in imported.secrets.into_iter().chain(more) {
-        s.origin = relative(root, &s.origin);
+        s.file = relative(root, &s.file);
         secrets.insert((s.owner.clone(), s.name.clone()), s);
     }
     plan.secrets = secrets.into_values().collect();

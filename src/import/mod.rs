@@ -650,7 +650,8 @@ pub(crate) fn take_secrets(
             owner: owner.clone(),
             kind: vaulted::kind_of(value.expose()),
             value: value.clone(),
-            origin: origin.to_string(),
+            file: origin.file.clone(),
+            line: origin.line,
             name,
         })
     };

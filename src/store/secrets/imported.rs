@@ -16,7 +16,8 @@
 //!   value under an existing secret's name is not stored, with a warning);
 //! - which secrets an input owns is recorded in `created_by`: `cli:import`
 //!   for `cratond import` (so `--replace` deletes those the input no longer
-//!   holds, never one created through the API), `config-ref:ID` for a ref.
+//!   holds, never one created through the API), `config-ref:ID` for a ref
+//!   (an import leaves those, and keys whose variable a ref owns, to it).
 
 use std::collections::{HashMap, HashSet};
 
@@ -64,7 +65,7 @@ pub struct PreparedKey {
 
 /// A provider that answers `unwrap` of the prepared key from memory and
 /// passes everything else on.
-struct Warm<'a> {
+pub struct Warm<'a> {
     inner: &'a dyn KeyProvider,
     prepared: &'a PreparedKey,
 }
@@ -109,9 +110,14 @@ impl<'p> Secrets<'p> {
     }
 
     /// Inside the write transaction: makes the prepared key the project's
-    /// active one if it has none, and returns a store whose writes call the
-    /// provider no more (unless another writer installed a key meanwhile).
-    fn warm<'a>(&'a self, conn: &mut DbConn, pid: i64, prepared: &'a PreparedKey) -> Result<Warm<'a>, SecretsError> {
+    /// active one if it has none, and returns a provider that is not called
+    /// for it any more (unless another writer installed a key meanwhile).
+    pub fn warm<'a>(
+        &'a self,
+        conn: &mut DbConn,
+        pid: i64,
+        prepared: &'a PreparedKey,
+    ) -> Result<Warm<'a>, SecretsError> {
         if active_key(conn, pid)?.is_none() {
             let now = now_ms();
             let w = &prepared.wrapped;
@@ -131,8 +137,13 @@ impl<'p> Secrets<'p> {
     }
 }
 
+/// The prepared key as a provider, without installing it (for reads).
+pub fn warm_only<'a>(store: &'a Secrets<'_>, prepared: &'a PreparedKey) -> Warm<'a> {
+    Warm { inner: store.provider, prepared }
+}
+
 /// Whether `s` equals the stored current version of `meta`.
-fn unchanged(
+pub fn unchanged(
     conn: &mut DbConn,
     owner: Owner,
     meta: &SecretMeta,
@@ -171,7 +182,7 @@ fn unchanged(
 }
 
 /// Writes `s` for `owner` unless the stored value is the same; counts it.
-fn write_one(
+pub fn write_one(
     conn: &mut DbConn,
     store: &Secrets<'_>,
     warm: &Warm<'_>,
@@ -215,6 +226,21 @@ pub fn delete_owners(conn: &mut DbConn, project_id: i64, kind: OwnerKind, ids: &
         n += diesel::delete(secrets::table.filter(secrets::id.eq_any(&sids))).execute(conn)?;
     }
     Ok(n)
+}
+
+/// Deletes the secrets `actor` created in a project (a config ref being
+/// removed takes its secrets with it), recording each deletion.
+pub fn delete_created_by(conn: &mut DbConn, project_id: i64, actor: &str) -> Result<usize, StoreError> {
+    let rows: Vec<(String, i64, String)> = secrets::table
+        .filter(secrets::project_id.eq(project_id))
+        .filter(secrets::created_by.eq(actor))
+        .select((secrets::owner_kind, secrets::owner_id, secrets::name))
+        .load(conn)?;
+    for (kind, id, name) in &rows {
+        let kind = OwnerKind::parse(kind).ok_or_else(|| StoreError::Invalid(format!("secret owner kind {kind:?}")))?;
+        super::delete(conn, Owner { project_id, kind, id: *id }, name, actor)?;
+    }
+    Ok(rows.len())
 }
 
 /// Group and host names by id and ids by name, of one project.
@@ -284,7 +310,7 @@ pub fn project_secrets(conn: &mut DbConn, names: &OwnerNames) -> Result<Vec<(Sec
 
 /// Deletes the plain variable `name` of an owner that no config ref owns
 /// (a secret of that name replaces it); 1 when there was one.
-fn drop_plain(conn: &mut DbConn, pid: i64, kind: VarOwner, id: i64, name: &str) -> Result<usize, StoreError> {
+pub fn drop_plain(conn: &mut DbConn, pid: i64, kind: VarOwner, id: i64, name: &str) -> Result<usize, StoreError> {
     Ok(diesel::delete(
         variables::table
             .filter(variables::project_id.eq(pid))
@@ -357,9 +383,15 @@ pub fn import(
             .filter_map(|(k, id, key)| before.by_var_row(k, id).map(|o| (o, key)))
             .collect();
 
+        let by_refs: HashSet<(&SecretOwner, &str)> = existing
+            .iter()
+            .filter(|(_, m)| m.created_by.starts_with("config-ref:"))
+            .map(|(o, m)| (o, m.name.as_str()))
+            .collect();
         let mut todo: Vec<&DesiredSecret> = Vec::new();
         for s in wanted {
-            if ref_owned.contains(&(s.owner.clone(), s.name.clone())) {
+            if ref_owned.contains(&(s.owner.clone(), s.name.clone())) || by_refs.contains(&(&s.owner, s.name.as_str()))
+            {
                 out.kept_by_refs += 1;
             } else {
                 todo.push(s);
@@ -405,7 +437,9 @@ pub fn import(
                 let (owner, vk, id) = after.resolve(&s.owner).ok_or_else(|| {
                     StoreError::Invalid(format!(
                         "secret {:?} ({}): {} is not in the inventory",
-                        s.name, s.origin, s.owner
+                        s.name,
+                        s.origin(),
+                        s.owner
                     ))
                 })?;
                 write_one(conn, store, &warm, owner, s, actor, &mut out.secrets)?;
