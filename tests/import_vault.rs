@@ -597,3 +597,40 @@ fn refusals_name_the_file_line_and_key() {
     assert!(nothing_written(&mut c), "nothing was written");
     assert!(!key_file.exists());
 }
+
+/// Script output (a saved `--list`, here a `.json` file) carries vaulted
+/// values as `{"__ansible_vault": ...}`: a whole variable becomes a secret,
+/// a wrong password names the file.
+#[test]
+fn vaulted_values_in_script_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pw = write(tmp.path(), "pw", "json pw\n");
+    let id = format!("default@{}", pw.display());
+    let text = ciphertext_of(&encrypt_string(&home, &id, "from-json", 2));
+    let list = serde_json::json!({
+        "web": {"hosts": ["w1"], "vars": {"g": {"__ansible_vault": text}}},
+        "_meta": {"hostvars": {"w1": {"h": {"__ansible_vault": text}, "keep": {"list": [{"__ansible_vault": text}]}}}}
+    });
+    let f = write(tmp.path(), "inv.json", list.to_string());
+    let open = |pw: &Path| {
+        let ids = VaultIds::load(&[VaultIdSpec::password_file(pw)], &Default::default()).unwrap();
+        craton::import::import_with(f.to_str().unwrap(), &ImportOptions { vault: ids, ..ImportOptions::default() })
+    };
+    let imported = open(&pw).unwrap();
+    let got: BTreeSet<(String, String, Vec<u8>)> =
+        imported.secrets.iter().map(|s| (s.owner.to_string(), s.name.clone(), s.value.expose().to_vec())).collect();
+    let want: BTreeSet<(String, String, Vec<u8>)> = [
+        ("group \"web\"".to_string(), "g".to_string(), b"from-json".to_vec()),
+        ("host \"w1\"".to_string(), "h".to_string(), b"from-json".to_vec()),
+    ]
+    .into();
+    assert_eq!(got, want);
+    let w1: BTreeSet<&str> = imported.desired.hosts["w1"].vars.keys().map(String::as_str).collect();
+    assert_eq!(w1, BTreeSet::from(["keep"]), "a nested vaulted value stays inside its variable");
+    let wrong = write(tmp.path(), "wrong", "nope\n");
+    let e = open(&wrong).unwrap_err();
+    assert_eq!(e.file, f.display().to_string());
+    assert!(e.message.contains("Decryption failed"), "{e}");
+}
