@@ -403,7 +403,7 @@ fn vaulted_values_become_secrets_where_ansible_sees_them() {
         let ansible_keys: BTreeSet<(String, String)> = want_ansible.keys().cloned().collect();
         let ours: BTreeSet<(String, String)> = secret_names(&secrets).union(&plain_keys).cloned().collect();
         assert_eq!(ours, ansible_keys, "{b:?}: same owners and keys as ansible-inventory --export");
-        for ((o, name), _) in &secrets {
+        for (o, name) in secrets.keys() {
             let (version, value) = reveal(&mut c, &keys, o, name);
             assert_eq!(version, 1);
             let seen = &want_ansible[&(o.clone(), name.clone())];
@@ -427,7 +427,7 @@ fn vaulted_values_become_secrets_where_ansible_sees_them() {
             o.contains("secrets 0 created, 0 updated, 8 unchanged, 0 removed") && o.contains("(no changes)"),
             "{b:?}: {o}"
         );
-        for ((o, name), _) in &secrets {
+        for (o, name) in secrets.keys() {
             let who = owner(&mut c, o);
             let m = ss::get(&mut c, who, name).unwrap();
             assert_eq!(ss::versions(&mut c, m.id).unwrap(), vec![1], "{b:?}: {o} {name}");

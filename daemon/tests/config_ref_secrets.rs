@@ -155,7 +155,7 @@ async fn a_ref_opens_vaulted_values_with_the_projects_passwords() {
         up.commit_push("vaulted");
         let id = h.create("/v1/config-refs", &admin, json!({"url": up.url(), "ref": "main", "path": "inv"})).await;
 
-        let a = applied(&e.sync(id)).clone();
+        let a = *applied(&e.sync(id));
         assert_eq!((a.secrets.created, a.counts.created), (2, 2), "{b:?}: {a:?}");
         let by = format!("config-ref:{id}");
         let s = e.secrets();
@@ -172,14 +172,14 @@ async fn a_ref_opens_vaulted_values_with_the_projects_passwords() {
         let rev = craton::store::find_project(&mut h.conn(), "default").unwrap().unwrap().revision;
         up.write("README.md", "x\n");
         up.commit_push("readme");
-        let a = applied(&e.sync(id)).clone();
+        let a = *applied(&e.sync(id));
         assert!(!a.secrets.changed() && a.secrets.unchanged == 0, "{b:?}: {a:?}");
         assert_eq!(craton::store::find_project(&mut h.conn(), "default").unwrap().unwrap().revision, rev, "{b:?}");
 
         // The inline value dropped: its secret goes, the other stays at v1.
         up.write("inv/hosts.yml", &hosts(None));
         up.commit_push("no api key");
-        let a = applied(&e.sync(id)).clone();
+        let a = *applied(&e.sync(id));
         assert_eq!((a.secrets.removed, a.secrets.unchanged), (1, 1), "{b:?}: {a:?}");
         assert!(!e.secrets().contains_key("api_key") && e.secrets()["db_pass"].2 == 1, "{b:?}");
 
@@ -203,7 +203,7 @@ async fn a_ref_opens_vaulted_values_with_the_projects_passwords() {
         let pushed = encrypted(home, &id_arg, "rack: r2\n");
         up.write("inv/host_vars/w1.yml", &pushed);
         up.commit_push("rack vaulted");
-        let a = applied(&e.sync(id)).clone();
+        let a = *applied(&e.sync(id));
         assert_eq!(
             (a.secrets.created, a.counts.removed),
             (1, 1),

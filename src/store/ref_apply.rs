@@ -754,21 +754,3 @@ pub fn keep_ref_owned(
     }
     Ok(kept)
 }
-
-/// `cratond import` next to config refs: applies `desired` as
-/// [`super::apply::apply`] does, in one transaction, leaving every key a
-/// ref owns to its ref (see [`keep_ref_owned`]). Returns the summary and
-/// how many keys of the input were skipped for that reason.
-pub fn import_keeping_ref_owned(
-    conn: &mut DbConn,
-    project: &str,
-    desired: &mut Desired,
-    replace: bool,
-    progress: super::apply::Progress,
-) -> Result<(super::apply::Summary, usize), StoreError> {
-    super::tx::write(conn, |conn| {
-        let kept = keep_ref_owned(conn, project, desired, replace)?;
-        let summary = super::apply::apply(conn, project, desired, replace, progress)?;
-        Ok((summary, kept))
-    })
-}
