@@ -53,6 +53,14 @@ pub struct ProjectConfig {
     /// `ANSIBLE_*` settings); they cannot replace the callback's own.
     #[serde(default)]
     pub run_env: std::collections::BTreeMap<String, String>,
+    /// Config ref syncs of the project decrypt vault-encrypted vars files
+    /// and inline `!vault` values with these passwords, as `cratond import
+    /// --vault-password-file` / `--vault-id` do: the path of a password file
+    /// (or script) for the `default` vault id, and `LABEL@PATH` entries,
+    /// tried first. Their variables become the refs' secrets.
+    pub vault_password_file: Option<String>,
+    #[serde(default)]
+    pub vault_ids: Vec<String>,
 }
 
 /// Never prints a secret.
@@ -66,6 +74,8 @@ impl std::fmt::Debug for ProjectConfig {
             .field("git_ssh_key", &self.git_ssh_key)
             .field("git_ssh_key_passphrase", &masked(&self.git_ssh_key_passphrase))
             .field("run_env", &self.run_env.keys().collect::<Vec<_>>())
+            .field("vault_password_file", &self.vault_password_file)
+            .field("vault_ids", &self.vault_ids)
             .finish()
     }
 }
@@ -145,5 +155,24 @@ impl Settings {
             url: env("CRATON_URL").or(file.url),
             token: env("CRATON_TOKEN").or(file.token),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_vault_passwords_are_read_and_never_mistyped() {
+        let c: FileConfig =
+            toml::from_str("[projects.web]\nvault_password_file = \"/run/pw\"\nvault_ids = [\"lab@/run/lab\"]\n")
+                .unwrap();
+        let web = &c.projects["web"];
+        assert_eq!(
+            (web.vault_password_file.as_deref(), &web.vault_ids[..]),
+            (Some("/run/pw"), &["lab@/run/lab".to_string()][..])
+        );
+        let e = toml::from_str::<FileConfig>("[projects.web]\nvault_password = \"x\"\n").unwrap_err();
+        assert!(e.message().contains("unknown field `vault_password`"), "{e}");
     }
 }

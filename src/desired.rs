@@ -6,6 +6,8 @@
 use indexmap::IndexMap;
 
 use crate::model::OwnVars;
+use crate::secrets::pem::SecretKind;
+use crate::secrets::Secret;
 
 #[derive(Debug, Clone, Default)]
 pub struct DesiredGroup {
@@ -40,5 +42,49 @@ impl Desired {
         self.all_vars.len()
             + self.groups.values().map(|g| g.vars.len()).sum::<usize>()
             + self.hosts.values().map(|h| h.vars.len()).sum::<usize>()
+    }
+}
+
+/// Who a secret read from the input belongs to, by name: the project
+/// (Ansible's group `all`), a group or a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretOwner {
+    Project,
+    Group(String),
+    Host(String),
+}
+
+impl std::fmt::Display for SecretOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretOwner::Project => f.write_str("the project (group \"all\")"),
+            SecretOwner::Group(g) => write!(f, "group {g:?}"),
+            SecretOwner::Host(h) => write!(f, "host {h:?}"),
+        }
+    }
+}
+
+/// A variable the input holds vault-encrypted: it is stored as a secret of
+/// its owner (through [`crate::store::secrets`]), never as a plain variable.
+#[derive(Debug, Clone)]
+pub struct DesiredSecret {
+    pub owner: SecretOwner,
+    /// The Ansible variable name.
+    pub name: String,
+    pub kind: SecretKind,
+    pub value: Secret,
+    /// Where the input holds it, for messages: the file, and the line
+    /// where the format has lines (of the decrypted text, for a vaulted file).
+    pub file: String,
+    pub line: Option<usize>,
+}
+
+impl DesiredSecret {
+    /// `file` or `file:line`.
+    pub fn origin(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.file),
+            None => self.file.clone(),
+        }
     }
 }

@@ -9,6 +9,10 @@
 //! inventory files declare, and a file naming neither fails the read
 //! (Ansible would skip it with a warning; a sync that silently drops a
 //! file is worse than one that says why it stopped).
+//!
+//! With the project's vault passwords (`vault_password_file`, `vault_ids`
+//! in the config file), vaulted vars files and inline `!vault` values
+//! become the ref's secrets, exactly as `cratond import` makes them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -16,9 +20,11 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use crate::desired::{DesiredSecret, SecretOwner};
 use crate::import::builder::ParsedInventory;
 use crate::import::vars_files::{self, Root};
-use crate::import::{import_path, ImportError};
+use crate::import::vaulted::{Book, FileSecret, VaultIds};
+use crate::import::{import_with, take_secrets, ImportError, ImportOptions};
 use crate::model::{raw_from_value, OwnVars, Tier, Var};
 use crate::store::config_refs::SyncFailure;
 use crate::store::ref_apply::{EntityVars, RefPlan};
@@ -74,8 +80,15 @@ fn file_vars(m: &IndexMap<String, Value>) -> OwnVars {
 }
 
 /// Reads the inventory directory `rel` (repository-relative, "" for the
-/// root) under `root`. Errors and warnings name repository-relative files.
-pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan, Vec<String>), SyncFailure> {
+/// root) under `root`, opening vaulted values with `vault` (none: vaulted
+/// files fail the read, inline values stay vaulted variables). Errors and
+/// warnings name repository-relative files.
+pub fn read_ref(
+    root: &Path,
+    rel: &str,
+    names: &ProjectNames,
+    vault: &VaultIds,
+) -> Result<(RefPlan, Vec<String>), SyncFailure> {
     if Path::new(rel).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(SyncFailure::msg(format!("path {rel:?} must be a relative path inside the repository")));
     }
@@ -90,7 +103,8 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
         return Err(SyncFailure::msg(format!("path {rel:?} is not a directory at this commit")));
     }
     let dir_str = dir.to_str().ok_or_else(|| SyncFailure::msg("the cache path is not UTF-8"))?;
-    let imported = import_path(dir_str).map_err(|e| failure(root, e))?;
+    let opts = ImportOptions { vault: vault.clone(), ..ImportOptions::default() };
+    let imported = import_with(dir_str, &opts).map_err(|e| failure(root, e))?;
     let vars_dirs = [format!("{}/group_vars", dir.display()), format!("{}/host_vars", dir.display())];
     let warnings: Vec<String> = imported
         .warnings
@@ -125,7 +139,8 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
         }
     }
     let mut ignored = Vec::new();
-    let files = vars_files::load(&dir, &universe, &mut ignored).map_err(|e| failure(root, e))?;
+    let mut book = Book::new(vault.clone());
+    let mut files = vars_files::load(&dir, &universe, &mut ignored, &mut book).map_err(|e| failure(root, e))?;
 
     let inventory_origin = if rel.is_empty() { ".".to_string() } else { rel.to_string() };
     let mut plan = RefPlan { inventory_origin: inventory_origin.clone(), ..RefPlan::default() };
@@ -168,6 +183,44 @@ pub fn read_ref(root: &Path, rel: &str, names: &ProjectNames) -> Result<(RefPlan
         target.origin = origin;
         target.vars.extend(file_vars(m));
     }
+    // Secrets: those the import found for what the inventory files declare
+    // (inline `!vault` values among them), then those of every vars file,
+    // which win for the same owner and key as file values do.
+    let mut secrets: IndexMap<(SecretOwner, String), DesiredSecret> = IndexMap::new();
+    let mut more = Vec::new();
+    let mut take = |owner: SecretOwner, ev: &mut EntityVars, fs: Option<IndexMap<String, FileSecret>>| {
+        take_secrets(owner, &mut ev.vars, fs.as_ref(), &book, &mut more).map_err(|e| failure(root, e))
+    };
+    take(SecretOwner::Project, &mut all, files.group_secrets.remove("all"))?;
+    for (name, ev) in groups.iter_mut() {
+        take(SecretOwner::Group(name.clone()), ev, files.group_secrets.remove(name))?;
+    }
+    for (name, ev) in hosts.iter_mut() {
+        take(SecretOwner::Host(name.clone()), ev, files.host_secrets.remove(name))?;
+    }
+    // Owners whose vars files hold only secrets.
+    for (kind, left) in [
+        ("group_vars", std::mem::take(&mut files.group_secrets)),
+        ("host_vars", std::mem::take(&mut files.host_secrets)),
+    ] {
+        for (name, fs) in left {
+            let origin = join(rel, &format!("{kind}/{name}"));
+            let mut ev = EntityVars { vars: OwnVars::default(), origin };
+            let owner =
+                if kind == "group_vars" { SecretOwner::Group(name.clone()) } else { SecretOwner::Host(name.clone()) };
+            take(owner, &mut ev, Some(fs))?;
+            if kind == "group_vars" {
+                groups.insert(name, ev);
+            } else {
+                hosts.insert(name, ev);
+            }
+        }
+    }
+    for mut s in imported.secrets.into_iter().chain(more) {
+        s.file = relative(root, &s.file);
+        secrets.insert((s.owner.clone(), s.name.clone()), s);
+    }
+    plan.secrets = secrets.into_values().collect();
     if !all.vars.is_empty() {
         plan.all_vars = Some(all);
     }
@@ -233,7 +286,7 @@ mod tests {
             }
             let mut seen = Vec::new();
             for rel in ["inv", "out", "../x", "inv/../.."] {
-                seen.push(match read_ref(repo.path(), rel, &names) {
+                seen.push(match read_ref(repo.path(), rel, &names, &VaultIds::default()) {
                     Ok((plan, _)) => format!("ok {:?}", plan.hosts.keys().collect::<Vec<_>>()),
                     Err(e) => format!("{:?} {:?} {}", e.file, e.line, e.message),
                 });
@@ -249,7 +302,7 @@ mod tests {
         // Without the link, the host named like a path simply has no vars file.
         std::fs::remove_file(repo.path().join("inv/group_vars")).unwrap();
         std::fs::write(&secret, "stolen: 1\n").unwrap();
-        let (plan, _) = read_ref(repo.path(), "inv", &names).unwrap();
+        let (plan, _) = read_ref(repo.path(), "inv", &names, &VaultIds::default()).unwrap();
         assert!(!plan.hosts.contains_key(&evil), "{:?}", plan.hosts.keys());
         assert!(plan.hosts.contains_key("w1"));
     }

@@ -199,25 +199,46 @@ struct ImportHow {
     /// vault; loses what that output cannot show (see README).
     #[arg(long)]
     via_ansible: bool,
-    /// Passed to ansible-inventory with --via-ansible.
-    #[arg(long, requires = "via_ansible")]
-    vault_password_file: Option<std::path::PathBuf>,
+    /// A vault password file for the `default` vault id (repeatable), as
+    /// Ansible reads it (an executable file is run). Vault-encrypted
+    /// group_vars/host_vars files and inline `!vault` values are decrypted
+    /// and their variables stored as secrets (see README). With
+    /// --via-ansible: passed on to ansible-inventory.
+    #[arg(long, value_name = "FILE")]
+    vault_password_file: Vec<std::path::PathBuf>,
+    /// A labelled vault password, `LABEL@FILE` (or `FILE` for `default`),
+    /// repeatable, as Ansible's --vault-id; a `*-client` script is run with
+    /// `--vault-id LABEL`. Tried before the --vault-password-file ones.
+    #[arg(long = "vault-id", value_name = "LABEL@FILE")]
+    vault_id: Vec<String>,
     /// Seconds an inventory script or ansible-inventory may run.
     #[arg(long, env = "CRATON_IMPORT_TIMEOUT", default_value_t = 600)]
     timeout: u64,
 }
 
 fn read_import(path: &str, how: ImportHow) -> Result<craton::import::Imported> {
+    use craton::import::vaulted::{VaultIdSpec, VaultIds};
     use craton::import::{command::Limits, ImportOptions, ViaAnsible};
     let limits = Limits { timeout: std::time::Duration::from_secs(how.timeout), ..Limits::default() };
     if !how.via_ansible {
-        return Ok(craton::import::import_with(path, &ImportOptions { run_scripts: true, limits })?);
+        let mut specs = Vec::new();
+        for id in &how.vault_id {
+            specs.push(VaultIdSpec::parse(id).map_err(|e| anyhow!("--vault-id: {e}"))?);
+        }
+        specs.extend(how.vault_password_file.iter().map(VaultIdSpec::password_file));
+        let vault = VaultIds::load(&specs, &limits).map_err(|e| anyhow!(e))?;
+        return Ok(craton::import::import_with(path, &ImportOptions { run_scripts: true, limits, vault })?);
     }
     if path == "-" {
         return Err(anyhow!("--via-ansible needs an inventory path, not stdin"));
     }
     let program = std::env::var_os("CRATON_ANSIBLE_INVENTORY").unwrap_or_else(|| "ansible-inventory".into());
-    let via = ViaAnsible { program: program.into(), vault_password_file: how.vault_password_file, limits };
+    let via = ViaAnsible {
+        program: program.into(),
+        vault_ids: how.vault_id,
+        vault_password_files: how.vault_password_file,
+        limits,
+    };
     Ok(craton::import::via_ansible(path, &via)?)
 }
 
@@ -238,7 +259,7 @@ fn connect_migrated(url: &DbUrl) -> Result<store::DbConn> {
 }
 
 fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: ImportHow) -> Result<()> {
-    let mut imported = read_import(path, how)?;
+    let imported = read_import(path, how)?;
     for w in &imported.warnings {
         eprintln!("warning: {w}");
     }
@@ -260,10 +281,29 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
             b.set_position(done as u64);
         }
     };
+    // Vaulted values become secrets: the key provider is needed only then.
+    let provider = if imported.secrets.is_empty() {
+        None
+    } else {
+        Some(craton::secrets::keys::provider_from_env().context("the secrets key provider")?)
+    };
+    let secrets = provider.as_deref().map(craton::store::secrets::Secrets::new);
     // Keys that config refs own stay theirs: the import skips them.
-    let (summary, kept) =
-        store::ref_apply::import_keeping_ref_owned(&mut conn, project, &mut imported.desired, replace, &progress)
-            .with_context(|| format!("importing {path} (nothing was written)"))?;
+    let outcome = craton::store::secrets::imported::import(
+        &mut conn,
+        secrets.as_ref(),
+        project,
+        &imported.desired,
+        &imported.secrets,
+        replace,
+        &progress,
+        craton::store::secrets::imported::IMPORT_ACTOR,
+    )
+    .with_context(|| format!("importing {path} (nothing was written)"))?;
+    let (summary, kept) = (outcome.summary, outcome.kept_by_refs);
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
     if kept > 0 {
         eprintln!("warning: {kept} variables are owned by config refs and were left to them (change them in git)");
     }
@@ -276,8 +316,17 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
         store::refresh_statistics(&mut conn)?;
     }
     let c = |n: &store::apply::Counts| format!("{} created, {} updated, {} removed", n.created, n.updated, n.removed);
+    let s = &outcome.secrets;
+    let secrets_line = if s.created + s.updated + s.unchanged + s.removed > 0 {
+        format!(
+            "; secrets {} created, {} updated, {} unchanged, {} removed",
+            s.created, s.updated, s.unchanged, s.removed
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{}",
+        "project {:?}: groups {}; hosts {}; variables {}; relations {} added, {} reordered, {} removed{secrets_line}{}",
         summary.project,
         c(&summary.groups),
         c(&summary.hosts),
@@ -285,7 +334,7 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
         summary.relations.created,
         summary.relations.updated,
         summary.relations.removed,
-        if summary.is_noop() { " (no changes)" } else { "" }
+        if summary.is_noop() && !s.changed() { " (no changes)" } else { "" }
     );
     Ok(())
 }

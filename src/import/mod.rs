@@ -9,8 +9,10 @@
 //! (a mirror of Ansible's `InventoryData`), a file goes through the plugins
 //! in Ansible's default order (`script`, `auto`, `yaml`, `ini`, `toml`), each
 //! declining or failing in turn, and vars files are found and merged as the
-//! `host_group_vars` plugin does. What Craton cannot read natively
-//! (inventory plugins, vault-encrypted files) can go through the installed
+//! `host_group_vars` plugin does. Given vault passwords, vault-encrypted
+//! vars files and inline `!vault` values are decrypted and become secrets
+//! ([`vaulted`]). What Craton cannot read natively (inventory plugins,
+//! vault-encrypted inventory files) can go through the installed
 //! `ansible-inventory` with [`via_ansible`].
 
 pub mod builder;
@@ -21,6 +23,7 @@ pub mod pyliteral;
 pub mod script_json;
 pub mod toml_inventory;
 pub mod vars_files;
+pub mod vaulted;
 pub mod yaml11;
 pub mod yaml_inventory;
 
@@ -29,12 +32,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::desired::{Desired, DesiredGroup, DesiredHost};
+use crate::desired::{Desired, DesiredGroup, DesiredHost, DesiredSecret, SecretOwner};
 use crate::model::{raw_from_value, OwnVars, Tier, Var};
 pub use crate::names::check_name;
 use builder::{ParseError, ParsedInventory};
+use vaulted::{Book, FileSecret};
 
 /// An import failure: which file, which line (where the format has lines), what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +63,9 @@ impl ImportError {
 #[derive(Debug, Default)]
 pub struct Imported {
     pub desired: Desired,
+    /// The variables the input holds vault-encrypted, decrypted (only with
+    /// [`ImportOptions::vault`]); `desired` does not hold them.
+    pub secrets: Vec<DesiredSecret>,
     /// Things Ansible would also have skipped, worth telling the operator.
     pub warnings: Vec<String>,
 }
@@ -70,6 +78,10 @@ pub struct ImportOptions {
     /// (`FILE --list`, then `FILE --host NAME` per host without `_meta`).
     pub run_scripts: bool,
     pub limits: command::Limits,
+    /// Vault passwords: vaulted vars files and inline `!vault` values are
+    /// decrypted into [`Imported::secrets`]. Without any, vaulted files are
+    /// refused and inline values stay vaulted variables.
+    pub vault: vaulted::VaultIds,
 }
 
 /// `--via-ansible`: which `ansible-inventory` to run and how.
@@ -78,7 +90,9 @@ pub struct ViaAnsible {
     /// The program (`CRATON_ANSIBLE_INVENTORY`, default `ansible-inventory`
     /// on PATH).
     pub program: PathBuf,
-    pub vault_password_file: Option<PathBuf>,
+    /// Passed on as `--vault-id` and `--vault-password-file`, in that order.
+    pub vault_ids: Vec<String>,
+    pub vault_password_files: Vec<PathBuf>,
     pub limits: command::Limits,
 }
 
@@ -100,16 +114,30 @@ fn is_vault(bytes: &[u8]) -> bool {
 fn vault_refused(path: &Path) -> ImportError {
     ImportError::msg(
         path,
-        "this file is vault-encrypted, and Craton cannot decrypt vault files yet (that arrives with secrets \
-         support); decrypt it with ansible-vault first, or import through Ansible with `cratond import ansible \
-         PATH --via-ansible --vault-password-file FILE`",
+        "this file is vault-encrypted and no vault password was given: give it (`cratond import`: \
+         --vault-password-file FILE or --vault-id LABEL@FILE; config refs: `vault_password_file` of the project in \
+         the config file) and its strings become Craton secrets, or import through Ansible with `cratond import \
+         ansible PATH --via-ansible --vault-password-file FILE` (values stored in plain text)",
     )
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>, ImportError> {
+/// A vault-encrypted inventory file (not a vars file): its groups and hosts
+/// would become plain rows anyway, so Craton does not decrypt it.
+fn vault_inventory_refused(path: &Path) -> ImportError {
+    ImportError::msg(
+        path,
+        "this inventory file is vault-encrypted; Craton decrypts vault-encrypted group_vars/host_vars files and \
+         inline !vault values (they become secrets), not whole inventory files, whose groups and hosts are not \
+         secret in Craton: decrypt it and keep the secrets in vaulted vars files or !vault values, or import \
+         through Ansible with --via-ansible",
+    )
+}
+
+/// An inventory file's bytes; vault-encrypted ones are refused.
+fn read_bytes(path: &Path, book: &Book) -> Result<Vec<u8>, ImportError> {
     let bytes = std::fs::read(path).map_err(|e| ImportError::msg(path, format!("cannot read: {e}")))?;
     if is_vault(&bytes) {
-        return Err(vault_refused(path));
+        return Err(if book.can_open() { vault_inventory_refused(path) } else { vault_refused(path) });
     }
     Ok(bytes)
 }
@@ -119,15 +147,22 @@ fn bad_utf8_line(bytes: &[u8], e: &std::str::Utf8Error) -> usize {
     bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// A UTF-8 text file (vars files, YAML, TOML); vault-encrypted files are
-/// refused by their header.
-fn read_text(path: &Path) -> Result<String, ImportError> {
-    let bytes = read_bytes(path)?;
-    String::from_utf8(bytes).map_err(|e| ImportError {
+/// A vars file's UTF-8 text, and whether it was vault-encrypted (then it is
+/// decrypted with the import's passwords, or refused without any).
+fn read_vars_text(path: &Path, book: &Book) -> Result<(crate::secrets::Zeroizing<String>, bool), ImportError> {
+    let bytes = std::fs::read(path).map_err(|e| ImportError::msg(path, format!("cannot read: {e}")))?;
+    if is_vault(&bytes) {
+        if !book.can_open() {
+            return Err(vault_refused(path));
+        }
+        return Ok((book.open_file(path, &bytes)?, true));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ImportError {
         file: path.display().to_string(),
         line: Some(bad_utf8_line(e.as_bytes(), &e.utf8_error())),
         message: "not valid UTF-8".into(),
-    })
+    })?;
+    Ok((crate::secrets::Zeroizing::new(text), false))
 }
 
 /// What `ansible-inventory --list` prints for text the INI plugin decoded
@@ -276,8 +311,9 @@ fn parse_file(
     inv: &mut ParsedInventory,
     opts: &ImportOptions,
     warnings: &mut Vec<String>,
+    book: &mut Book,
 ) -> Result<(), ImportError> {
-    let bytes = read_bytes(path)?;
+    let bytes = read_bytes(path, book)?;
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
     let text = std::str::from_utf8(&bytes);
     let mut failures: Vec<Failure> = Vec::new();
@@ -303,7 +339,7 @@ fn parse_file(
                 })
             });
             match r {
-                Ok(()) => return Ok(()),
+                Ok(()) => return book.visit_inventory(path, inv),
                 Err(error) => failures.push(Failure { plugin: "script", error }),
             }
         }
@@ -320,7 +356,7 @@ fn parse_file(
                     path.display()
                 ));
             }
-            return Ok(());
+            return book.visit_inventory(path, inv);
         }
     }
 
@@ -357,10 +393,10 @@ fn parse_file(
         let r = text.map_err(|e| not_utf8(&e)).and_then(|text| {
             let root = yaml11::load_data_node(text)?;
             let root = root.unwrap_or(yaml11::Node { line: 1, kind: yaml11::NodeKind::Null });
-            attempt(inv, &mut |copy| yaml_inventory::parse_yaml_inventory(&root, copy))
+            attempt(inv, &mut |copy| yaml_inventory::parse_yaml_inventory(&root, copy)).map(|()| root)
         });
         match r {
-            Ok(()) => return Ok(()),
+            Ok(root) => return book.visit_node(path, &root),
             Err(error) => failures.push(Failure { plugin: "yaml", error }),
         }
     }
@@ -410,6 +446,7 @@ fn parse_source(
     inv: &mut ParsedInventory,
     opts: &ImportOptions,
     warnings: &mut Vec<String>,
+    book: &mut Book,
 ) -> Result<(), ImportError> {
     if path.is_dir() {
         let mut names: Vec<String> = std::fs::read_dir(path)
@@ -418,11 +455,11 @@ fn parse_source(
             .collect();
         names.sort();
         for name in names.into_iter().filter(|n| !ignored_in_dir(n)) {
-            parse_source(&path.join(name), inv, opts, warnings)?;
+            parse_source(&path.join(name), inv, opts, warnings, book)?;
         }
         Ok(())
     } else {
-        parse_file(path, inv, opts, warnings)
+        parse_file(path, inv, opts, warnings, book)
     }
 }
 
@@ -436,12 +473,14 @@ pub fn import_path(path: &str) -> Result<Imported, ImportError> {
 pub fn import_with(path: &str, opts: &ImportOptions) -> Result<Imported, ImportError> {
     let mut inv = ParsedInventory::new();
     let mut warnings = Vec::new();
+    let mut book = Book::new(opts.vault.clone());
     let vars_dir: Option<PathBuf> = if path == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
             .map_err(|e| ImportError::msg(Path::new("<stdin>"), format!("cannot read: {e}")))?;
         if is_vault(&bytes) {
-            return Err(vault_refused(Path::new("<stdin>")));
+            let stdin = Path::new("<stdin>");
+            return Err(if book.can_open() { vault_inventory_refused(stdin) } else { vault_refused(stdin) });
         }
         let text = String::from_utf8(bytes).map_err(|_| ImportError::msg(Path::new("<stdin>"), "not valid UTF-8"))?;
         let read = script_json::parse_script_json(&text, &mut inv, None)
@@ -452,6 +491,7 @@ pub fn import_with(path: &str, opts: &ImportOptions) -> Result<Imported, ImportE
                     .into(),
             );
         }
+        book.visit_inventory(Path::new("<stdin>"), &inv)?;
         None
     } else {
         let p = Path::new(path);
@@ -461,14 +501,15 @@ pub fn import_with(path: &str, opts: &ImportOptions) -> Result<Imported, ImportE
         if p.is_dir() {
             vars_files::confine_inventory_dir(p)?;
         }
-        parse_source(p, &mut inv, opts, &mut warnings)?;
+        parse_source(p, &mut inv, opts, &mut warnings, &mut book)?;
         Some(if p.is_dir() { p.to_path_buf() } else { p.parent().map(Path::to_path_buf).unwrap_or_default() })
     };
     let files = match &vars_dir {
-        Some(dir) => vars_files::load(dir, &inv, &mut warnings)?,
+        Some(dir) => vars_files::load(dir, &inv, &mut warnings, &mut book)?,
         None => vars_files::VarsFiles::default(),
     };
-    Ok(Imported { desired: to_desired(inv, files), warnings })
+    let (desired, secrets) = to_desired(inv, files, &book)?;
+    Ok(Imported { desired, secrets, warnings })
 }
 
 /// Environment variables `ansible-inventory` gets besides `ANSIBLE_*` and
@@ -532,7 +573,10 @@ pub fn via_ansible(path: &str, opts: &ViaAnsible) -> Result<Imported, ImportErro
     let source = Path::new(path);
     let mut cmd = Command::new(&opts.program);
     cmd.arg("-i").arg(source).args(["--list", "--export"]);
-    if let Some(f) = &opts.vault_password_file {
+    for id in &opts.vault_ids {
+        cmd.arg("--vault-id").arg(id);
+    }
+    for f in &opts.vault_password_files {
         cmd.arg("--vault-password-file").arg(f);
     }
     cmd.env_clear().envs(ansible_env(std::env::vars_os()));
@@ -563,7 +607,10 @@ pub fn via_ansible(path: &str, opts: &ViaAnsible) -> Result<Imported, ImportErro
             last.push_str(line.trim());
         }
     }
-    Ok(Imported { desired: to_desired(inv, vars_files::VarsFiles::default()), warnings })
+    // Inline `!vault` values stay vaulted variables: Ansible printed them
+    // encrypted, and this mode has no passwords of its own.
+    let (desired, secrets) = to_desired(inv, vars_files::VarsFiles::default(), &Book::default())?;
+    Ok(Imported { desired, secrets, warnings })
 }
 
 fn own_vars(inline: &indexmap::IndexMap<String, Value>, files: Option<&indexmap::IndexMap<String, Value>>) -> OwnVars {
@@ -577,49 +624,113 @@ fn own_vars(inline: &indexmap::IndexMap<String, Value>, files: Option<&indexmap:
     out
 }
 
+/// The ciphertext of a variable whose whole value is an inline `!vault`.
+fn inline_ciphertext(raw: &str) -> Option<String> {
+    if !raw.starts_with("{\"__ansible_vault\"") {
+        return None;
+    }
+    let m: std::collections::HashMap<String, String> = serde_json::from_str(raw).ok()?;
+    (m.len() == 1).then(|| m.into_values().next()).flatten()
+}
+
+/// Moves an owner's vaulted variables from `vars` to `out`: the keys of its
+/// vault-encrypted vars files (a file value beats an inline one, as the
+/// plain ones do) and, with passwords, every variable that is one inline
+/// `!vault` value. A vaulted value nested in a dict or list cannot be a
+/// secret of its own: it stays a vaulted value inside the variable.
+pub(crate) fn take_secrets(
+    owner: SecretOwner,
+    vars: &mut OwnVars,
+    file_secrets: Option<&IndexMap<String, FileSecret>>,
+    book: &Book,
+    out: &mut Vec<DesiredSecret>,
+) -> Result<(), ImportError> {
+    let mut push = |name: String, value: &crate::secrets::Secret, origin: &vaulted::Origin| {
+        out.push(DesiredSecret {
+            owner: owner.clone(),
+            kind: vaulted::kind_of(value.expose()),
+            value: value.clone(),
+            file: origin.file.clone(),
+            line: origin.line,
+            name,
+        })
+    };
+    for (k, s) in file_secrets.into_iter().flatten() {
+        vars.shift_remove(k);
+        push(k.clone(), &s.value, &s.origin);
+    }
+    if !book.can_open() {
+        return Ok(());
+    }
+    let inline: Vec<(String, String)> = vars
+        .iter()
+        .filter_map(|(k, v)| inline_ciphertext(v.value.get()).map(|ct| (k.clone(), ct)))
+        .filter(|(_, ct)| book.inline(ct).is_some())
+        .collect();
+    for (k, ct) in inline {
+        let (plain, origin) = book.inline(&ct).expect("filtered on it");
+        vaulted::check_secret(origin, &k, plain.expose())?;
+        vars.shift_remove(&k);
+        push(k, plain, origin);
+    }
+    Ok(())
+}
+
 /// Turns Ansible's view of the input into what Craton stores: `all` becomes
 /// the project's variables, `ungrouped` is implicit unless it carries
 /// variables, and a host whose `physical_host` names another host gets it as
-/// parent (OpenStack-Ansible containers).
-fn to_desired(inv: ParsedInventory, files: vars_files::VarsFiles) -> Desired {
+/// parent (OpenStack-Ansible containers). Vaulted variables become secrets
+/// of the same owner ([`take_secrets`]).
+fn to_desired(
+    inv: ParsedInventory,
+    files: vars_files::VarsFiles,
+    book: &Book,
+) -> Result<(Desired, Vec<DesiredSecret>), ImportError> {
     let mut d = Desired::default();
+    let mut secrets = Vec::new();
     let all = &inv.groups["all"];
     d.all_vars = own_vars(&all.vars, files.groups.get("all"));
+    take_secrets(SecretOwner::Project, &mut d.all_vars, files.group_secrets.get("all"), book, &mut secrets)?;
     for (name, g) in &inv.groups {
         if name == "all" {
             continue;
         }
         let file_vars = files.groups.get(name);
+        let file_secrets = files.group_secrets.get(name);
         // `ungrouped` is implicit in Ansible; it is stored only when the
         // input gives it something of its own.
         if name == "ungrouped"
             && g.vars.is_empty()
             && file_vars.is_none()
+            && file_secrets.is_none()
             && g.priority.is_none()
             && g.children.is_empty()
             && g.hosts.is_empty()
         {
             continue;
         }
+        let mut vars = own_vars(&g.vars, file_vars);
+        take_secrets(SecretOwner::Group(name.clone()), &mut vars, file_secrets, book, &mut secrets)?;
         d.groups.insert(
             name.clone(),
             DesiredGroup {
                 priority: g.priority,
                 all_position: all.children.get_index_of(name).map(|i| i as i32),
-                vars: own_vars(&g.vars, file_vars),
+                vars,
                 children: g.children.iter().cloned().collect(),
                 hosts: g.hosts.iter().cloned().collect(),
             },
         );
     }
     for (name, h) in &inv.hosts {
-        let vars = own_vars(&h.vars, files.hosts.get(name));
+        let mut vars = own_vars(&h.vars, files.hosts.get(name));
+        take_secrets(SecretOwner::Host(name.clone()), &mut vars, files.host_secrets.get(name), book, &mut secrets)?;
         let text = |k: &str| vars.get(k).and_then(|v| serde_json::from_str::<String>(v.value.get()).ok());
         let ip_address = text("ansible_host").filter(|a| a.parse::<IpAddr>().is_ok());
         let parent = text("physical_host").filter(|p| p != name && inv.hosts.contains_key(p));
         d.hosts.insert(name.clone(), DesiredHost { ip_address, parent, vars });
     }
-    d
+    Ok((d, secrets))
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 //! - every path read is proven to lie inside the inventory directory after
 //!   resolving symbolic links ([`Root`]); a link leading out (or nowhere) is
 //!   refused, naming the link, never its target.
+//!
+//! A vault-encrypted vars file is decrypted with the import's passwords and
+//! its keys are kept apart, as secrets ([`super::vaulted`]); where files of
+//! one entity disagree, the later file wins whichever kind it is.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +24,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::builder::{ParseError, ParsedInventory};
-use super::{read_text, yaml11, ImportError};
+use super::vaulted::{Book, FileSecret};
+use super::{read_vars_text, yaml11, ImportError};
 use crate::names::path_safe;
 
 /// Extensions Ansible tries, in order (`''` first, so a directory named like
@@ -31,6 +36,16 @@ const EXTENSIONS: [&str; 4] = ["", ".yml", ".yaml", ".json"];
 pub struct VarsFiles {
     pub groups: HashMap<String, IndexMap<String, Value>>,
     pub hosts: HashMap<String, IndexMap<String, Value>>,
+    /// The keys of vault-encrypted files (never also in `groups`/`hosts`).
+    pub group_secrets: HashMap<String, IndexMap<String, FileSecret>>,
+    pub host_secrets: HashMap<String, IndexMap<String, FileSecret>>,
+}
+
+/// One entity's merged vars files.
+#[derive(Debug, Default)]
+struct Entity {
+    vars: IndexMap<String, Value>,
+    secrets: IndexMap<String, FileSecret>,
 }
 
 /// The directory an import may read from, resolved: every path read is
@@ -149,29 +164,36 @@ fn find_vars_files(root: &Root, base: &Path, name: &str) -> Result<Vec<PathBuf>,
     Ok(Vec::new())
 }
 
-/// Python's truth value of a loaded document (`if new_data:`).
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-fn load_entity(root: &Root, base: &Path, name: &str) -> Result<Option<IndexMap<String, Value>>, ImportError> {
-    let mut merged: Option<IndexMap<String, Value>> = None;
+fn load_entity(root: &Root, base: &Path, name: &str, book: &mut Book) -> Result<Option<Entity>, ImportError> {
+    let mut merged: Option<Entity> = None;
     for file in find_vars_files(root, base, name)? {
-        let text = read_text(&file)?;
+        let (text, vaulted) = read_vars_text(&file, book)?;
+        let node = yaml11::load_data_node(&text).map_err(|e| ImportError::new(&file, e))?;
+        drop(text);
         // `host_group_vars` skips every empty document (`if new_data:`):
         // no document, `---` with only comments, `{}`, `[]`, `""`, `0`...
-        match yaml11::load_data(&text).map_err(|e| ImportError::new(&file, e))? {
-            None => {}
-            Some(v) if !truthy(&v) => {}
-            Some(Value::Object(m)) => merged.get_or_insert_with(IndexMap::new).extend(m),
-            Some(_) => {
+        let Some(node) = node.filter(yaml11::Node::is_truthy) else {
+            continue;
+        };
+        book.visit_node(&file, &node)?;
+        if vaulted {
+            let secrets = book.file_secrets(&file, &node)?;
+            let e = merged.get_or_insert_with(Entity::default);
+            for (k, s) in secrets {
+                e.vars.shift_remove(&k);
+                e.secrets.insert(k, s);
+            }
+            continue;
+        }
+        match node.to_json().map_err(|e| ImportError::new(&file, e))? {
+            Value::Object(m) => {
+                let e = merged.get_or_insert_with(Entity::default);
+                for k in m.keys() {
+                    e.secrets.shift_remove(k);
+                }
+                e.vars.extend(m);
+            }
+            _ => {
                 return Err(ImportError::new(&file, ParseError::new(Some(1), "a vars file must hold a dictionary")));
             }
         }
@@ -197,13 +219,19 @@ fn entries(base: &Path) -> Vec<(String, String)> {
 }
 
 /// The vars files of every group and host of `inv`, from `dir/group_vars/`
-/// and `dir/host_vars/`; nothing outside `dir` is read.
-pub fn load(dir: &Path, inv: &ParsedInventory, warnings: &mut Vec<String>) -> Result<VarsFiles, ImportError> {
+/// and `dir/host_vars/`; nothing outside `dir` is read. Vault-encrypted
+/// files open with `book`'s passwords (or are refused without any).
+pub fn load(
+    dir: &Path,
+    inv: &ParsedInventory,
+    warnings: &mut Vec<String>,
+    book: &mut Book,
+) -> Result<VarsFiles, ImportError> {
     let root = Root::new(dir)?;
     let mut out = VarsFiles::default();
-    for (kind, what, names, target) in [
-        ("group_vars", "group", inv.groups.keys().collect::<Vec<_>>(), &mut out.groups),
-        ("host_vars", "host", inv.hosts.keys().collect::<Vec<_>>(), &mut out.hosts),
+    for (kind, what, names, target, secret_target) in [
+        ("group_vars", "group", inv.groups.keys().collect::<Vec<_>>(), &mut out.groups, &mut out.group_secrets),
+        ("host_vars", "host", inv.hosts.keys().collect::<Vec<_>>(), &mut out.hosts, &mut out.host_secrets),
     ] {
         let base = dir.join(kind);
         if !root.admits(&base)? || !base.is_dir() {
@@ -222,12 +250,17 @@ pub fn load(dir: &Path, inv: &ParsedInventory, warnings: &mut Vec<String>) -> Re
                 ));
                 continue;
             }
-            if let Some(vars) = load_entity(&root, &base, name)? {
-                for k in vars.keys() {
+            if let Some(entity) = load_entity(&root, &base, name, book)? {
+                for k in entity.vars.keys().chain(entity.secrets.keys()) {
                     super::check_name("variable", k)
                         .map_err(|m| ImportError::new(&base.join(name), ParseError::new(None, m)))?;
                 }
-                target.insert(name.clone(), vars);
+                if !entity.vars.is_empty() {
+                    target.insert(name.clone(), entity.vars);
+                }
+                if !entity.secrets.is_empty() {
+                    secret_target.insert(name.clone(), entity.secrets);
+                }
             }
         }
         for (stem, file) in entries(&base) {

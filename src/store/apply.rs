@@ -1,7 +1,9 @@
 //! Writes a [`Desired`] inventory into a project: the only code that writes an
 //! import (and later a sync). One transaction; it computes the difference
 //! with what is stored and writes only that, so applying the same input twice
-//! writes nothing the second time.
+//! writes nothing the second time. Groups and hosts it deletes take their
+//! secrets with them (secrets themselves are written by
+//! [`super::secrets::imported`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -267,6 +269,7 @@ fn apply_in_tx(
         let gone: Vec<i64> =
             snap.groups.iter().filter(|g| !desired.groups.contains_key(&g.name)).map(|g| g.id).collect();
         summary.variables.removed += delete_vars_of(conn, pid, OwnerKind::Group, &gone)?;
+        super::secrets::imported::delete_owners(conn, pid, crate::secrets::OwnerKind::Group, &gone)?;
         for chunk in gone.chunks(CHUNK) {
             summary.groups.removed +=
                 diesel::delete(inventory_groups::table.filter(inventory_groups::id.eq_any(chunk))).execute(conn)?;
@@ -315,6 +318,7 @@ fn apply_in_tx(
     if replace {
         let gone: Vec<i64> = snap.hosts.iter().filter(|h| !desired.hosts.contains_key(&h.name)).map(|h| h.id).collect();
         summary.variables.removed += delete_vars_of(conn, pid, OwnerKind::Host, &gone)?;
+        super::secrets::imported::delete_owners(conn, pid, crate::secrets::OwnerKind::Host, &gone)?;
         for chunk in gone.chunks(CHUNK) {
             diesel::delete(host_labels::table.filter(host_labels::host_id.eq_any(chunk))).execute(conn)?;
             summary.hosts.removed += diesel::delete(hosts::table.filter(hosts::id.eq_any(chunk))).execute(conn)?;

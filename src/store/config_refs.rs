@@ -391,7 +391,7 @@ pub fn group_names(conn: &mut DbConn, ids: &[i64]) -> Result<std::collections::H
     Ok(out)
 }
 
-/// Deletes ref `id` of project `pid` and the variables it owns, in one
+/// Deletes ref `id` of project `pid` and the variables and secrets it owns, in one
 /// transaction. Returns false when there was no such ref.
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> {
     super::tx::write(conn, |conn| {
@@ -407,6 +407,11 @@ pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> 
             begin_write(conn, pid)?;
             diesel::delete(variables::table.filter(variables::project_id.eq(pid)).filter(variables::source_id.eq(id)))
                 .execute(conn)?;
+        }
+        // Its secrets too: they are the ref's by `created_by`, which a later
+        // ref given the same id must not inherit.
+        if super::secrets::imported::delete_created_by(conn, pid, &super::secrets::imported::ref_actor(id))? > 0 {
+            super::bump_revision(conn, pid)?;
         }
         diesel::delete(config_refs::table.find(id)).execute(conn)?;
         Ok(true)

@@ -14,7 +14,12 @@
 //!   groups and hosts have no owner);
 //! - a ref limited to a group touches only that group's subtree: declared
 //!   top-level groups become its children, declared ungrouped hosts its
-//!   members, and `group_vars/all` is refused.
+//!   members, and `group_vars/all` is refused;
+//! - the secrets a ref owns (its vaulted values, decrypted with the
+//!   project's vault passwords) are those it created (`created_by` =
+//!   `config-ref:ID`): written in the same transaction, removed when the ref
+//!   no longer provides them; a secret or a variable of another source under
+//!   the same owner and name fails the sync, as for variables.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,8 +30,10 @@ use super::config_refs::{record_success, ConfigRef, SyncFailure, VarCounts};
 use super::edit::begin_write;
 use super::load::load_project;
 use super::schema::{hosts, inventory_groups, variables};
+use super::secrets::imported::{self as si, OwnerNames, PreparedKey, SecretCounts};
+use super::secrets::{Secrets, SecretsError};
 use super::{now_ms, project_by_id, DbConn, StoreError, CHUNK};
-use crate::desired::{Desired, DesiredGroup, DesiredHost};
+use crate::desired::{Desired, DesiredGroup, DesiredHost, DesiredSecret, SecretOwner};
 use crate::model::{OwnVars, OwnerKind, Snapshot};
 
 /// One owner's variables from a ref, and where they came from (for errors).
@@ -48,6 +55,9 @@ pub struct RefPlan {
     pub all_vars: Option<EntityVars>,
     pub groups: IndexMap<String, EntityVars>,
     pub hosts: IndexMap<String, EntityVars>,
+    /// Vaulted variables, decrypted: the ref's secrets (never also in the
+    /// `vars` above).
+    pub secrets: Vec<crate::desired::DesiredSecret>,
 }
 
 impl RefPlan {
@@ -73,6 +83,17 @@ impl From<diesel::result::Error> for RefApplyError {
     }
 }
 
+/// A refusal of the secrets store (a key provider that is down, a value it
+/// refuses) fails the sync with its message; database errors stay such.
+impl From<SecretsError> for RefApplyError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Store(s) => RefApplyError::Store(s),
+            other => RefApplyError::Failed(SyncFailure::msg(format!("secrets: {other}"))),
+        }
+    }
+}
+
 impl super::tx::TxError for RefApplyError {
     fn is_transient(&self) -> bool {
         matches!(self, RefApplyError::Store(e) if e.is_transient())
@@ -85,6 +106,7 @@ pub struct Applied {
     pub counts: VarCounts,
     /// Groups, hosts or relations were created or changed.
     pub structure: bool,
+    pub secrets: SecretCounts,
 }
 
 type Key = (i32, i64, String);
@@ -247,6 +269,16 @@ fn structure(snap: &Snapshot, r: &ConfigRef, plan: &RefPlan) -> Result<(Desired,
 
     // Every owner of the ref's variables must exist (or be declared) and be
     // in scope.
+    if let (Some(s), Some(sec)) = (&scope, plan.secrets.iter().find(|x| x.owner == SecretOwner::Project)) {
+        return Err(SyncFailure::at(
+            &sec.file,
+            sec.line,
+            format!(
+                "this ref is limited to group {:?}: it cannot set project-wide secrets (group_vars/all)",
+                scope_name(s)
+            ),
+        ));
+    }
     if let Some(all) = &plan.all_vars {
         if let Some(s) = &scope {
             if !all.vars.is_empty() {
@@ -465,8 +497,163 @@ fn write_vars(conn: &mut DbConn, r: &ConfigRef, diff: &VarDiff) -> Result<(), St
     Ok(())
 }
 
+/// The owner of each plain variable of the plan, with where it came from.
+fn plain_owners(plan: &RefPlan) -> impl Iterator<Item = (SecretOwner, &EntityVars)> {
+    let all = plan.all_vars.iter().map(|ev| (SecretOwner::Project, ev));
+    let groups = plan.groups.iter().map(|(n, ev)| (SecretOwner::Group(n.clone()), ev));
+    let hosts = plan.hosts.iter().map(|(n, ev)| (SecretOwner::Host(n.clone()), ev));
+    all.chain(groups).chain(hosts)
+}
+
+/// True when the ref's stored secrets are exactly the plan's, values
+/// included (read only, outside any write).
+fn secrets_unchanged(
+    conn: &mut DbConn,
+    r: &ConfigRef,
+    plan: &RefPlan,
+    keys: Option<(&Secrets<'_>, &PreparedKey)>,
+) -> Result<bool, RefApplyError> {
+    let actor = si::ref_actor(r.id);
+    let names = OwnerNames::load(conn, r.project_id)?;
+    let (mine, others): (Vec<_>, Vec<_>) =
+        si::project_secrets(conn, &names)?.into_iter().partition(|(_, m)| m.created_by == actor);
+    // A plain value of the ref under another source's secret: a conflict
+    // the write path reports.
+    let others: HashSet<(SecretOwner, String)> = others.into_iter().map(|(o, m)| (o, m.name)).collect();
+    if plain_owners(plan).any(|(o, ev)| ev.vars.keys().any(|k| others.contains(&(o.clone(), k.clone())))) {
+        return Ok(false);
+    }
+    let mine: HashMap<(SecretOwner, String), _> = mine.into_iter().map(|(o, m)| ((o, m.name.clone()), m)).collect();
+    if mine.len() != plan.secrets.len() {
+        return Ok(false);
+    }
+    let Some((store, prepared)) = keys else {
+        return Ok(plan.secrets.is_empty());
+    };
+    let warm = si::warm_only(store, prepared);
+    for s in &plan.secrets {
+        let (Some(m), Some((owner, _, _))) = (mine.get(&(s.owner.clone(), s.name.clone())), names.resolve(&s.owner))
+        else {
+            return Ok(false);
+        };
+        if !si::unchanged(conn, owner, m, s, &warm)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn secret_conflict(s: &DesiredSecret, message: String) -> RefApplyError {
+    RefApplyError::Failed(SyncFailure::at(&s.file, s.line, message))
+}
+
+/// Inside the sync's transaction, after its variables: writes the plan's
+/// secrets and removes those the ref no longer provides, failing on a key
+/// another source holds (as a secret or as a variable).
+fn write_ref_secrets(
+    conn: &mut DbConn,
+    r: &ConfigRef,
+    plan: &RefPlan,
+    keys: Option<(&Secrets<'_>, &PreparedKey)>,
+) -> Result<SecretCounts, RefApplyError> {
+    let actor = si::ref_actor(r.id);
+    let pid = r.project_id;
+    let names = OwnerNames::load(conn, pid)?;
+    let existing = si::project_secrets(conn, &names)?;
+    let by_key: HashMap<(SecretOwner, &str), &super::secrets::SecretMeta> =
+        existing.iter().map(|(o, m)| ((o.clone(), m.name.as_str()), m)).collect();
+    let other = |by: &str| match by.strip_prefix("config-ref:") {
+        Some(id) => format!("by config ref {id}"),
+        None => format!("through the API or an import ({by})"),
+    };
+    for (o, ev) in plain_owners(plan) {
+        for key in ev.vars.keys() {
+            match by_key.get(&(o.clone(), key.as_str())) {
+                Some(m) if m.created_by != actor => {
+                    return Err(RefApplyError::Failed(SyncFailure::at(
+                        &ev.origin,
+                        None,
+                        format!(
+                            "variable {key:?} of {o}: a secret of that name exists, created {}; a key has one \
+                             source: delete the secret, or remove the key from this ref",
+                            other(&m.created_by)
+                        ),
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut counts = SecretCounts::default();
+    if !plan.secrets.is_empty() {
+        let (store, prepared) = keys.ok_or_else(|| {
+            RefApplyError::Failed(SyncFailure::msg(
+                "the ref holds vaulted values, and no secrets key provider is set up",
+            ))
+        })?;
+        let warm = store.warm(conn, pid, prepared)?;
+        for s in &plan.secrets {
+            let (owner, vk, id) = names.resolve(&s.owner).ok_or_else(|| {
+                secret_conflict(
+                    s,
+                    format!("no {} in the project, and no inventory file of this ref declares it", s.owner),
+                )
+            })?;
+            if let Some(m) = by_key.get(&(s.owner.clone(), s.name.as_str())) {
+                if m.created_by != actor {
+                    return Err(secret_conflict(
+                        s,
+                        format!(
+                            "secret {:?} of {} already exists, created {}; a key has one source: delete it there, \
+                             or remove it from this ref",
+                            s.name,
+                            s.owner,
+                            other(&m.created_by)
+                        ),
+                    ));
+                }
+            }
+            // The ref's own plain row of this key went with its variables.
+            let source: Option<Option<i64>> = variables::table
+                .filter(variables::project_id.eq(pid))
+                .filter(variables::owner_kind.eq(vk as i32))
+                .filter(variables::owner_id.eq(id))
+                .filter(variables::var_key.eq(&s.name))
+                .select(variables::source_id)
+                .first(conn)
+                .optional()?;
+            if let Some(source) = source {
+                let by = match source {
+                    Some(s) => format!("by config ref {s}"),
+                    None => "through the API or an import".to_string(),
+                };
+                return Err(secret_conflict(
+                    s,
+                    format!(
+                        "variable {:?} of {} is already set {by}, and this ref holds it vaulted; a key has one \
+                         source: remove it there, or from this ref",
+                        s.name, s.owner
+                    ),
+                ));
+            }
+            si::write_one(conn, store, &warm, owner, s, &actor, &mut counts)?;
+        }
+    }
+    let wanted: HashSet<(&SecretOwner, &str)> = plan.secrets.iter().map(|s| (&s.owner, s.name.as_str())).collect();
+    for (o, m) in &existing {
+        if m.created_by == actor && !wanted.contains(&(o, m.name.as_str())) {
+            let (owner, _, _) = names.resolve(o).expect("listed owners exist");
+            super::secrets::delete(conn, owner, &m.name, &actor)?;
+            counts.removed += 1;
+        }
+    }
+    Ok(counts)
+}
+
 /// Applies `plan` (read from `commit`) for ref `r`, whose lease `holder`
-/// holds, and records the success in the same transaction.
+/// holds, and records the success in the same transaction. `secrets` is
+/// needed when the plan holds secrets (the key provider is called before
+/// the transaction).
 pub fn apply_ref(
     conn: &mut DbConn,
     r: &ConfigRef,
@@ -474,9 +661,15 @@ pub fn apply_ref(
     commit: &str,
     holder: &str,
     started: i64,
+    secrets: Option<&Secrets<'_>>,
 ) -> Result<Applied, RefApplyError> {
     let project =
         project_by_id(conn, r.project_id)?.ok_or_else(|| StoreError::NotFound(format!("project {}", r.project_id)))?;
+    let prepared = match secrets {
+        Some(s) if !plan.secrets.is_empty() => Some(s.prepare_key(conn, Some(r.project_id))?),
+        _ => None,
+    };
+    let keys = secrets.zip(prepared.as_ref());
 
     // Read first, outside any write lock: most new commits change nothing
     // that is stored (a README, another path), and those cost one status
@@ -486,7 +679,7 @@ pub fn apply_ref(
     if !structure_changed {
         let (groups, hosts) = owner_ids(conn, r.project_id)?;
         let diff = var_diff(conn, r, plan, &snap, &groups, &hosts)?;
-        if diff.counts().is_zero() {
+        if diff.counts().is_zero() && secrets_unchanged(conn, r, plan, keys)? {
             super::tx::write(conn, |conn| record_success(conn, r.id, holder, started, commit, VarCounts::default()))?;
             return Ok(Applied::default());
         }
@@ -505,9 +698,10 @@ pub fn apply_ref(
         let (groups, hosts) = owner_ids(conn, r.project_id)?;
         let diff = var_diff(conn, r, plan, &snap, &groups, &hosts)?;
         write_vars(conn, r, &diff)?;
+        let secrets = write_ref_secrets(conn, r, plan, keys)?;
         let counts = diff.counts();
         record_success(conn, r.id, holder, started, commit, counts)?;
-        Ok(Applied { counts, structure: structure_changed })
+        Ok(Applied { counts, structure: structure_changed, secrets })
     })
 }
 
@@ -559,22 +753,4 @@ pub fn keep_ref_owned(
         }
     }
     Ok(kept)
-}
-
-/// `cratond import` next to config refs: applies `desired` as
-/// [`super::apply::apply`] does, in one transaction, leaving every key a
-/// ref owns to its ref (see [`keep_ref_owned`]). Returns the summary and
-/// how many keys of the input were skipped for that reason.
-pub fn import_keeping_ref_owned(
-    conn: &mut DbConn,
-    project: &str,
-    desired: &mut Desired,
-    replace: bool,
-    progress: super::apply::Progress,
-) -> Result<(super::apply::Summary, usize), StoreError> {
-    super::tx::write(conn, |conn| {
-        let kept = keep_ref_owned(conn, project, desired, replace)?;
-        let summary = super::apply::apply(conn, project, desired, replace, progress)?;
-        Ok((summary, kept))
-    })
 }

@@ -6,6 +6,8 @@
 //! (a transit round trip must not hold SQLite's write lock): a new data key
 //! is wrapped first and then inserted, and a concurrent creator's key wins.
 
+pub mod imported;
+
 use diesel::prelude::*;
 
 use super::schema::{secret_access, secret_data_keys, secret_versions, secrets};

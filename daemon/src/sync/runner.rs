@@ -7,14 +7,21 @@
 //!    (a pending "sync now" request is cleared, the only exception);
 //! 3. take the ref's lease (another process holding it: done, it is on it);
 //! 4. write the commit's files under the ref's path to a scratch directory,
-//!    read them with the importer's parsers, apply in one transaction that
-//!    also records the success and gives the lease back;
+//!    read them with the importer's parsers (vaulted values opened with the
+//!    project's vault passwords from the config file), apply in one
+//!    transaction that also records the success and gives the lease back;
 //! 5. any failure: the error (file, line, what) goes on the ref's status in
 //!    a separate small write, the inventory is untouched.
 
+use std::sync::Arc;
+
+use craton::import::command::Limits;
+use craton::import::vaulted::VaultIds;
 use craton::ref_reader::{read_ref, ProjectNames};
+use craton::secrets::KeyProvider;
 use craton::store::config_refs::{self, ConfigRef, SyncFailure};
 use craton::store::ref_apply::{apply_ref, Applied, RefApplyError};
+use craton::store::secrets::Secrets;
 use craton::store::{now_ms, DbConn, StoreError};
 
 use super::git::{Access, GitCache};
@@ -46,6 +53,8 @@ impl Outcome {
 pub struct Syncer {
     pub settings: SyncSettings,
     pub cache: GitCache,
+    /// The secrets key provider, from the environment on first need.
+    keys: std::sync::OnceLock<Result<Arc<dyn KeyProvider>, String>>,
 }
 
 fn project_names(conn: &mut DbConn, pid: i64) -> Result<ProjectNames, StoreError> {
@@ -56,7 +65,7 @@ fn project_names(conn: &mut DbConn, pid: i64) -> Result<ProjectNames, StoreError
 impl Syncer {
     pub fn new(settings: SyncSettings) -> Syncer {
         let cache = GitCache::new(settings.cache_dir.clone());
-        Syncer { settings, cache }
+        Syncer { settings, cache, keys: Default::default() }
     }
 
     /// Syncs ref `id` (any project). `force` applies the commit again even
@@ -149,7 +158,8 @@ impl Syncer {
         let scratch = self.cache.scratch().map_err(RefApplyError::Failed)?;
         let mut warnings = self.cache.materialize(fetched, &r.path, scratch.path()).map_err(RefApplyError::Failed)?;
         let names = project_names(conn, r.project_id)?;
-        let (plan, more) = read_ref(scratch.path(), &r.path, &names).map_err(RefApplyError::Failed)?;
+        let vault = self.vault_ids(conn, r)?;
+        let (plan, more) = read_ref(scratch.path(), &r.path, &names, &vault).map_err(RefApplyError::Failed)?;
         warnings.extend(more);
         drop(scratch);
         // Parsing may have taken a while: renew the lease before writing.
@@ -159,8 +169,41 @@ impl Syncer {
                 r.id
             ))));
         }
-        let applied = apply_ref(conn, r, &plan, &fetched.commit, &self.settings.holder, started)?;
+        let provider = if plan.secrets.is_empty() { None } else { Some(self.key_provider()?) };
+        let secrets = provider.as_deref().map(Secrets::new);
+        let applied = apply_ref(conn, r, &plan, &fetched.commit, &self.settings.holder, started, secrets.as_ref())?;
         Ok((applied, warnings))
+    }
+
+    /// The vault passwords of the ref's project, read now (a password file
+    /// may have changed since the start).
+    fn vault_ids(&self, conn: &mut DbConn, r: &ConfigRef) -> Result<VaultIds, RefApplyError> {
+        let Some(project) = craton::store::project_by_id(conn, r.project_id)? else {
+            return Ok(VaultIds::default());
+        };
+        let Some(specs) = self.settings.vault.get(&project.name) else {
+            return Ok(VaultIds::default());
+        };
+        let limits = Limits { timeout: std::time::Duration::from_secs(60), ..Limits::default() };
+        VaultIds::load(specs, &limits).map_err(|e| {
+            RefApplyError::Failed(SyncFailure::msg(format!(
+                "the vault passwords of project {:?} (config file): {e}",
+                project.name
+            )))
+        })
+    }
+
+    /// Uses `provider` for secrets instead of the environment's (tests,
+    /// embedders); false when one is already in use.
+    pub fn set_key_provider(&self, provider: Arc<dyn KeyProvider>) -> bool {
+        self.keys.set(Ok(provider)).is_ok()
+    }
+
+    fn key_provider(&self) -> Result<Arc<dyn KeyProvider>, RefApplyError> {
+        self.keys
+            .get_or_init(|| craton::secrets::keys::provider_from_env().map(Arc::from).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| RefApplyError::Failed(SyncFailure::msg(format!("the secrets key provider: {e}"))))
     }
 }
 
@@ -170,14 +213,22 @@ pub fn summary_line(r: &ConfigRef, outcome: &Outcome) -> String {
     let short = |c: &str| c[..c.len().min(12)].to_string();
     match outcome {
         Outcome::Unchanged { commit } => format!("{name}: unchanged at {}", short(commit)),
-        Outcome::Applied { commit, applied, .. } => format!(
-            "{name}: synced {}: variables {} created, {} updated, {} removed{}",
-            short(commit),
-            applied.counts.created,
-            applied.counts.updated,
-            applied.counts.removed,
-            if applied.structure { "; groups or hosts added" } else { "" }
-        ),
+        Outcome::Applied { commit, applied, .. } => {
+            let s = &applied.secrets;
+            format!(
+                "{name}: synced {}: variables {} created, {} updated, {} removed{}{}",
+                short(commit),
+                applied.counts.created,
+                applied.counts.updated,
+                applied.counts.removed,
+                if s.changed() {
+                    format!("; secrets {} created, {} updated, {} removed", s.created, s.updated, s.removed)
+                } else {
+                    String::new()
+                },
+                if applied.structure { "; groups or hosts added" } else { "" }
+            )
+        }
         Outcome::Failed(f) => format!("{name}: error: {f}"),
         Outcome::Busy => format!("{name}: skipped: another cratond process is syncing it"),
         Outcome::Gone => format!("{name}: deleted meanwhile"),

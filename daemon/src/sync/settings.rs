@@ -20,10 +20,14 @@
 //!
 //! Per-project repository rules and credentials (`[projects.NAME]`
 //! `git_url_allow`, `git_token`, ...) come from the config file only; see
-//! `crate::repo_policy`.
+//! `crate::repo_policy`. So do the vault passwords a project's refs decrypt
+//! vaulted values with (`vault_password_file`, `vault_ids`): the paths are
+//! kept, and the files are read (or scripts run) at each sync.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use craton::import::vaulted::VaultIdSpec;
 
 /// Credentials for private repositories.
 #[derive(Clone, Default)]
@@ -60,6 +64,9 @@ pub struct SyncSettings {
     pub policy: crate::repo_policy::RepoPolicy,
     /// This process's name in leases: host, pid and a random part.
     pub holder: String,
+    /// Per project: the vault passwords its refs open vaulted values with
+    /// (`[projects.NAME] vault_ids`, then `vault_password_file`).
+    pub vault: std::collections::BTreeMap<String, Vec<VaultIdSpec>>,
 }
 
 impl fmt::Debug for SyncSettings {
@@ -72,6 +79,7 @@ impl fmt::Debug for SyncSettings {
             .field("lease_ttl_ms", &self.lease_ttl_ms)
             .field("policy", &self.policy)
             .field("holder", &self.holder)
+            .field("vault", &self.vault)
             .finish()
     }
 }
@@ -125,6 +133,24 @@ fn holder_id() -> String {
     id
 }
 
+/// `[projects.NAME] vault_ids` and `vault_password_file`, checked now.
+fn vault_ids(
+    projects: &std::collections::BTreeMap<String, craton::config::ProjectConfig>,
+) -> Result<std::collections::BTreeMap<String, Vec<VaultIdSpec>>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, p) in projects {
+        let mut specs = Vec::new();
+        for id in &p.vault_ids {
+            specs.push(VaultIdSpec::parse(id).map_err(|e| format!("config file: projects.{name:?}.vault_ids: {e}"))?);
+        }
+        specs.extend(p.vault_password_file.iter().map(VaultIdSpec::password_file));
+        if !specs.is_empty() {
+            out.insert(name.clone(), specs);
+        }
+    }
+    Ok(out)
+}
+
 impl SyncSettings {
     /// From the environment, falling back to the config file's
     /// `webhook_secret`, `git_token`, `git_username`, `git_ssh_key`,
@@ -156,6 +182,7 @@ impl SyncSettings {
             parallel: number::<usize>("CRATON_SYNC_PARALLEL", 2)?.max(1),
             policy: crate::repo_policy::RepoPolicy::from_config(&file.projects)?,
             holder: holder_id(),
+            vault: vault_ids(&file.projects)?,
         })
     }
 
@@ -171,6 +198,31 @@ impl SyncSettings {
             parallel: 2,
             policy: Default::default(),
             holder: holder_id(),
+            vault: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_passwords_per_project_from_the_config_file() {
+        use craton::config::ProjectConfig;
+        let web = ProjectConfig {
+            vault_password_file: Some("/run/pw".into()),
+            vault_ids: vec!["lab@/run/lab-client".into()],
+            ..ProjectConfig::default()
+        };
+        let projects = [("web".to_string(), web), ("other".to_string(), ProjectConfig::default())].into();
+        let v = vault_ids(&projects).unwrap();
+        let labels: Vec<(&str, &str)> =
+            v["web"].iter().map(|s| (s.label.as_str(), s.source.to_str().unwrap())).collect();
+        assert_eq!(labels, [("lab", "/run/lab-client"), ("default", "/run/pw")], "vault ids first, as Ansible");
+        assert!(!v.contains_key("other"));
+        let bad = ProjectConfig { vault_ids: vec!["x@prompt".into()], ..ProjectConfig::default() };
+        let e = vault_ids(&[("web".to_string(), bad)].into()).unwrap_err();
+        assert!(e.contains("projects.\"web\".vault_ids") && e.contains("does not prompt"), "{e}");
     }
 }
