@@ -73,6 +73,9 @@ pub struct DesiredSecret {
     pub name: String,
     pub kind: SecretKind,
     pub value: Secret,
+    /// The tier its source has in Ansible: vars file, or inline (a `!vault`
+    /// value in an inventory file).
+    pub tier: crate::model::Tier,
     /// Where the input holds it, for messages: the file, and the line
     /// where the format has lines (of the decrypted text, for a vaulted file).
     pub file: String,

@@ -645,11 +645,12 @@ pub(crate) fn take_secrets(
     book: &Book,
     out: &mut Vec<DesiredSecret>,
 ) -> Result<(), ImportError> {
-    let mut push = |name: String, value: &crate::secrets::Secret, origin: &vaulted::Origin| {
+    let mut push = |name: String, value: &crate::secrets::Secret, origin: &vaulted::Origin, tier: Tier| {
         out.push(DesiredSecret {
             owner: owner.clone(),
             kind: vaulted::kind_of(value.expose()),
             value: value.clone(),
+            tier,
             file: origin.file.clone(),
             line: origin.line,
             name,
@@ -657,21 +658,21 @@ pub(crate) fn take_secrets(
     };
     for (k, s) in file_secrets.into_iter().flatten() {
         vars.shift_remove(k);
-        push(k.clone(), &s.value, &s.origin);
+        push(k.clone(), &s.value, &s.origin, Tier::VarsFile);
     }
     if !book.can_open() {
         return Ok(());
     }
-    let inline: Vec<(String, String)> = vars
+    let inline: Vec<(String, String, Tier)> = vars
         .iter()
-        .filter_map(|(k, v)| inline_ciphertext(v.value.get()).map(|ct| (k.clone(), ct)))
-        .filter(|(_, ct)| book.inline(ct).is_some())
+        .filter_map(|(k, v)| inline_ciphertext(v.value.get()).map(|ct| (k.clone(), ct, v.tier)))
+        .filter(|(_, ct, _)| book.inline(ct).is_some())
         .collect();
-    for (k, ct) in inline {
+    for (k, ct, tier) in inline {
         let (plain, origin) = book.inline(&ct).expect("filtered on it");
         vaulted::check_secret(origin, &k, plain.expose())?;
         vars.shift_remove(&k);
-        push(k, plain, origin);
+        push(k, plain, origin, tier);
     }
     Ok(())
 }

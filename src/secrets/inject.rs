@@ -8,8 +8,10 @@
 //!
 //! Tier: a secret sits in the vars-file tier, because that is where a
 //! bundle writes it (`group_vars/G/secrets.yml`), and `--list` must resolve
-//! as the bundle does. A secret replaces a plain variable of the same owner
-//! and name: the secret is the newer, guarded truth.
+//! as the bundle does; one imported from an inline `!vault` value of an
+//! inventory file keeps the inline tier its source had (a bundle writes it
+//! inline, as a vault value). A secret replaces a plain variable of the
+//! same owner and name: the secret is the newer, guarded truth.
 //!
 //! Key derivation: ansible-vault spends 10,000 PBKDF2 rounds per salt, about
 //! 2.5 ms; 10,000 values with a salt each would cost 25 s per output. One
@@ -38,6 +40,9 @@ pub struct Opened<'a> {
     pub owner_id: i64,
     pub name: &'a str,
     pub value: &'a Secret,
+    /// Where it ranks: the vars-file tier unless it came from an inline
+    /// `!vault` value of an inventory file.
+    pub tier: Tier,
 }
 
 /// The salt of every vault text in the output of `project_id` at `revision`.
@@ -90,7 +95,7 @@ pub fn inject(snap: &mut Snapshot, secrets: &[Opened<'_>], key: &VaultKey) -> Re
         };
         let text = key.encrypt(s.value.expose(), VAULT_ID)?;
         vars.shift_remove(s.name);
-        vars.insert(s.name.to_string(), Var { value: vault_value(&text), tier: Tier::VarsFile });
+        vars.insert(s.name.to_string(), Var { value: vault_value(&text), tier: s.tier });
         out.injected += 1;
     }
     Ok(out)

@@ -268,6 +268,7 @@ diesel::table! {
         updated_by -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        tier -> Integer,
     }
 }
 

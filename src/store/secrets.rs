@@ -37,6 +37,8 @@ pub struct SecretMeta {
     pub updated_by: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `model::Tier` as stored: 1 vars file (the default), 0 inline.
+    pub tier: i32,
 }
 
 /// One access record.
@@ -188,6 +190,23 @@ impl<'p> Secrets<'p> {
         actor: &str,
         must_exist: Option<bool>,
     ) -> Result<SecretMeta, SecretsError> {
+        self.put_tiered(conn, owner, name, kind, value, actor, must_exist, None)
+    }
+
+    /// [`Secrets::put`] that also sets the secret's tier (`None`: a new
+    /// secret gets the vars-file tier, an existing one keeps its own).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_tiered(
+        &self,
+        conn: &mut DbConn,
+        owner: Owner,
+        name: &str,
+        kind: SecretKind,
+        value: &Secret,
+        actor: &str,
+        must_exist: Option<bool>,
+        tier: Option<crate::model::Tier>,
+    ) -> Result<SecretMeta, SecretsError> {
         crate::names::check_name("secret", name).map_err(SecretsError::Invalid)?;
         // The secret becomes an Ansible variable of that name.
         let mut chars = name.chars();
@@ -221,6 +240,7 @@ impl<'p> Secrets<'p> {
                         let v = m.current_version + 1;
                         diesel::update(secrets::table.find(m.id))
                             .set((
+                                secrets::tier.eq(tier.map_or(m.tier, |t| t as i32)),
                                 secrets::kind.eq(kind.as_str()),
                                 secrets::current_version.eq(v),
                                 secrets::fingerprint.eq(&checked.fingerprint),
@@ -238,6 +258,7 @@ impl<'p> Secrets<'p> {
                                 secrets::owner_kind.eq(owner.kind.as_str()),
                                 secrets::owner_id.eq(owner.id),
                                 secrets::name.eq(name),
+                                secrets::tier.eq(tier.unwrap_or(crate::model::Tier::VarsFile) as i32),
                                 secrets::kind.eq(kind.as_str()),
                                 secrets::current_version.eq(1i64),
                                 secrets::fingerprint.eq(&checked.fingerprint),
@@ -597,6 +618,7 @@ pub fn inject_output_with(
                 Some(inject::Opened {
                     owner_kind: OwnerKind::parse(&m.owner_kind)?,
                     owner_id: m.owner_id,
+                    tier: crate::model::Tier::from_i32(m.tier),
                     name: &m.name,
                     value: v,
                 })

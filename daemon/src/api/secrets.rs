@@ -92,6 +92,9 @@ fn meta_json(m: &SecretMeta) -> Value {
         "version": m.current_version,
         "fingerprint": m.fingerprint,
         "not_after": m.not_after,
+        // Where the secret ranks as a variable: `vars_file` (group_vars/,
+        // host_vars/), or `inventory` (an imported inline `!vault` value).
+        "tier": craton::model::Tier::from_i32(m.tier),
         "created_by": m.created_by,
         "updated_by": m.updated_by,
         "created_at": m.created_at,

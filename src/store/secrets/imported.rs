@@ -194,12 +194,17 @@ pub fn write_one(
     let existing = find(conn, owner, &s.name)?;
     if let Some(m) = &existing {
         if unchanged(conn, owner, m, s, warm)? {
+            if m.tier != s.tier as i32 {
+                // The same value, moved between tiers in the input.
+                super::super::edit::begin_write(conn, owner.project_id)?;
+                diesel::update(secrets::table.find(m.id)).set(secrets::tier.eq(s.tier as i32)).execute(conn)?;
+            }
             counts.unchanged += 1;
             return Ok(());
         }
     }
     let writer = Secrets { provider: warm, keep_versions: store.keep_versions };
-    writer.put(conn, owner, &s.name, s.kind, &s.value, actor, None)?;
+    writer.put_tiered(conn, owner, &s.name, s.kind, &s.value, actor, None, Some(s.tier))?;
     if existing.is_some() {
         counts.updated += 1;
     } else {
