@@ -6,7 +6,9 @@
 use indexmap::IndexMap;
 
 use crate::model::OwnVars;
+#[cfg(feature = "secrets")]
 use crate::secrets::pem::SecretKind;
+#[cfg(feature = "secrets")]
 use crate::secrets::Secret;
 
 #[derive(Debug, Clone, Default)]
@@ -64,6 +66,7 @@ impl std::fmt::Display for SecretOwner {
     }
 }
 
+#[cfg(feature = "secrets")]
 /// A variable the input holds vault-encrypted: it is stored as a secret of
 /// its owner (through [`crate::store::secrets`]), never as a plain variable.
 #[derive(Debug, Clone)]
@@ -82,6 +85,7 @@ pub struct DesiredSecret {
     pub line: Option<usize>,
 }
 
+#[cfg(feature = "secrets")]
 impl DesiredSecret {
     /// `file` or `file:line`.
     pub fn origin(&self) -> String {
