@@ -125,17 +125,7 @@ impl<'p> Secrets<'p> {
                 return Ok(false);
             }
             let now = now_ms();
-            diesel::insert_into(secret_data_keys::table)
-                .values((
-                    secret_data_keys::project_id.eq(project_id),
-                    secret_data_keys::provider.eq(&w.provider),
-                    secret_data_keys::key_version.eq(w.key_version),
-                    secret_data_keys::wrapped.eq(&w.wrapped),
-                    secret_data_keys::active.eq(true),
-                    secret_data_keys::created_at.eq(now),
-                    secret_data_keys::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            insert_active_key(conn, project_id, &w, now)?;
             Ok(true)
         }) {
             Ok(inserted) => inserted,
@@ -457,6 +447,27 @@ impl<'p> Secrets<'p> {
 
 fn binding(owner: Owner, name: &str, version: i64) -> Binding<'_> {
     Binding { project_id: owner.project_id, owner_kind: owner.kind, owner_id: owner.id, name, version }
+}
+
+/// Inserts `w` as the project's active data key (the unique index refuses
+/// a second active one).
+fn insert_active_key(
+    conn: &mut DbConn,
+    project_id: i64,
+    w: &WrappedKey,
+    now: i64,
+) -> Result<usize, diesel::result::Error> {
+    diesel::insert_into(secret_data_keys::table)
+        .values((
+            secret_data_keys::project_id.eq(project_id),
+            secret_data_keys::provider.eq(&w.provider),
+            secret_data_keys::key_version.eq(w.key_version),
+            secret_data_keys::wrapped.eq(&w.wrapped),
+            secret_data_keys::active.eq(true),
+            secret_data_keys::created_at.eq(now),
+            secret_data_keys::updated_at.eq(now),
+        ))
+        .execute(conn)
 }
 
 fn active_key(conn: &mut DbConn, project_id: i64) -> Result<Option<(i64, WrappedKey)>, SecretsError> {

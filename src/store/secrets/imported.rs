@@ -31,7 +31,7 @@ use crate::secrets::envelope::{self, DataKey, OwnerKind};
 use crate::secrets::keys::{KeyError, KeyProvider, WrappedKey};
 use crate::secrets::pem;
 use crate::store::apply::{self, Progress, Summary};
-use crate::store::schema::{hosts, inventory_groups, secret_data_keys, secret_versions, secrets, variables};
+use crate::store::schema::{hosts, inventory_groups, secret_versions, secrets, variables};
 use crate::store::{ensure_project, find_project, now_ms, DbConn, StoreError, CHUNK};
 
 /// `created_by` of the secrets `cratond import` writes.
@@ -121,17 +121,7 @@ impl<'p> Secrets<'p> {
         if active_key(conn, pid)?.is_none() {
             let now = now_ms();
             let w = &prepared.wrapped;
-            diesel::insert_into(secret_data_keys::table)
-                .values((
-                    secret_data_keys::project_id.eq(pid),
-                    secret_data_keys::provider.eq(&w.provider),
-                    secret_data_keys::key_version.eq(w.key_version),
-                    secret_data_keys::wrapped.eq(&w.wrapped),
-                    secret_data_keys::active.eq(true),
-                    secret_data_keys::created_at.eq(now),
-                    secret_data_keys::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            super::insert_active_key(conn, pid, w, now)?;
         }
         Ok(Warm { inner: self.provider, prepared })
     }

@@ -347,17 +347,7 @@ impl<'p> Secrets<'p> {
             )
             .set((secret_data_keys::active.eq(false), secret_data_keys::updated_at.eq(now)))
             .execute(conn)?;
-            diesel::insert_into(secret_data_keys::table)
-                .values((
-                    secret_data_keys::project_id.eq(pid),
-                    secret_data_keys::provider.eq(&w.provider),
-                    secret_data_keys::key_version.eq(w.key_version),
-                    secret_data_keys::wrapped.eq(&w.wrapped),
-                    secret_data_keys::active.eq(true),
-                    secret_data_keys::created_at.eq(now),
-                    secret_data_keys::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            super::insert_active_key(conn, pid, &w, now)?;
             match active_key(conn, pid)? {
                 Some((id, stored)) if stored == w => Ok(Some(id)),
                 _ => Ok(None),
