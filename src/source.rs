@@ -82,7 +82,7 @@ impl DbSource {
     ) -> Result<crate::model::Snapshot, SourceError> {
         use crate::store::secrets::{self, Secrets};
         let Some(password) = &self.vault else {
-            self.omitted = Some(secrets::owners_of(conn, snap.project.id)?.len());
+            self.omitted = Some(secrets::count(conn, snap.project.id)?);
             return Ok(snap);
         };
         let provider = crate::secrets::keys::provider_from_env().map_err(|e| SourceError::Secrets(e.to_string()))?;

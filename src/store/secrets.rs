@@ -652,14 +652,11 @@ pub fn record_access(conn: &mut DbConn, project_id: i64, action: &str, actor: &s
     })
 }
 
-/// How many secrets the project holds, per owner: what an output without a
-/// vault password leaves out.
-pub fn owners_of(conn: &mut DbConn, project_id: i64) -> Result<Vec<(OwnerKind, i64)>, StoreError> {
-    let rows: Vec<(String, i64)> = secrets::table
-        .filter(secrets::project_id.eq(project_id))
-        .select((secrets::owner_kind, secrets::owner_id))
-        .load(conn)?;
-    Ok(rows.into_iter().filter_map(|(k, id)| OwnerKind::parse(&k).map(|k| (k, id))).collect())
+/// How many secrets the project holds: what an output without a vault
+/// password leaves out. One COUNT, on every inventory request.
+pub fn count(conn: &mut DbConn, project_id: i64) -> Result<usize, StoreError> {
+    let n: i64 = secrets::table.filter(secrets::project_id.eq(project_id)).count().get_result(conn)?;
+    Ok(n as usize)
 }
 
 /// The newest access records of a project, newest first.

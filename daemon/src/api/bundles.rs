@@ -60,7 +60,7 @@ async fn serve_bundle(
                 let out = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
                 return Ok((Arc::new(build_vaulted(&out, &q.selection, format)?), 0));
             }
-            let omitted = craton::store::secrets::owners_of(conn, project.id)?.len();
+            let omitted = craton::store::secrets::count(conn, project.id)?;
             Ok((build_cached(&st, conn, &project, &q.selection, format, &key_query)?, omitted))
         })
         .await?;

@@ -82,7 +82,7 @@ pub(crate) fn prepare(
     }
     // No secrets, no key provider: a project without any is served even
     // when the provider is down.
-    let n = ss::owners_of(conn, project.id)?.len();
+    let n = ss::count(conn, project.id)?;
     if !ask.wants_secrets() || n == 0 {
         return plain(conn, if ask.wants_secrets() { 0 } else { n });
     }
