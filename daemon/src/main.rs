@@ -113,6 +113,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     body_limit: usize,
+    /// Never compress responses (gzip/zstd of JSON and text is on by
+    /// default; turn it off behind a proxy that compresses).
+    #[arg(long, env = "CRATON_NO_COMPRESSION")]
+    no_compression: bool,
     /// Seconds a request may take before it is answered 408.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
@@ -468,8 +472,11 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     let sync_settings = cratond::sync::SyncSettings::from_env().map_err(|e| anyhow!(e))?;
     let hub = cratond::sync::SyncHub::new(sync_settings);
     let run_settings = cratond::runner::RunSettings::from_env(hub.settings().holder.clone()).map_err(|e| anyhow!(e))?;
-    let limits =
-        cratond::api::Limits { body_bytes: args.body_limit, timeout: std::time::Duration::from_secs(args.timeout) };
+    let limits = cratond::api::Limits {
+        body_bytes: args.body_limit,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        compress: !args.no_compression,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;

@@ -58,11 +58,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(pool: DbPool, auth: AuthMode) -> Self {
         let permits = pool.max_size() as usize;
+        let metrics = Arc::new(Metrics::new(pool.clone()));
         AppState {
             pool,
             db_permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
             auth,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             snapshots: Arc::default(),
             grants: Arc::default(),
             bundles: Arc::default(),
@@ -74,12 +75,14 @@ impl AppState {
 
     /// The same state with config ref sync attached.
     pub fn with_sync(mut self, hub: Arc<crate::sync::SyncHub>) -> Self {
+        self.metrics.register_sync(&hub.syncer.metrics);
         self.sync = Some(hub);
         self
     }
 
     /// The same state with the playbook runner attached.
     pub fn with_runs(mut self, hub: Arc<crate::runner::RunHub>) -> Self {
+        self.metrics.register_runs(&hub.metrics);
         self.runs = Some(hub);
         self
     }
@@ -106,11 +109,14 @@ impl AppState {
         F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let waiting = self.metrics.db_wait();
         let _permit =
             self.db_permits.acquire().await.map_err(|e| ApiError::internal(format!("database permits: {e}")))?;
         let unconfirmed = crate::api::auth::take_unconfirmed();
         let result = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
+            let conn = pool.get();
+            waiting.finish(conn.is_ok());
+            let mut conn = conn.map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
             if let Some(id) = unconfirmed {
                 crate::api::auth::confirm(&mut conn, id)?;
             }

@@ -64,11 +64,7 @@ async fn serve_bundle(
             Ok((build_cached(&st, conn, &project, &q.selection, format, &key_query)?, omitted))
         })
         .await?;
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == bundle.etag || t.trim() == "*"));
-    if matches {
+    if super::compression::if_none_match(&headers, &bundle.etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, bundle.etag.clone())]).into_response());
     }
     let mut r = (

@@ -30,12 +30,12 @@ pub async fn healthz(State(state): State<AppState>, _: NoQuery) -> Result<Respon
     Ok((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics (names, labels and units: docs/observability.md).
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
         (status = 400, description = "An unknown query parameter", body = super::openapi::ApiErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, _: NoQuery) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 
 /// The OpenAPI document as JSON (see [`super::openapi`]).

@@ -1,10 +1,11 @@
 //! The REST API v1: the route table, the middleware every request passes
-//! (metrics, timeout, body limit) and `app()`, which tests call without a
-//! socket.
+//! (compression, metrics, timeout, body limit) and `app()`, which tests
+//! call without a socket.
 
 pub mod auth;
 pub mod body;
 pub mod bundles;
+pub mod compression;
 pub mod config_refs;
 pub mod error;
 pub mod extract;
@@ -23,6 +24,7 @@ pub mod variables;
 pub mod vault_out;
 pub mod webhooks;
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -142,23 +144,41 @@ const WEBHOOK_BODY_BYTES: usize = 25 << 20;
 pub struct Limits {
     pub body_bytes: usize,
     pub timeout: Duration,
+    /// Compress responses ([`compression`]); off behind a proxy that
+    /// compresses itself (`--no-compression`).
+    pub compress: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { body_bytes: 1 << 20, timeout: Duration::from_secs(30) }
+        Limits { body_bytes: 1 << 20, timeout: Duration::from_secs(30), compress: true }
     }
 }
 
-async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Where [`matched_route`] leaves the route for [`record`], which runs
+/// outside the router (so that it also sees the answers of the deadline
+/// and the fallback) and so cannot read `MatchedPath` itself.
+#[derive(Clone, Default)]
+struct RouteSlot(Arc<OnceLock<MatchedPath>>);
+
+async fn matched_route(req: Request, next: Next) -> Response {
+    if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
+        let _ = slot.0.set(path.clone());
+    }
+    next.run(req).await
+}
+
+/// Metrics and the debug log line of every request.
+async fn record(State(metrics): State<Arc<crate::metrics::Metrics>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let _in_flight = metrics.http.start();
+    let method = req.method().clone();
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    state.metrics.observe(&method, &route, status, start.elapsed());
-    tracing::debug!(%method, %route, status, micros = start.elapsed().as_micros() as u64, "request");
+    let route = slot.0.get().map_or("unmatched", MatchedPath::as_str);
+    metrics.http.observe(&method, route, resp.status(), start.elapsed());
+    tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
     resp
 }
 
@@ -255,8 +275,11 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::confirm_grant))
-        .route_layer(middleware::from_fn_with_state(state.clone(), record))
+        .route_layer(middleware::from_fn(matched_route))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(middleware::from_fn_with_state(limits.timeout, deadline))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), record))
+        .layer(compression::layer(limits.compress))
+        .layer(middleware::from_fn(compression::weak_etags))
         .with_state(state)
 }

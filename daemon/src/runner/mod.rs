@@ -55,6 +55,8 @@ pub struct RunHub {
     pub settings: RunSettings,
     pub sync: Arc<crate::sync::SyncHub>,
     pub publisher: Option<publish::Publisher>,
+    /// Runs and event ingest of this process (served at /metrics).
+    pub metrics: crate::metrics::RunMetrics,
     feeds: Mutex<HashMap<i64, Arc<Feed>>>,
     cancels: Mutex<HashMap<i64, watch::Sender<Option<CancelMode>>>>,
 }
@@ -63,7 +65,14 @@ impl RunHub {
     /// Must be called inside the tokio runtime when Redis is configured.
     pub fn new(settings: RunSettings, sync: Arc<crate::sync::SyncHub>) -> Result<Arc<RunHub>, String> {
         let publisher = settings.redis_url.as_deref().map(publish::Publisher::start).transpose()?;
-        Ok(Arc::new(RunHub { settings, sync, publisher, feeds: Mutex::default(), cancels: Mutex::default() }))
+        Ok(Arc::new(RunHub {
+            settings,
+            sync,
+            publisher,
+            metrics: Default::default(),
+            feeds: Mutex::default(),
+            cancels: Mutex::default(),
+        }))
     }
 
     /// The live feed of a run this process is running (or just ran).
@@ -113,6 +122,7 @@ impl RunHub {
     pub fn launch(self: &Arc<Self>, pool: DbPool, launch: run::Launch) {
         let id = launch.run.id;
         let (feed, cancel_rx, cancel_tx) = self.register(id);
+        self.metrics.enter(None, craton::runs::RunStatus::Queued.as_str());
         let hub = self.clone();
         tokio::spawn(async move {
             run::execute(hub.clone(), pool, launch, feed, cancel_rx, cancel_tx).await;
@@ -136,6 +146,7 @@ impl RunHub {
                     Ok(Ok(ids)) if !ids.is_empty() => {
                         tracing::warn!(runs = ?ids, "runs whose process stopped are now lost");
                         for id in ids {
+                            hub.metrics.finish(None, craton::runs::RunStatus::Lost.as_str());
                             if let Some(p) = &hub.publisher {
                                 p.send(
                                     publish::run_channel(id),

@@ -117,6 +117,7 @@ fn writer(
     id: i64,
     holder: String,
     lost: watch::Sender<Option<CancelMode>>,
+    metrics: crate::metrics::RunMetrics,
 ) -> mpsc::UnboundedSender<Write> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
     tokio::spawn(async move {
@@ -153,11 +154,17 @@ fn writer(
             loop {
                 let item = w.take().expect("write");
                 let (p, h) = (pool.clone(), holder.clone());
+                let m = metrics.clone();
                 let (item, r) = tokio::task::spawn_blocking(move || {
                     let r = (|| {
                         let mut conn = p.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
                         match &item {
-                            Write::Batch(b) => store_runs::flush(&mut conn, id, &h, b).map(|_| true),
+                            Write::Batch(b) => {
+                                let start = std::time::Instant::now();
+                                store_runs::flush(&mut conn, id, &h, b)?;
+                                m.batch_stored(b.events.len(), start.elapsed());
+                                Ok(true)
+                            }
                             Write::Finish(f, _) => store_runs::finish(&mut conn, id, &h, f),
                         }
                     })();
@@ -478,10 +485,11 @@ pub async fn execute(
     let id = launch.run.id;
     let mut row = launch.run.clone();
     let project = launch.project.clone();
-    let writes = writer(pool.clone(), id, hub.settings.holder.clone(), cancel_tx.clone());
+    let writes = writer(pool.clone(), id, hub.settings.holder.clone(), cancel_tx.clone(), hub.metrics.clone());
     let keeper = lease_keeper(&hub, pool.clone(), id, cancel_tx);
     feed.set_run(run_json(&row, &project));
     let outcome = drive(&hub, &pool, launch, &feed, &mut row, cancel_rx, &writes).await;
+    let was = if row.status == RunStatus::Running.as_str() { RunStatus::Running } else { RunStatus::Queued };
     let (status, rc, reason, events_lost) = match outcome {
         Ok(done) => done,
         Err(reason) => {
@@ -512,6 +520,7 @@ pub async fn execute(
         row.finished_at = Some(now_ms());
     }
     let json = run_json(&row, &project);
+    hub.metrics.finish(Some(was.as_str()), RunStatus::parse(&row.status).unwrap_or(status).as_str());
     tracing::info!(run = id, status = %row.status, rc = ?row.rc, recorded = ?recorded, "run finished");
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, true);
@@ -564,6 +573,7 @@ async fn drive(
         }
     }
     row.status = RunStatus::Running.as_str().into();
+    hub.metrics.enter(Some(RunStatus::Queued.as_str()), RunStatus::Running.as_str());
     row.git_commit = Some(commit);
     row.started_at = Some(now_ms());
     let json = run_json(row, &project);
@@ -613,6 +623,7 @@ async fn drive(
 
     let publisher = hub.publisher.clone();
     let on_event = |line: String, tally: &mut Tally, batch: &mut Batch, bad: &mut i64| {
+        hub.metrics.event_received();
         let head: EventHead = match serde_json::from_str(&line) {
             Ok(h) => h,
             Err(_) => {
@@ -709,6 +720,11 @@ async fn drive(
     } else {
         Ending::Exited(exit)
     };
+    let lost = match emitted {
+        Some(e) => (e - tally.received).max(bad_lines),
+        None => bad_lines + dropped,
+    };
+    hub.metrics.events_lost(lost.max(0) as u64);
     let events_lost = dropped > 0
         || bad_lines > 0
         || emitted.is_some_and(|e| e > tally.received)

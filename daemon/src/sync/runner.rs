@@ -47,12 +47,25 @@ impl Outcome {
     pub fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed(_))
     }
+
+    /// The `outcome` label of `craton_syncs_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Unchanged { .. } => "unchanged",
+            Outcome::Applied { .. } => "applied",
+            Outcome::Failed(_) => "failed",
+            Outcome::Busy => "busy",
+            Outcome::Gone => "gone",
+        }
+    }
 }
 
 /// The sync engine of one process: its settings and clone cache.
 pub struct Syncer {
     pub settings: SyncSettings,
     pub cache: GitCache,
+    /// Every sync, by outcome (served at /metrics by `cratond serve`).
+    pub metrics: crate::metrics::SyncMetrics,
     /// The secrets key provider, from the environment on first need.
     keys: std::sync::OnceLock<Result<Arc<dyn KeyProvider>, String>>,
 }
@@ -65,12 +78,19 @@ fn project_names(conn: &mut DbConn, pid: i64) -> Result<ProjectNames, StoreError
 impl Syncer {
     pub fn new(settings: SyncSettings) -> Syncer {
         let cache = GitCache::new(settings.cache_dir.clone());
-        Syncer { settings, cache, keys: Default::default() }
+        Syncer { settings, cache, metrics: Default::default(), keys: Default::default() }
     }
 
     /// Syncs ref `id` (any project). `force` applies the commit again even
     /// when it was already synced. Err only for database trouble.
     pub fn sync(&self, conn: &mut DbConn, id: i64, force: bool) -> Result<Outcome, StoreError> {
+        let start = std::time::Instant::now();
+        let result = self.sync_once(conn, id, force);
+        self.metrics.record(result.as_ref().map_or("error", Outcome::label), start.elapsed());
+        result
+    }
+
+    fn sync_once(&self, conn: &mut DbConn, id: i64, force: bool) -> Result<Outcome, StoreError> {
         let started = now_ms();
         let holder = self.settings.holder.as_str();
         let Some(r) = config_refs::get(conn, None, id)? else {

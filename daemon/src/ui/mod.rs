@@ -71,10 +71,8 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     };
     let asset = &ASSETS[i];
     let etag = &etags()[i];
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    // Compressed assets go with a weak ETag, which the browser sends back.
+    let fresh = crate::api::compression::if_none_match(headers, etag);
     let mut resp = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
