@@ -219,33 +219,9 @@ fn metrics_count_requests_a_sync_a_run_and_its_events() {
         ],
     );
 
-    // Nothing happened yet: every family is there, at zero.
+    // Nothing happened yet (labelled families appear with their first
+    // series; see the end for every name and type).
     let s0 = scrape(&server);
-    for (name, kind) in [
-        ("http_server_request_duration_seconds", "histogram"),
-        ("craton_http_requests_total", "counter"),
-        ("http_server_active_requests", "gauge"),
-        ("craton_db_pool_connections", "gauge"),
-        ("craton_db_pool_max_connections", "gauge"),
-        ("craton_db_pool_wait_seconds", "histogram"),
-        ("craton_db_pool_pending_requests", "gauge"),
-        ("craton_db_pool_checkout_failures_total", "counter"),
-        ("craton_syncs_total", "counter"),
-        ("craton_sync_duration_seconds", "histogram"),
-        ("craton_sync_last_success_timestamp_seconds", "gauge"),
-        ("craton_runs_active", "gauge"),
-        ("craton_runs_finished_total", "counter"),
-        ("craton_run_events_received_total", "counter"),
-        ("craton_run_events_stored_total", "counter"),
-        ("craton_run_events_lost_total", "counter"),
-        ("craton_run_event_batch_write_seconds", "histogram"),
-    ] {
-        assert_eq!(s0.types.get(name).map(String::as_str), Some(kind), "{name}: {:?}", s0.types);
-    }
-    // Conventional names: counters end in _total, and nothing else does.
-    for (name, kind) in &s0.types {
-        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
-    }
     assert_eq!(s0.get("http_server_active_requests", &[]), 1.0, "the scrape itself is in flight");
     assert_eq!(s0.get("craton_db_pool_max_connections", &[]), 8.0);
 
@@ -354,6 +330,32 @@ fn metrics_count_requests_a_sync_a_run_and_its_events() {
     assert_eq!(s6.get("craton_run_events_stored_total", &[]), received);
     assert_eq!(s6.get("craton_run_events_lost_total", &[]), 0.0);
     assert!(s6.get("craton_run_event_batch_write_seconds_count", &[]) >= 1.0);
+    // Every family, with its type.
+    for (name, kind) in [
+        ("http_server_request_duration_seconds", "histogram"),
+        ("craton_http_requests_total", "counter"),
+        ("http_server_active_requests", "gauge"),
+        ("craton_db_pool_connections", "gauge"),
+        ("craton_db_pool_max_connections", "gauge"),
+        ("craton_db_pool_wait_seconds", "histogram"),
+        ("craton_db_pool_pending_requests", "gauge"),
+        ("craton_db_pool_checkout_failures_total", "counter"),
+        ("craton_syncs_total", "counter"),
+        ("craton_sync_duration_seconds", "histogram"),
+        ("craton_sync_last_success_timestamp_seconds", "gauge"),
+        ("craton_runs_active", "gauge"),
+        ("craton_runs_finished_total", "counter"),
+        ("craton_run_events_received_total", "counter"),
+        ("craton_run_events_stored_total", "counter"),
+        ("craton_run_events_lost_total", "counter"),
+        ("craton_run_event_batch_write_seconds", "histogram"),
+    ] {
+        assert_eq!(s6.types.get(name).map(String::as_str), Some(kind), "{name}: {:?}", s6.types);
+    }
+    // Conventional names: counters end in _total, and nothing else does.
+    for (name, kind) in &s6.types {
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+    }
     histograms_are_consistent(&s6);
 }
 
