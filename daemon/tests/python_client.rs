@@ -22,7 +22,8 @@ use upstream::Upstream;
 const SITE: &str = "- name: site\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: greet\n      debug:\n        msg: \"{{ greeting | default('hello') }}\"\n";
 
 /// Long enough to be canceled while it runs.
-const SLOW: &str = "- name: slow\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: wait\n      raw: sleep 30\n";
+const SLOW: &str =
+    "- name: slow\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: wait\n      raw: sleep 30\n";
 
 fn repo() -> Upstream {
     let up = Upstream::new();
