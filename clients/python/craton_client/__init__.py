@@ -684,8 +684,7 @@ class Client:
         target: Optional[str] = _with_query(path, params)
         while target:
             page = self._json("GET", target)
-            for item in page.get("items", []):
-                yield item
+            yield from page.get("items", [])
             target = (page.get("links") or {}).get("next")
             # The events pages' links leave out ?project= (cratond 0.1):
             # carried along, or a root token's next page is another
@@ -1137,7 +1136,7 @@ def _sse(lines: Iterable[bytes]) -> Iterator[RunEvent]:
             continue
         if line.startswith(":"):
             continue
-        name, _, value_text = line.partition(":")
+        name, _colon, value_text = line.partition(":")
         if value_text.startswith(" "):
             value_text = value_text[1:]
         if name == "event":
@@ -1361,4 +1360,3 @@ def fingerprint(value: str, kind: str = "opaque") -> str:
             except ValueError:
                 pass
     return "sha256:" + hashlib.sha256(raw).hexdigest()
-

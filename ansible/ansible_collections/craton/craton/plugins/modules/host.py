@@ -16,7 +16,7 @@ description:
   - Only the options given are managed; a host that already has them is left alone (C(ok)).
   - Variables are managed with M(craton.craton.variables), secrets with M(craton.craton.secret).
 author:
-  - Craton developers
+  - Craton developers (@craton)
 extends_documentation_fragment:
   - craton.craton.modules_common
   - ansible.builtin.action_common_attributes

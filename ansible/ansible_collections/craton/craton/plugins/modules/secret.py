@@ -18,7 +18,7 @@ description:
     (the SHA-256 the API shows), computed here the way the server computes it, so the plaintext is never read back.
   - A new value stores a new version of the secret; the API keeps the previous versions.
 author:
-  - Craton developers
+  - Craton developers (@craton)
 extends_documentation_fragment:
   - craton.craton.modules_common
   - ansible.builtin.action_common_attributes

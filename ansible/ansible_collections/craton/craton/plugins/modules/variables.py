@@ -17,7 +17,7 @@ description:
   - V(absent) deletes the given keys; keys that are not set are ignored.
   - Variables set by a config ref (git) cannot be changed here; the API refuses them naming the ref.
 author:
-  - Craton developers
+  - Craton developers (@craton)
 extends_documentation_fragment:
   - craton.craton.modules_common
   - ansible.builtin.action_common_attributes
