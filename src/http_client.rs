@@ -1,9 +1,12 @@
 //! The one way Craton's blocking HTTP clients (the REST source of
 //! `craton-inventory`, the OpenBao/Vault transit provider) are built: a
-//! global timeout, statuses as values, and TLS through the platform's
-//! OpenSSL (native-tls), trusting the system roots or, when given, only the
-//! PEM certificates of one CA file (`CRATON_CACERT`, `CRATON_VAULT_CACERT`),
-//! as `VAULT_CACERT` does for Vault's own CLI.
+//! global timeout, statuses as values, and TLS through rustls, trusting the
+//! system's store (the platform verifier: the CA bundle OpenSSL would read,
+//! `SSL_CERT_FILE` included) or, when given, only the PEM certificates of one
+//! CA file (`CRATON_CACERT`, `CRATON_VAULT_CACERT`), as `VAULT_CACERT` does
+//! for Vault's own CLI. rustls rather than the system OpenSSL so that the
+//! REST-only `craton-inventory` links nothing beyond libc and runs as it is
+//! in any AWX execution environment image.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,7 +33,7 @@ pub fn agent(timeout: Duration, ca_file: Option<&Path>) -> Result<ureq::Agent, S
             RootCerts::from(certs)
         }
     };
-    let tls = TlsConfig::builder().provider(TlsProvider::NativeTls).root_certs(roots).build();
+    let tls = TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots).build();
     Ok(ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)

@@ -78,10 +78,32 @@ if [ ! -f daemon/tests/ui/node_modules/playwright-core/package.json ]; then
   npm ci --prefix daemon/tests/ui --no-audit --no-fund --loglevel=error
 fi
 
+# --- AWX execution environments (docs/awx.md, daemon/tests/awx_runner.rs) ---
+# ansible-runner runs an inventory update as AWX does, as `nobody`: so its
+# venv is made from the system python3, which that user can execute (a
+# pyenv python under root's 0700 HOME is not). The static REST-only
+# craton-inventory is built for musl (rustup's target; musl-gcc for ring's C).
+ANSIBLE_RUNNER_VERSION=2.4.3
+REST_ONLY_TARGET=x86_64-unknown-linux-musl
+if ! { .venv-awx/bin/ansible-runner --version 2>/dev/null | grep -qx "$ANSIBLE_RUNNER_VERSION" &&
+  .venv-awx/bin/ansible-inventory --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; }; then
+  echo "installing ansible-runner $ANSIBLE_RUNNER_VERSION and ansible-core into .venv-awx"
+  /usr/bin/python3 -m venv .venv-awx
+  .venv-awx/bin/pip install -q --disable-pip-version-check \
+    "ansible-core==$ANSIBLE_CORE_VERSION" "ansible-runner==$ANSIBLE_RUNNER_VERSION"
+fi
+if ! have_pkg musl-tools; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
+fi
+rustup target list --installed | grep -qx "$REST_ONLY_TARGET" || rustup target add "$REST_ONLY_TARGET"
+# --- end AWX ---
+
 export CRATON_TEST_BACKENDS="${CRATON_TEST_BACKENDS:-sqlite,postgres,mysql}"
 cargo build --workspace --locked
-# The REST-only craton-inventory (no database drivers, only libc) must keep building.
-cargo check -p craton-inventory --no-default-features --features rest --locked
+# The REST-only craton-inventory (no database drivers), static for AWX
+# execution environments; daemon/tests/awx_runner.rs checks and runs it.
+cargo build -p craton-inventory --no-default-features --features rest --target "$REST_ONLY_TARGET" --locked
 # The store must build without the import parsers (it names crate::names, not crate::import).
 cargo check -p craton --no-default-features --features db --locked && cargo check -p craton --no-default-features --features pool --locked
 # One summary line at the end: cargo prints a result line per test binary,

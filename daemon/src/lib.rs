@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod packaging_cli;
 pub mod repo_policy;
 pub mod runner;
 pub mod runs_cli;

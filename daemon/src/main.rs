@@ -6,11 +6,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use craton::store::{self, DbUrl};
 
 #[derive(Parser)]
-#[command(name = "cratond", version, about = "Craton fleet inventory daemon")]
+#[command(name = "cratond", version = env!("CRATON_BUILD_VERSION"), about = "Craton fleet inventory daemon")]
 struct Cli {
     /// Database URL: sqlite://PATH, postgres://..., mysql://...
     /// (default: the embedded SQLite file, see README).
@@ -65,6 +65,10 @@ enum Command {
         #[command(subcommand)]
         action: cratond::secrets_cli::SecretsAction,
     },
+    /// Print a shell completion script on stdout.
+    Completions(cratond::packaging_cli::CompletionsArgs),
+    /// Write man pages (cratond.1, cratond-SUBCOMMAND.1...) into a directory.
+    Man(cratond::packaging_cli::ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -344,6 +348,15 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Packaging output needs neither the config file nor a database.
+    match &cli.command {
+        Command::Completions(args) => {
+            cratond::packaging_cli::completions(Cli::command(), args, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man(args) => return cratond::packaging_cli::man(Cli::command(), args),
+        _ => {}
+    }
     let url = database_url(cli.database_url)?;
     if let Command::Run(args) = cli.command {
         // ansible-playbook's exit code, as the process's own.
@@ -377,7 +390,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Run(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         Command::Runs { action } => cratond::runs_cli::runs(&mut connect_migrated(&url)?, action),
         Command::Secrets { action } => cratond::secrets_cli::secrets(&mut connect_migrated(&url)?, action),
         Command::ConfigRef { action } => {

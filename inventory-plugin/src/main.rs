@@ -62,7 +62,7 @@ fn parse_args() -> Result<Option<Args>> {
                 return Ok(None);
             }
             "--version" | "-V" => {
-                println!("craton-inventory {}", env!("CARGO_PKG_VERSION"));
+                println!("craton-inventory {}", env!("CRATON_BUILD_VERSION"));
                 return Ok(None);
             }
             other => bail!("unknown argument {other:?} ({USAGE})"),

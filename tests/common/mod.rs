@@ -29,10 +29,16 @@ pub fn repo_root() -> PathBuf {
 /// A workspace binary, built by `cargo build --workspace` before the tests
 /// (the test command in README.rst does that).
 pub fn bin(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     // CRATON_TEST_PROFILE=release runs the tests (and benchmarks) against release builds.
     let profile = std::env::var("CRATON_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
-    let p = target.join(profile).join(name);
+    built_bin(&profile, name)
+}
+
+/// A binary under `target/SUBDIR` (a profile, or `TRIPLE/PROFILE` for a
+/// cross build), built by tests/run.sh and not older than its sources.
+pub fn built_bin(subdir: &str, name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let p = target.join(subdir).join(name);
     assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (tests/run.sh does)", p.display());
     let built = std::fs::metadata(&p).and_then(|m| m.modified()).expect("binary mtime");
     // Only the sources the binary is built from: cargo does not relink
