@@ -4,7 +4,10 @@
 use diesel::prelude::*;
 
 use super::edit::{begin_write, chunked, conflict_on_unique};
-use super::schema::{api_tokens, group_edges, host_labels, hosts, inventory_groups, memberships, projects, variables};
+use super::schema::{
+    api_tokens, group_edges, host_labels, hosts, inventory_groups, memberships, projects, secret_versions, secrets,
+    variables,
+};
 use super::{find_project, now_ms, project_by_id, DbConn, StoreError};
 use crate::model::Project;
 
@@ -69,7 +72,7 @@ pub fn rename_project(conn: &mut DbConn, id: i64, name: &str) -> Result<Project,
     })
 }
 
-/// Deletes project `id` with its groups, hosts, variables and tokens.
+/// Deletes project `id` with its groups, hosts, variables, secrets and tokens.
 /// Done table by table rather than through foreign-key cascades, which
 /// differ between the backends for the self-referencing `hosts.parent_id`.
 pub fn delete_project(conn: &mut DbConn, id: i64) -> Result<(), StoreError> {
@@ -83,6 +86,11 @@ pub fn delete_project(conn: &mut DbConn, id: i64) -> Result<(), StoreError> {
             .select(inventory_groups::id)
             .load(conn)?;
         diesel::delete(variables::table.filter(variables::project_id.eq(id))).execute(conn)?;
+        // Versions reference the project's data keys without a cascade, and
+        // PostgreSQL may cascade to the keys before it reaches the versions
+        // (through secrets), failing the delete: they go first, explicitly.
+        let secret_ids = secrets::table.filter(secrets::project_id.eq(id)).select(secrets::id);
+        diesel::delete(secret_versions::table.filter(secret_versions::secret_id.eq_any(secret_ids))).execute(conn)?;
         for chunk in chunked(&host_ids) {
             diesel::delete(host_labels::table.filter(host_labels::host_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(memberships::table.filter(memberships::host_id.eq_any(chunk))).execute(conn)?;
