@@ -509,7 +509,7 @@ fn constructed_options_build_groups_and_vars() {
     let yaml = format!(
         "{}compose:\n  mgmt_cidr: management_address ~ '/22'\n  answer: templated | int\n\
 groups:\n  metal: is_metal | default(false)\n\
-keyed_groups:\n  - key: component\n    prefix: comp\n  - key: container_tech\n    prefix: ''\n    leading_separator: false\n",
+keyed_groups:\n  - key: component\n    prefix: comp\n  - key: container_tech\n    prefix: ''\nleading_separator: false\n",
         f.source_yaml(true, &f.admin)
     );
     let got = c.list(&plugin_file(f.dir.path(), "constructed", &yaml), false, &[]);
