@@ -333,7 +333,7 @@ async fn documented_query_parameters_are_accepted_others_refused() {
 async fn timeout_answers_json_408() {
     let h = sqlite();
     let root = h.token(None, Role::Root);
-    let limits = cratond::api::Limits { body_bytes: 1 << 20, timeout: std::time::Duration::ZERO };
+    let limits = cratond::api::Limits { timeout: std::time::Duration::ZERO, ..cratond::api::Limits::default() };
     let app = cratond::api::app(h.state.clone(), limits);
     let req = Request::builder()
         .uri("/v1/groups")

@@ -360,7 +360,8 @@ fn metrics_count_requests_a_sync_a_run_and_its_events() {
 }
 
 /// GETs a run's events as SSE over a raw connection asking for gzip and
-/// zstd; returns the response head and when the first event arrived.
+/// zstd; returns the response head and when the first playbook event
+/// arrived.
 fn read_stream_head_and_first_event(server: &Server, token: &str, id: i64) -> (String, Duration) {
     let start = Instant::now();
     let mut s = server.connect();
@@ -377,7 +378,8 @@ fn read_stream_head_and_first_event(server: &Server, token: &str, id: i64) -> (S
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got).into_owned();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            if body.contains("\ndata: ") || body.contains("\r\ndata: ") || body.starts_with("data: ") {
+            // A playbook event (the stream may open with the run's state).
+            if body.lines().any(|l| l.starts_with("data: ") && l.contains("\"counter\"")) {
                 let _ = s.shutdown(Shutdown::Both);
                 return (head.to_string(), start.elapsed());
             }
