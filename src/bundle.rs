@@ -917,7 +917,9 @@ fn zip(entries: &[Entry]) -> Result<Vec<u8>, RenderError> {
     Ok(w.finish().map_err(zip_error)?.into_inner())
 }
 
-fn etag(bytes: &[u8]) -> String {
+/// A strong ETag of `bytes` (quoted SHA-256 hex): bundles and the
+/// `--list`/`--host` documents of the REST API name their bytes with it.
+pub fn etag(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(2 + 2 * digest.len());

@@ -3,7 +3,7 @@
 //! print the same bytes for the same data.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use craton::render::{self, Options, Selection};
 use craton::source::SECRETS_OMITTED_HEADER;
@@ -37,8 +37,15 @@ pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery,
     })
 }
 
-fn json_response(body: Vec<u8>, omitted: usize) -> Response {
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+/// The document with its ETag, or 304 when the client already holds these
+/// bytes: an unchanged inventory costs the collection plugin's cached
+/// reload one 304 instead of the whole document.
+fn json_response(headers: &HeaderMap, body: Vec<u8>, omitted: usize) -> Response {
+    let etag = craton::bundle::etag(&body);
+    if super::compression::if_none_match(headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let mut r = ([(header::CONTENT_TYPE, "application/json".to_string()), (header::ETAG, etag)], body).into_response();
     omitted_header(&mut r, omitted);
     r
 }
@@ -76,7 +83,7 @@ async fn render_doc(
             Ok((out, omitted))
         })
         .await?;
-    Ok(json_response(body, omitted))
+    Ok(json_response(&headers, body, omitted))
 }
 
 pub(crate) fn render_error(e: render::RenderError) -> ApiError {
@@ -93,8 +100,10 @@ pub(crate) fn render_error(e: render::RenderError) -> ApiError {
 
 #[utoipa::path(get, path = "/v1/inventory", tag = "inventory", security(("bearer" = [])),
     summary = "The inventory as `craton-inventory --list` prints it",
-    params(crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders),
-    responses((status = 200, description = "Ansible's --list JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
+    params(crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders, crate::api::openapi::ConditionalHeaders),
+    responses((status = 200, description = "Ansible's --list JSON; its ETag is a hash of the bytes", body = crate::api::openapi::JsonObject, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the If-None-Match ETag", headers(("ETag" = String))),
+        crate::api::openapi::RenderErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,8 +115,10 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/inventory/hosts/{name}", tag = "inventory", security(("bearer" = [])),
     summary = "One host's variables as `craton-inventory --host` prints them",
-    params(crate::api::openapi::HostNamePath, crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders),
-    responses((status = 200, description = "Ansible's --host JSON", body = crate::api::openapi::JsonObject), crate::api::openapi::RenderErrors))]
+    params(crate::api::openapi::HostNamePath, crate::api::openapi::InventoryQuery, crate::api::openapi::VaultHeaders, crate::api::openapi::ConditionalHeaders),
+    responses((status = 200, description = "Ansible's --host JSON; its ETag is a hash of the bytes", body = crate::api::openapi::JsonObject, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the If-None-Match ETag", headers(("ETag" = String))),
+        crate::api::openapi::RenderErrors))]
 pub async fn host(
     State(state): State<AppState>,
     caller: Caller,

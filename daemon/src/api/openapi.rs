@@ -308,7 +308,7 @@ pub struct BundleVaultQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct ConditionalHeaders {
-    /// An ETag of an earlier download: 304 if the bundle is unchanged.
+    /// An ETag of an earlier answer: 304 if the document is unchanged.
     #[param(rename = "If-None-Match")]
     pub if_none_match: Option<String>,
 }
