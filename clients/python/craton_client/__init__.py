@@ -774,7 +774,33 @@ class Projects(_VariablesMixin):
         self._c.request("DELETE", "/v1/projects/{0}".format(_quote(project_id)))
 
 
-class Groups(_VariablesMixin):
+class _ProjectObjects(_VariablesMixin):
+    """What groups and hosts share: one object of the client's project by
+    id, found by name, changed (PATCH), replaced (PUT) or deleted."""
+
+    def _item(self, obj_id: int) -> str:
+        return "{0}/{1}".format(self._collection, _quote(obj_id))
+
+    def find(self, name: str) -> Optional[Any]:
+        """The object named ``name``, with its own variables, or None."""
+        for o in self.list(name=name, details=True):  # type: ignore[attr-defined]
+            return o
+        return None
+
+    def update(self, obj_id: int, **fields: Any) -> Any:
+        """Changes only the fields given (PATCH; None is sent as null)."""
+        return self._c._json("PATCH", self._item(obj_id), self._c._scoped(), fields)
+
+    def replace(self, obj_id: int, name: str, **fields: Any) -> Any:
+        """Replaces every field (PUT): those not given get their defaults."""
+        body = dict(fields, name=name)
+        return self._c._json("PUT", self._item(obj_id), self._c._scoped(), body)
+
+    def delete(self, obj_id: int) -> None:
+        self._c.request("DELETE", self._item(obj_id), self._c._scoped())
+
+
+class Groups(_ProjectObjects):
     """``/v1/groups`` of the client's project."""
 
     _collection = "/v1/groups"
@@ -791,13 +817,7 @@ class Groups(_VariablesMixin):
         return self._c._paginate(self._collection, q)
 
     def get(self, group_id: int) -> Group:
-        return self._c._json("GET", "/v1/groups/{0}".format(_quote(group_id)), self._c._scoped())
-
-    def find(self, name: str) -> Optional[Group]:
-        """The group named ``name``, with its variables, or None."""
-        for g in self.list(name=name, details=True):
-            return g
-        return None
+        return self._c._json("GET", self._item(group_id), self._c._scoped())
 
     def create(
         self,
@@ -812,21 +832,9 @@ class Groups(_VariablesMixin):
         body = _fields(name=name, kind=kind, description=description, priority=priority, parents=parents, children=children)
         return self._c._json("POST", self._collection, self._c._scoped(), body)
 
-    def update(self, group_id: int, **fields: Any) -> Group:
-        """Changes only the fields given (PATCH): name, kind, description,
-        priority (None is sent as null), parents, children."""
-        return self._c._json("PATCH", "/v1/groups/{0}".format(_quote(group_id)), self._c._scoped(), fields)
-
-    def replace(self, group_id: int, name: str, **fields: Any) -> Group:
-        """Replaces every field (PUT): those not given get their defaults."""
-        body = dict(fields, name=name)
-        return self._c._json("PUT", "/v1/groups/{0}".format(_quote(group_id)), self._c._scoped(), body)
-
-    def delete(self, group_id: int) -> None:
-        self._c.request("DELETE", "/v1/groups/{0}".format(_quote(group_id)), self._c._scoped())
 
 
-class Hosts(_VariablesMixin):
+class Hosts(_ProjectObjects):
     """``/v1/hosts`` of the client's project."""
 
     _collection = "/v1/hosts"
@@ -866,13 +874,8 @@ class Hosts(_VariablesMixin):
 
     def get(self, host_id: int, resolved: bool = False) -> Host:
         q = self._c._scoped([("resolved", resolved or None)])
-        return self._c._json("GET", "/v1/hosts/{0}".format(_quote(host_id)), q)
+        return self._c._json("GET", self._item(host_id), q)
 
-    def find(self, name: str) -> Optional[Host]:
-        """The host named ``name``, with its own variables, or None."""
-        for h in self.list(name=name, details=True):
-            return h
-        return None
 
     def create(
         self,
@@ -885,19 +888,6 @@ class Hosts(_VariablesMixin):
     ) -> Host:
         body = _fields(name=name, ip_address=ip_address, active=active, parent=parent, labels=labels, groups=groups)
         return self._c._json("POST", self._collection, self._c._scoped(), body)
-
-    def update(self, host_id: int, **fields: Any) -> Host:
-        """Changes only the fields given (PATCH): name, ip_address, active,
-        parent, labels, groups."""
-        return self._c._json("PATCH", "/v1/hosts/{0}".format(_quote(host_id)), self._c._scoped(), fields)
-
-    def replace(self, host_id: int, name: str, **fields: Any) -> Host:
-        """Replaces every field (PUT): those not given get their defaults."""
-        body = dict(fields, name=name)
-        return self._c._json("PUT", "/v1/hosts/{0}".format(_quote(host_id)), self._c._scoped(), body)
-
-    def delete(self, host_id: int) -> None:
-        self._c.request("DELETE", "/v1/hosts/{0}".format(_quote(host_id)), self._c._scoped())
 
     def resolved_variables(self, host_id: int) -> Variables:
         """What Ansible ends up with for the host, and per key the owner

@@ -124,6 +124,61 @@ class CratonModule(object):
         return '%s %s' % (kind, self.params[kind])
 
 
+def manage_object(m, kind, resource, fields, sets, blank, same=None):
+    """The ``state: present|absent`` flow of a project object (``kind``
+    ``host`` or ``group``, ``resource`` the client's ``hosts``/``groups``):
+    ``fields`` are the managed options (``sets`` of them compared as sets,
+    others with ``same(key, current, wanted)`` or ``==``); ``blank`` is what
+    a new object would hold, shown in check mode. Exits the module."""
+
+    def view(obj):
+        if not obj:
+            return {}
+        out = dict((k, obj.get(k)) for k in ('name',) + fields)
+        for k in sets:
+            out[k] = sorted(out[k] or [])
+        return out
+
+    p = m.params
+    name = p['name']
+    current = m.run('reading %s %s' % (kind, name), resource.find, name)
+
+    if p['state'] == 'absent':
+        if current is None:
+            m.exit(False, kind, {}, {}, {})
+        if not m.check_mode:
+            m.run('deleting %s %s' % (kind, name), resource.delete, current['id'])
+        m.exit(True, kind, {}, view(current), {})
+
+    wanted = dict((k, p[k]) for k in fields if p[k] is not None)
+    if current is None:
+        if m.check_mode:
+            new = dict(blank, id=None, name=name)
+            new.update(wanted)
+        else:
+            new = m.run('creating %s %s' % (kind, name), resource.create, name, **wanted)
+        m.exit(True, kind, new, {}, view(new))
+
+    changes = {}
+    for k, v in wanted.items():
+        if k in sets:
+            unchanged = same_set(current.get(k), v)
+        elif same is not None:
+            unchanged = same(k, current.get(k), v)
+        else:
+            unchanged = current.get(k) == v
+        if not unchanged:
+            changes[k] = v
+    if not changes:
+        m.exit(False, kind, current, view(current), view(current))
+    if m.check_mode:
+        new = dict(current)
+        new.update(changes)
+    else:
+        new = m.run('changing %s %s' % (kind, name), resource.update, current['id'], **changes)
+    m.exit(True, kind, new, view(current), view(new))
+
+
 def same_set(a, b):
     """Whether two lists hold the same strings, in any order (the server
     keeps each once)."""

@@ -99,20 +99,12 @@ group:
     variables: {}
 '''
 
-from ansible_collections.craton.craton.plugins.module_utils.craton_modules import CratonModule, same_set
+from ansible_collections.craton.craton.plugins.module_utils.craton_modules import CratonModule, manage_object
 
 FIELDS = ('kind', 'description', 'priority', 'parents', 'children')
 SETS = ('parents', 'children')
-
-
-def view(group):
-    """The managed fields of a group, for the diff."""
-    if not group:
-        return {}
-    out = dict((k, group.get(k)) for k in ('name',) + FIELDS)
-    for k in SETS:
-        out[k] = sorted(out[k] or [])
-    return out
+# What a group the API has not created yet would hold (check mode).
+BLANK = dict(kind='', description=None, priority=None, parents=[], children=[], variables={})
 
 
 def main():
@@ -125,40 +117,7 @@ def main():
         parents=dict(type='list', elements='str'),
         children=dict(type='list', elements='str'),
     ))
-    p = m.params
-    c = m.client
-    name = p['name']
-    current = m.run('reading group %s' % name, c.groups.find, name)
-
-    if p['state'] == 'absent':
-        if current is None:
-            m.exit(False, 'group', {}, {}, {})
-        if not m.check_mode:
-            m.run('deleting group %s' % name, c.groups.delete, current['id'])
-        m.exit(True, 'group', {}, view(current), {})
-
-    wanted = dict((k, p[k]) for k in FIELDS if p[k] is not None)
-    if current is None:
-        if m.check_mode:
-            new = dict(id=None, name=name, kind='', description=None, priority=None, parents=[], children=[], variables={})
-            new.update(wanted)
-        else:
-            new = m.run('creating group %s' % name, c.groups.create, name, **wanted)
-        m.exit(True, 'group', new, {}, view(new))
-
-    changes = {}
-    for k, v in wanted.items():
-        same = same_set(current.get(k), v) if k in SETS else current.get(k) == v
-        if not same:
-            changes[k] = v
-    if not changes:
-        m.exit(False, 'group', current, view(current), view(current))
-    if m.check_mode:
-        new = dict(current)
-        new.update(changes)
-    else:
-        new = m.run('changing group %s' % name, c.groups.update, current['id'], **changes)
-    m.exit(True, 'group', new, view(current), view(new))
+    manage_object(m, 'group', m.client.groups, FIELDS, SETS, BLANK)
 
 
 if __name__ == '__main__':

@@ -100,28 +100,22 @@ host:
 
 import ipaddress
 
-from ansible_collections.craton.craton.plugins.module_utils.craton_modules import CratonModule, same_set
+from ansible_collections.craton.craton.plugins.module_utils.craton_modules import CratonModule, manage_object
 
 FIELDS = ('ip_address', 'active', 'parent', 'labels', 'groups')
 SETS = ('labels', 'groups')
+# What a host the API has not created yet would hold (check mode).
+BLANK = dict(ip_address=None, active=True, parent=None, labels=[], groups=[], variables={})
 
 
-def same_ip(a, b):
+def same_value(key, a, b):
     """Addresses compared as addresses (``::0001`` is ``::1``)."""
+    if key != 'ip_address':
+        return a == b
     try:
         return a is not None and b is not None and ipaddress.ip_address(u'%s' % a) == ipaddress.ip_address(u'%s' % b)
     except ValueError:
         return a == b
-
-
-def view(host):
-    """The managed fields of a host, for the diff."""
-    if not host:
-        return {}
-    out = dict((k, host.get(k)) for k in ('name',) + FIELDS)
-    for k in SETS:
-        out[k] = sorted(out[k] or [])
-    return out
 
 
 def main():
@@ -134,45 +128,7 @@ def main():
         labels=dict(type='list', elements='str'),
         groups=dict(type='list', elements='str'),
     ))
-    p = m.params
-    c = m.client
-    name = p['name']
-    current = m.run('reading host %s' % name, c.hosts.find, name)
-
-    if p['state'] == 'absent':
-        if current is None:
-            m.exit(False, 'host', {}, {}, {})
-        if not m.check_mode:
-            m.run('deleting host %s' % name, c.hosts.delete, current['id'])
-        m.exit(True, 'host', {}, view(current), {})
-
-    wanted = dict((k, p[k]) for k in FIELDS if p[k] is not None)
-    if current is None:
-        if m.check_mode:
-            new = dict(id=None, name=name, ip_address=None, active=True, parent=None, labels=[], groups=[], variables={})
-            new.update(wanted)
-        else:
-            new = m.run('creating host %s' % name, c.hosts.create, name, **wanted)
-        m.exit(True, 'host', new, {}, view(new))
-
-    changes = {}
-    for k, v in wanted.items():
-        if k in SETS:
-            same = same_set(current.get(k), v)
-        elif k == 'ip_address':
-            same = same_ip(current.get(k), v)
-        else:
-            same = current.get(k) == v
-        if not same:
-            changes[k] = v
-    if not changes:
-        m.exit(False, 'host', current, view(current), view(current))
-    if m.check_mode:
-        new = dict(current)
-        new.update(changes)
-    else:
-        new = m.run('changing host %s' % name, c.hosts.update, current['id'], **changes)
-    m.exit(True, 'host', new, view(current), view(new))
+    manage_object(m, 'host', m.client.hosts, FIELDS, SETS, BLANK, same=same_value)
 
 
 if __name__ == '__main__':
