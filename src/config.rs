@@ -32,6 +32,83 @@ pub struct FileConfig {
     /// [`ProjectConfig`]. Keyed by project name.
     #[serde(default)]
     pub projects: std::collections::BTreeMap<String, ProjectConfig>,
+    /// `[keystone]`: Keystone authentication of `cratond serve --auth
+    /// keystone` (docs/keystone.md).
+    pub keystone: Option<KeystoneConfig>,
+}
+
+/// `[keystone]`: where Keystone is, the service credentials cratond
+/// validates tokens with, and how Keystone projects and roles map to
+/// Craton's. Read by `cratond serve --auth keystone` only.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoneConfig {
+    /// Keystone's identity endpoint, with or without the trailing `/v3`.
+    pub url: String,
+    /// The service user (password auth, scoped to `project_name`).
+    pub username: String,
+    /// `CRATON_KEYSTONE_PASSWORD` wins over this.
+    pub password: Option<String>,
+    #[serde(default = "default_domain")]
+    pub user_domain_name: String,
+    /// The service user's project (usually `service`).
+    pub project_name: String,
+    #[serde(default = "default_domain")]
+    pub project_domain_name: String,
+    /// Seconds a validated token is believed without asking Keystone
+    /// again (so a revoked token works that long), as keystonemiddleware's
+    /// `token_cache_time`. 0 asks on every request.
+    #[serde(default = "default_cache_s")]
+    pub cache_s: u64,
+    /// Seconds one request to Keystone may take.
+    #[serde(default = "default_keystone_timeout_s")]
+    pub timeout_s: u64,
+    /// For an `https://` url: trust only this CA file's PEM certificates.
+    pub cacert: Option<String>,
+    /// Only tokens scoped to projects of this Keystone domain are accepted
+    /// (project names are unique only within a domain).
+    #[serde(default = "default_domain")]
+    pub token_project_domain_name: String,
+    /// Keystone project name -> Craton project name; a project not named
+    /// here maps to the Craton project of the same name.
+    #[serde(default)]
+    pub projects: std::collections::BTreeMap<String, String>,
+    /// Keystone role name -> `reader`, `editor` or `admin`; the highest
+    /// mapped role of a token wins. When given, it replaces the default
+    /// (`reader`→reader, `member`→editor, `admin`→admin).
+    pub roles: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn default_domain() -> String {
+    "Default".into()
+}
+
+fn default_cache_s() -> u64 {
+    300
+}
+
+fn default_keystone_timeout_s() -> u64 {
+    10
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for KeystoneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("user_domain_name", &self.user_domain_name)
+            .field("project_name", &self.project_name)
+            .field("project_domain_name", &self.project_domain_name)
+            .field("cache_s", &self.cache_s)
+            .field("timeout_s", &self.timeout_s)
+            .field("cacert", &self.cacert)
+            .field("token_project_domain_name", &self.token_project_domain_name)
+            .field("projects", &self.projects)
+            .field("roles", &self.roles)
+            .finish()
+    }
 }
 
 /// `[projects.NAME]`: which repositories the project's refs may use, and
@@ -174,5 +251,24 @@ mod tests {
         );
         let e = toml::from_str::<FileConfig>("[projects.web]\nvault_password = \"x\"\n").unwrap_err();
         assert!(e.message().contains("unknown field `vault_password`"), "{e}");
+    }
+
+    #[test]
+    fn keystone_section_has_defaults_and_hides_its_password() {
+        let c: FileConfig = toml::from_str(
+            "[keystone]\nurl = \"http://ks:5000/v3\"\nusername = \"craton\"\npassword = \"hunter2\"\nproject_name = \"service\"\n[keystone.projects]\nweb = \"webfleet\"\n",
+        )
+        .unwrap();
+        let k = c.keystone.unwrap();
+        assert_eq!((k.cache_s, k.timeout_s, k.user_domain_name.as_str()), (300, 10, "Default"));
+        assert_eq!(k.projects["web"], "webfleet");
+        assert!(k.roles.is_none());
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+        let e = toml::from_str::<FileConfig>(
+            "[keystone]\nurl = \"u\"\nusername = \"c\"\nproject_name = \"s\"\ncache = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.message().contains("unknown field `cache`"), "{e}");
     }
 }

@@ -78,6 +78,18 @@ if [ ! -f daemon/tests/ui/node_modules/playwright-core/package.json ]; then
   npm ci --prefix daemon/tests/ui --no-audit --no-fund --loglevel=error
 fi
 
+# --- Keystone (docs/keystone.md, daemon/tests/keystone.rs) ---
+# A real Keystone for `cratond serve --auth keystone`: the PyPI package in
+# its own venv (its oslo/SQLAlchemy pins must not meet ansible-core's),
+# served by tests/keystone/serve.py over SQLite; the test bootstraps it.
+KEYSTONE_VERSION=30.0.0
+if ! .venv-keystone/bin/pip show keystone 2>/dev/null | grep -qx "Version: $KEYSTONE_VERSION"; then
+  echo "installing keystone $KEYSTONE_VERSION into .venv-keystone"
+  /usr/bin/python3 -m venv .venv-keystone
+  .venv-keystone/bin/pip install -q --disable-pip-version-check "keystone==$KEYSTONE_VERSION"
+fi
+# --- end Keystone ---
+
 # --- AWX execution environments (docs/awx.md, daemon/tests/awx_runner.rs) ---
 # ansible-runner runs an inventory update as AWX does, as `nobody`: so its
 # venv is made from the system python3, which that user can execute (a

@@ -109,8 +109,12 @@ struct ServeArgs {
     listen: std::net::SocketAddr,
     /// Serve without authentication (every caller is root). Loopback only;
     /// for local development.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "auth")]
     insecure_no_auth: bool,
+    /// How callers authenticate: Craton tokens only, or Keystone tokens
+    /// beside them (the config file's `[keystone]`, docs/keystone.md).
+    #[arg(long, value_enum, default_value = "tokens", env = "CRATON_AUTH")]
+    auth: AuthArg,
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "CRATON_LOG_FORMAT")]
     log_format: LogFormat,
@@ -144,6 +148,12 @@ struct ServeArgs {
     /// this process; webhooks still record their requests.
     #[arg(long)]
     no_sync: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthArg {
+    Tokens,
+    Keystone,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -482,6 +492,7 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     let pool = store::pool::build(url, args.pool_size)?;
     let auth =
         if args.insecure_no_auth { cratond::state::AuthMode::InsecureNoAuth } else { cratond::state::AuthMode::Tokens };
+    let keystone = if args.auth == AuthArg::Keystone { Some(keystone()?) } else { None };
     let sync_settings = cratond::sync::SyncSettings::from_env().map_err(|e| anyhow!(e))?;
     let hub = cratond::sync::SyncHub::new(sync_settings);
     let run_settings = cratond::runner::RunSettings::from_env(hub.settings().holder.clone()).map_err(|e| anyhow!(e))?;
@@ -495,6 +506,10 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;
         runs.start_sweeper(pool.clone());
         let mut state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        if let Some(ks) = keystone {
+            tracing::info!(url = ks.settings().url(), cache_s = ks.settings().cache_s(), "keystone tokens accepted");
+            state = state.with_keystone(ks);
+        }
         // Secrets: an existing master key file is checked now (a key file
         // others can read refuses the start); a missing one is created on
         // first use, and a transit server is not needed to start.
@@ -517,6 +532,17 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         tracing::info!("cratond stopped");
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// The Keystone validator from the config file's `[keystone]` (the
+/// password from `CRATON_KEYSTONE_PASSWORD` when set).
+fn keystone() -> Result<std::sync::Arc<cratond::keystone::Keystone>> {
+    let file = craton::config::load_file_config().map_err(|e| anyhow!(e))?;
+    let config =
+        file.keystone.ok_or_else(|| anyhow!("--auth keystone needs a [keystone] section in the config file"))?;
+    let password = std::env::var("CRATON_KEYSTONE_PASSWORD").ok().filter(|p| !p.is_empty());
+    let settings = cratond::keystone::Settings::from_config(&config, password).map_err(|e| anyhow!(e))?;
+    Ok(std::sync::Arc::new(cratond::keystone::Keystone::new(settings).map_err(|e| anyhow!(e))?))
 }
 
 /// Connection limits: flag (or its environment variable), else the config

@@ -486,14 +486,7 @@ fn run_local(url: &DbUrl, args: &RunArgs, body: Map<String, Value>, terminal: bo
         let state = AppState::new(pool, AuthMode::InsecureNoAuth).with_sync(sync).with_runs(hub.clone());
         // The shell user is the operator of this database: root, as with
         // the other administrative commands.
-        let caller = crate::api::auth::Caller {
-            grant: craton::store::tokens::Grant {
-                token_id: 0,
-                project_id: None,
-                role: craton::store::tokens::Role::Root,
-                secrets_scope: true,
-            },
-        };
+        let caller = crate::api::auth::Caller::local();
         let who = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "?".into()));
         let project = args.project.clone().or_else(|| Some(craton::DEFAULT_PROJECT.to_string()));
         let (run, _) = crate::api::runs::submit(&state, caller, project, &body, who)

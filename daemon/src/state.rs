@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 pub enum AuthMode {
     /// Bearer tokens (the default).
     Tokens,
+    /// Bearer tokens, and Keystone tokens beside them (`--auth keystone`):
+    /// `craton_…` tokens are Craton's, anything else is asked of Keystone.
+    Keystone,
     /// No authentication: every request is root. Only for local development,
     /// only on loopback (`--insecure-no-auth`).
     InsecureNoAuth,
@@ -53,6 +56,8 @@ pub struct AppState {
     /// The key provider of the secrets API, made on first use from the
     /// environment (`craton::secrets::keys::provider_from_env`) unless set.
     pub keys: Arc<std::sync::OnceLock<Result<Arc<dyn craton::secrets::KeyProvider>, String>>>,
+    /// The Keystone validator of `--auth keystone`.
+    pub keystone: Option<Arc<crate::keystone::Keystone>>,
 }
 
 impl AppState {
@@ -70,6 +75,7 @@ impl AppState {
             sync: None,
             runs: None,
             keys: Arc::default(),
+            keystone: None,
         }
     }
 
@@ -77,6 +83,13 @@ impl AppState {
     pub fn with_sync(mut self, hub: Arc<crate::sync::SyncHub>) -> Self {
         self.metrics.register_sync(&hub.syncer.metrics);
         self.sync = Some(hub);
+        self
+    }
+
+    /// The same state authenticating Keystone tokens too.
+    pub fn with_keystone(mut self, keystone: Arc<crate::keystone::Keystone>) -> Self {
+        self.auth = AuthMode::Keystone;
+        self.keystone = Some(keystone);
         self
     }
 

@@ -10,8 +10,14 @@
 //! request halved the throughput of a one-host GET. The per-process grant
 //! cache only spares the hash lookup and never decides alone; a request that
 //! makes no database hop is checked by [`confirm_grant`] before it answers.
+//!
+//! With `--auth keystone`, a token that does not start with `craton_` (every
+//! Craton token does) is a Keystone token, validated by [`crate::keystone`]
+//! (cached: a revoked Keystone token works until its cache entry expires).
+//! Such a caller has no token row, so it never enters the confirmation above.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -22,12 +28,31 @@ use craton::store::tokens::{self, Grant, Role};
 use craton::store::{self, DbConn};
 
 use super::error::ApiError;
+use crate::keystone::KeystoneIdentity;
 use crate::state::{AppState, AuthMode};
 
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub grant: Grant,
+    /// Who the grant belongs to. For anyone but [`Who::Token`],
+    /// `grant.token_id` is 0, which no token row has.
+    pub who: Who,
 }
+
+/// The principal behind a request, for records that name who did what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// A Craton API token (its id).
+    Token(i64),
+    /// A Keystone token's user and project.
+    Keystone(Arc<KeystoneIdentity>),
+    /// No token: `--insecure-no-auth` or a command on the database itself.
+    Local,
+}
+
+/// The prefix of every Craton token (`craton::store::tokens`): with
+/// Keystone on, anything else is a Keystone token.
+const CRATON_TOKEN_PREFIX: &str = "craton_";
 
 fn bearer(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -86,28 +111,88 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.auth == AuthMode::InsecureNoAuth {
-            return Ok(Caller {
-                grant: Grant { token_id: 0, project_id: None, role: Role::Root, secrets_scope: true },
-            });
+            return Ok(Caller::local());
         }
         let secret = bearer(parts)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("missing token: send Authorization: Bearer TOKEN".into()))?;
+        if let (AuthMode::Keystone, Some(ks)) = (state.auth, &state.keystone) {
+            if !secret.starts_with(CRATON_TOKEN_PREFIX) {
+                return keystone_caller(state, ks, &secret).await;
+            }
+        }
         let hash = tokens::hash_secret(&secret);
         if let Some(grant) = state.cached_grant(&hash) {
             // Outside the confirming scope (a router built without it) the
             // cache is not used at all.
             if UNCONFIRMED.try_with(|c| c.set(Some(grant.token_id))).is_ok() {
-                return Ok(Caller { grant });
+                return Ok(Caller { who: Who::Token(grant.token_id), grant });
             }
         }
         let grant = state.db(move |c| Ok(tokens::authenticate(c, &secret)?)).await?.ok_or_else(revoked)?;
         state.cache_grant(hash, grant.clone());
-        Ok(Caller { grant })
+        Ok(Caller { who: Who::Token(grant.token_id), grant })
     }
 }
 
+/// A Keystone token's caller: its Craton project must exist (403 naming
+/// both projects otherwise; its id is then cached with the verdict).
+async fn keystone_caller(
+    state: &AppState,
+    ks: &Arc<crate::keystone::Keystone>,
+    secret: &str,
+) -> Result<Caller, ApiError> {
+    let v = ks.validate(secret).await?;
+    let project_id = match v.project_id {
+        Some(id) => id,
+        None => {
+            let name = v.identity.craton_project.clone();
+            let found = state.db(move |c| Ok(store::find_project(c, &name)?)).await?;
+            let id = found
+                .ok_or_else(|| {
+                    ApiError::Forbidden(format!(
+                        "Keystone project {:?} maps to Craton project {:?}, which does not exist",
+                        v.identity.project_name, v.identity.craton_project
+                    ))
+                })?
+                .id;
+            ks.remember_project(&v.key, id);
+            id
+        }
+    };
+    let grant = Grant { token_id: 0, project_id: Some(project_id), role: v.identity.role, secrets_scope: false };
+    Ok(Caller { grant, who: Who::Keystone(v.identity) })
+}
+
 impl Caller {
+    /// Root without a token: `--insecure-no-auth` and commands run on the
+    /// database by its operator.
+    pub fn local() -> Caller {
+        Caller {
+            grant: Grant { token_id: 0, project_id: None, role: Role::Root, secrets_scope: true },
+            who: Who::Local,
+        }
+    }
+
+    /// The Craton token behind this request, if it is one.
+    pub fn token_id(&self) -> Option<i64> {
+        match self.who {
+            Who::Token(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Who this is, for records (`secrets.created_by`, audit):
+    /// `token:ID:ROLE`, `keystone:USER_ID:ROLE` or `local:root`.
+    pub fn actor(&self) -> String {
+        let role = self.grant.role.as_str();
+        match &self.who {
+            Who::Token(id) => format!("token:{id}:{role}"),
+            Who::Keystone(k) => format!("keystone:{}:{role}", k.user_id),
+            Who::Local => format!("local:{role}"),
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         self.grant.role == Role::Root
     }

@@ -43,6 +43,11 @@ pub enum ApiError {
     Timeout,
     #[error("{0}")]
     Unavailable(String),
+    /// The identity service cannot be asked (Keystone down, refusing the
+    /// service credentials): a 503 whose message says so, unlike
+    /// [`ApiError::Unavailable`]'s generic one. Never carries a token.
+    #[error("{0}")]
+    AuthUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -69,7 +74,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -28,7 +28,7 @@ use craton::store::tokens::Role;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::auth::Caller;
+use super::auth::{Caller, Who};
 use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::inventory::render_error;
@@ -37,7 +37,7 @@ use super::resource::{created, location, parse_id, Page, RawBody};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::runner::{CancelMode, RunHub};
-use crate::state::{AppState, AuthMode};
+use crate::state::AppState;
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("run {id} not found"))
@@ -53,11 +53,16 @@ fn hub(state: &AppState) -> Result<Arc<RunHub>, ApiError> {
 
 /// Who started a run, as recorded.
 fn created_by(caller: &Caller) -> String {
-    let role = format!("{:?}", caller.grant.role).to_lowercase();
-    if caller.is_root() {
-        format!("token {} (root)", caller.grant.token_id)
-    } else {
-        format!("token {} ({role})", caller.grant.token_id)
+    let role = caller.grant.role.as_str();
+    match &caller.who {
+        Who::Token(id) => format!("token {id} ({role})"),
+        // No token row to point at: the Keystone user and project, as
+        // Keystone names them.
+        Who::Keystone(k) => format!(
+            "keystone user {} ({}) project {} ({}) ({role})",
+            k.user_name, k.user_id, k.project_name, k.project_id
+        ),
+        Who::Local => format!("local ({role})"),
     }
 }
 
@@ -366,7 +371,9 @@ pub async fn events(
         None => 500,
         Some(l) => l.parse::<i64>().map(|l| l.clamp(1, EVENT_PAGE)).unwrap_or(500),
     };
-    let token = (state.auth == AuthMode::Tokens).then_some(caller.grant.token_id);
+    // A Craton token's stream ends when it is revoked; a Keystone token
+    // has no row to watch.
+    let token = caller.token_id();
     let (run, project) = visible_run(&state, caller, &q, id).await?;
     if wants_sse(&headers) {
         let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);

@@ -79,10 +79,7 @@ pub(crate) fn may_read_values(caller: &Caller) -> Result<(), ApiError> {
 }
 
 pub(crate) fn actor(caller: &Caller) -> String {
-    match caller.grant.project_id {
-        None => format!("token:{}:root", caller.grant.token_id),
-        Some(_) => format!("token:{}:{}", caller.grant.token_id, caller.grant.role.as_str()),
-    }
+    caller.actor()
 }
 
 fn meta_json(m: &SecretMeta) -> Value {
