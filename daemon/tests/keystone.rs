@@ -460,7 +460,8 @@ fn cached_tokens_survive_keystone_going_away_and_new_ones_get_503() {
     setup_projects(&server, &craton.root);
     let reader = ks.token("web-reader", "web");
     for _ in 0..5 {
-        assert_eq!(call(&server, "GET", "/v1/groups", &reader, None).0, 200);
+        let (s, body) = call(&server, "GET", "/v1/groups", &reader, None);
+        assert_eq!(s, 200, "{body}");
     }
     assert_eq!(own.validations(), 1, "five requests, one validation");
 
