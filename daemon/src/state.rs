@@ -53,6 +53,9 @@ pub struct AppState {
     /// The key provider of the secrets API, made on first use from the
     /// environment (`craton::secrets::keys::provider_from_env`) unless set.
     pub keys: Arc<std::sync::OnceLock<Result<Arc<dyn craton::secrets::KeyProvider>, String>>>,
+    /// "Now" for maintenance windows: the system clock, or a test's
+    /// [`craton::clock::ManualClock`] ([`Self::with_clock`]).
+    pub clock: Arc<dyn craton::clock::Clock>,
 }
 
 impl AppState {
@@ -70,7 +73,14 @@ impl AppState {
             sync: None,
             runs: None,
             keys: Arc::default(),
+            clock: Arc::new(craton::clock::SystemClock),
         }
+    }
+
+    /// The same state reading time from `clock` (tests move a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn craton::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same state with config ref sync attached.
