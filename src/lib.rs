@@ -4,6 +4,9 @@
 
 #[cfg(feature = "bundle")]
 pub mod bundle;
+/// The one source of "now" (tests move a manual clock instead of sleeping).
+#[cfg(feature = "windows")]
+pub mod clock;
 pub mod config;
 pub mod desired;
 #[cfg(any(feature = "rest-client", feature = "secrets"))]
@@ -17,6 +20,9 @@ pub mod runs;
 pub mod secrets;
 pub mod source;
 pub mod typed;
+/// Maintenance windows: recurrence arithmetic, unions and intersections.
+#[cfg(feature = "windows")]
+pub mod windows;
 
 #[cfg(feature = "import")]
 pub mod import;

@@ -168,6 +168,30 @@ impl Snapshot {
         }
         (0..self.groups.len()).filter(|&i| seen[i]).collect()
     }
+
+    /// The groups host `h` is in, directly or through a child group: its
+    /// direct groups and all their ancestors, in ascending index order.
+    pub fn host_groups(&self, h: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.groups.len()];
+        for &g in &self.hosts[h].groups {
+            for a in self.ancestors(g) {
+                seen[a] = true;
+            }
+        }
+        (0..self.groups.len()).filter(|&i| seen[i]).collect()
+    }
+
+    /// `g` and every group above it, in ascending index order.
+    pub fn ancestors(&self, g: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.groups.len()];
+        let mut stack = vec![g];
+        while let Some(x) = stack.pop() {
+            if !std::mem::replace(&mut seen[x], true) {
+                stack.extend(self.groups[x].parents.iter().copied());
+            }
+        }
+        (0..self.groups.len()).filter(|&i| seen[i]).collect()
+    }
 }
 
 /// Parses JSON text into a [`Raw`] value; used for values coming from the

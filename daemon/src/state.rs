@@ -58,6 +58,9 @@ pub struct AppState {
     pub keys: Arc<std::sync::OnceLock<Result<Arc<dyn craton::secrets::KeyProvider>, String>>>,
     /// The Keystone validator of `--auth keystone`.
     pub keystone: Option<Arc<crate::keystone::Keystone>>,
+    /// "Now" for maintenance windows: the system clock, or a test's
+    /// [`craton::clock::ManualClock`] ([`Self::with_clock`]).
+    pub clock: Arc<dyn craton::clock::Clock>,
 }
 
 impl AppState {
@@ -76,7 +79,14 @@ impl AppState {
             runs: None,
             keys: Arc::default(),
             keystone: None,
+            clock: Arc::new(craton::clock::SystemClock),
         }
+    }
+
+    /// The same state reading time from `clock` (tests move a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn craton::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same state with config ref sync attached.

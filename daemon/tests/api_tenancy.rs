@@ -29,6 +29,8 @@ struct Target {
     run: i64,
     /// The name of the secret each owner (project, group, host) holds.
     secret: String,
+    /// A maintenance window of the group (issue 10).
+    window: i64,
 }
 
 struct Tenant {
@@ -74,6 +76,15 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
         let body = json!({"name": secret_name, "kind": "password", "value": format!("{prefix}-secret-value")});
         h.expect(201, "POST", &path, root, Some(body)).await;
     }
+    // A maintenance window on the group (issue 10).
+    let window = h
+        .create(
+            &format!("/v1/groups/{group}/windows{q}"),
+            root,
+            json!({"name": format!("{prefix}-window"), "kind": "cron", "expression": "0 2 * * SAT",
+                   "time_zone": "Europe/Berlin", "duration_s": 7200}),
+        )
+        .await;
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -107,6 +118,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             token_id,
             run,
             secret: secret_name,
+            window,
         },
         tokens,
     }
@@ -124,6 +136,7 @@ fn missing() -> Target {
         token_id: 999_996,
         run: 999_995,
         secret: "zzzzz_token".into(),
+        window: 999_994,
     }
 }
 
@@ -137,6 +150,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.token_id
     } else if route.path.starts_with("/v1/runs") {
         t.run
+    } else if route.path.starts_with("/v1/windows") {
+        t.window
     } else {
         t.group
     };
@@ -162,6 +177,9 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "GET" => return None,
         "POST" if p.ends_with("/secrets") => json!({"name": "new_secret", "kind": "password", "value": "v"}),
         "PUT" if p.contains("/secrets/") => json!({"value": "v2"}),
+        "POST" if p.ends_with("/windows") => {
+            json!({"name": "new-w", "kind": "cron", "expression": "0 3 * * *", "time_zone": "UTC", "duration_s": 60})
+        }
         "POST" if p == "/v1/groups" => json!({"name": "new-g", "parents": [t.group], "children": [t.group_name]}),
         "POST" if p == "/v1/hosts" => json!({"name": "new-h", "groups": [t.group], "parent": t.host}),
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
@@ -187,7 +205,7 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/"].iter().any(|p| route.path.starts_with(p))
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/"].iter().any(|p| route.path.starts_with(p))
 }
 
 /// What is left of a response once the names we sent are taken out: must
@@ -211,7 +229,7 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let root = h.token(None, Role::Root);
         let a = tenant(&h, &root, A, "alpha").await;
         let bt = tenant(&h, &root, "bravo", "bravo").await;
-        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token"];
+        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token", "alpha-window"];
         let routes: Vec<&Route> = ROUTES.iter().filter(|r| !r.public).collect();
         assert!(routes.len() >= 30, "the route table lost routes");
 
@@ -299,6 +317,12 @@ async fn foreign_tokens_see_nothing_on_any_route() {
                 "{path}"
             );
         }
+        // A's window: still there, and the only one of its group.
+        let r = h.expect(200, "GET", &format!("/v1/groups/{}/windows", t.group), ar, None).await;
+        let names: Vec<&str> =
+            r.body["windows"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["alpha-window"], "{}", r.text);
+        assert_eq!(r.body["windows"][0]["id"], t.window);
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);

@@ -36,6 +36,8 @@ pub mod secrets;
 pub mod tokens;
 pub mod tx;
 pub mod variables;
+#[cfg(feature = "windows")]
+pub mod windows;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -301,3 +301,20 @@ diesel::table! {
 
 diesel::joinable!(secret_versions -> secrets (secret_id));
 diesel::allow_tables_to_appear_in_same_query!(secrets, secret_versions, secret_data_keys);
+
+diesel::table! {
+    maintenance_windows (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        group_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        expression -> Text,
+        time_zone -> Text,
+        duration_s -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(maintenance_windows -> inventory_groups (group_id));
+diesel::allow_tables_to_appear_in_same_query!(maintenance_windows, inventory_groups);

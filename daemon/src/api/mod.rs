@@ -23,6 +23,7 @@ pub mod tokens;
 pub mod variables;
 pub mod vault_out;
 pub mod webhooks;
+pub mod windows;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -110,6 +111,19 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/runs/{id}/stdout", "ansible-playbook's output as stored; ?tail=BYTES for the end only"),
     r("GET", "/v1/runs/{id}/bundle", "The inventory bundle (.tgz) the run's ansible-playbook read"),
     r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
+    // Maintenance windows (issue 10).
+    r("GET", "/v1/groups/{id}/windows", "A group's maintenance windows, own and inherited (each names its group)"),
+    r(
+        "POST",
+        "/v1/groups/{id}/windows",
+        "Add a maintenance window (RRULE or cron, time zone, duration) to a group (editor)",
+    ),
+    r(
+        "GET",
+        "/v1/groups/{id}/windows/next",
+        "When all hosts below the group are next inside a window at once, and until when",
+    ),
+    r("DELETE", "/v1/windows/{id}", "Delete a maintenance window (editor)"),
     // Secrets (issue 9).
     r("GET", "/v1/hosts/{id}/secrets", "A host's secrets, metadata only; ?expiring_within=30d"),
     r("POST", "/v1/hosts/{id}/secrets", "Create a secret of a host: {name, kind, value} (editor)"),
@@ -249,6 +263,10 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/stdout", get(runs::stdout))
         .route("/v1/runs/{id}/bundle", get(runs::bundle))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        // Maintenance windows (issue 10).
+        .route("/v1/groups/{id}/windows", get(windows::list).post(windows::create))
+        .route("/v1/groups/{id}/windows/next", get(windows::next))
+        .route("/v1/windows/{id}", delete(windows::delete))
         // Secrets (issue 9).
         .route("/v1/hosts/{id}/secrets", get(secrets::list_host).post(secrets::create_host))
         .route(

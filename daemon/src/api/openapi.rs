@@ -1130,10 +1130,84 @@ pub struct SecretList {
     pub secrets: Vec<SecretInfo>,
 }
 
+// Maintenance windows (issue 10).
+#[derive(OpenApi)]
+#[openapi(paths(super::windows::list, super::windows::create, super::windows::next, super::windows::delete,))]
+pub struct WindowsDoc;
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewMaintenanceWindow {
+    /// Unique within the group.
+    pub name: String,
+    /// `rrule` or `cron`.
+    pub kind: String,
+    /// rrule: `DTSTART;TZID=Europe/Berlin:20261107T020000\nRRULE:FREQ=WEEKLY;BYDAY=SA`
+    /// (DTSTART needs a TZID or a UTC `Z` time); cron: `0 2 * * SAT`.
+    pub expression: String,
+    /// An IANA zone. Required for cron; for rrule it defaults to DTSTART's
+    /// TZID and must equal it when given.
+    #[schema(required = false)]
+    pub time_zone: Option<String>,
+    /// How long each occurrence stays open, 1 to 2678400 (31 days).
+    pub duration_s: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WindowGroup {
+    pub id: i64,
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MaintenanceWindow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub expression: String,
+    pub time_zone: String,
+    pub duration_s: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// The group the window belongs to.
+    pub group: WindowGroup,
+    /// True when it comes from an ancestor of the group asked for.
+    pub inherited: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WindowList {
+    pub windows: Vec<MaintenanceWindow>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NextWindow {
+    pub group_id: i64,
+    /// The server clock's instant the answer is for (RFC 3339, UTC).
+    pub now: String,
+    /// Hosts below the group (0: the group's own windows were used).
+    pub hosts: i64,
+    /// False when no window applies to the group or its hosts.
+    pub has_windows: bool,
+    /// Every host is inside a window now.
+    pub open_now: bool,
+    /// Start of the current or next common window (RFC 3339, UTC).
+    #[schema(required)]
+    pub opens_at: Option<String>,
+    /// Its end.
+    #[schema(required)]
+    pub closes_at: Option<String>,
+    /// How far ahead the search looks.
+    pub search_days: i64,
+    /// Why there is no interval, when there is none.
+    #[schema(required = false)]
+    pub message: String,
+}
+
 /// The document as served.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(SecretsDoc::openapi());
+    doc.merge(WindowsDoc::openapi());
     // The modifiers again, for the merged paths (they are idempotent).
     OperationIds.modify(&mut doc);
     OptionalBodies.modify(&mut doc);
@@ -1174,6 +1248,7 @@ mod tests {
         assert_eq!(properties("NewConfigRef"), fields::<config_refs::RefBody>());
         assert_eq!(properties("SyncRequest"), fields::<config_refs::SyncBody>());
         assert_eq!(properties("KeysBody"), fields::<variables::KeysBody>());
+        assert_eq!(properties("NewMaintenanceWindow"), fields::<super::super::windows::WindowBody>());
         assert_eq!(properties("NewRun"), craton::runs::FIELDS.map(String::from).to_vec());
     }
 }

@@ -68,6 +68,11 @@ pub fn ansible_playbook() -> String {
 
 impl Harness {
     pub fn new(backend: Backend) -> Harness {
+        Harness::with_clock(backend, std::sync::Arc::new(craton::clock::SystemClock))
+    }
+
+    /// A harness whose API (and runner) read time from `clock`.
+    pub fn with_clock(backend: Backend, clock: std::sync::Arc<dyn craton::clock::Clock>) -> Harness {
         let db = TestDb::new(backend);
         let url = DbUrl::parse(&db.url).unwrap();
         store::migrate(&mut store::connect(&url).unwrap()).unwrap();
@@ -84,7 +89,10 @@ impl Harness {
         let runs = cratond::runner::RunHub::new(settings, sync).unwrap();
         // Secrets: a master key of this harness's own, not one under $HOME.
         let keys = craton::secrets::FileKeyProvider::open_or_create(&scratch.path().join("master.key")).unwrap();
-        let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs).with_key_provider(std::sync::Arc::new(keys));
+        let state = AppState::new(pool, AuthMode::Tokens)
+            .with_runs(runs)
+            .with_key_provider(std::sync::Arc::new(keys))
+            .with_clock(clock);
         Harness { app: app(state.clone(), Limits::default()), state, url, db, scratch }
     }
 

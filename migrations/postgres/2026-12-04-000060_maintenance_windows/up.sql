@@ -1,0 +1,17 @@
+-- Maintenance windows (issue 10): per group, inherited by its descendants.
+-- kind: rrule (expression = DTSTART;TZID=...\nRRULE:..., time_zone = that
+-- TZID) | cron (a cron line in time_zone). duration_s: how long each
+-- occurrence stays open. Deleted with their group.
+CREATE TABLE maintenance_windows (
+    id BIGSERIAL PRIMARY KEY,
+    project_id BIGINT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    group_id BIGINT NOT NULL REFERENCES inventory_groups (id) ON DELETE CASCADE,
+    name VARCHAR(255) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    expression TEXT NOT NULL,
+    time_zone VARCHAR(64) NOT NULL,
+    duration_s BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX maintenance_windows_group_name ON maintenance_windows (group_id, name);
+CREATE INDEX maintenance_windows_project ON maintenance_windows (project_id);
