@@ -29,6 +29,22 @@ pub fn backends() -> Vec<Backend> {
         .collect()
 }
 
+/// `CRATON_TEST_HEAVY=1`: the long variants of a few tests (benches and
+/// release checks run them); CI's default keeps the suite within its budget.
+pub fn heavy() -> bool {
+    std::env::var("CRATON_TEST_HEAVY").is_ok_and(|v| v == "1")
+}
+
+/// The backends of a test whose backend-specific part other tests already
+/// cover: all of [`backends`] when heavy, else only the first.
+pub fn backends_light() -> Vec<Backend> {
+    let mut all = backends();
+    if !heavy() {
+        all.truncate(1);
+    }
+    all
+}
+
 fn pg_admin() -> String {
     std::env::var("CRATON_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
