@@ -166,6 +166,32 @@ pub struct Options {
     pub skip_tags: Vec<String>,
     pub forks: Option<u32>,
     pub timeout_s: Option<u64>,
+    /// Maintenance windows: `None` is "respect" (which matters only when
+    /// the target's hosts have windows). Defaults keep older rows readable.
+    #[serde(default)]
+    pub window: Option<WindowPolicy>,
+    /// How a run that reaches its window's end is stopped.
+    #[serde(default)]
+    pub shutdown: Shutdown,
+}
+
+/// Whether a run waits for (and stops at the end of) its hosts' windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowPolicy {
+    Respect,
+    Ignore,
+}
+
+/// How a run is stopped when its maintenance window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shutdown {
+    /// SIGINT, as a graceful cancel: Ansible stops after the current task.
+    #[default]
+    Graceful,
+    /// At once, as an immediate cancel.
+    Immediate,
 }
 
 /// A checked run request.
@@ -178,7 +204,7 @@ pub struct RunSpec {
 }
 
 /// The fields `POST /v1/runs` takes.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 16] = [
     "playbook",
     "repo",
     "ref",
@@ -193,6 +219,8 @@ pub const FIELDS: [&str; 14] = [
     "skip_tags",
     "forks",
     "timeout_s",
+    "window",
+    "shutdown",
 ];
 
 /// Most forks a run may ask for.
@@ -406,6 +434,23 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
         skip_tags: strings("skip_tags", body.get("skip_tags").unwrap_or(&Value::Null), &mut out),
         forks: bounded("forks", body.get("forks"), MAX_FORKS, &mut out).map(|f| f as u32),
         timeout_s: bounded("timeout_s", body.get("timeout_s"), MAX_TIMEOUT_S, &mut out),
+        window: match text("window", &mut out).as_deref() {
+            None => None,
+            Some("respect") => Some(WindowPolicy::Respect),
+            Some("ignore") => Some(WindowPolicy::Ignore),
+            Some(_) => {
+                out.push(problem("window", "must be \"respect\" or \"ignore\""));
+                None
+            }
+        },
+        shutdown: match text("shutdown", &mut out).as_deref() {
+            None | Some("graceful") => Shutdown::Graceful,
+            Some("immediate") => Shutdown::Immediate,
+            Some(_) => {
+                out.push(problem("shutdown", "must be \"graceful\" or \"immediate\""));
+                Shutdown::Graceful
+            }
+        },
     };
     match (playbook, source) {
         (Some(playbook), Some(source)) if out.is_empty() => {

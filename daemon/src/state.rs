@@ -85,6 +85,9 @@ impl AppState {
 
     /// The same state reading time from `clock` (tests move a manual one).
     pub fn with_clock(mut self, clock: Arc<dyn craton::clock::Clock>) -> Self {
+        if let Some(hub) = &self.runs {
+            hub.set_clock(clock.clone());
+        }
         self.clock = clock;
         self
     }
@@ -106,6 +109,7 @@ impl AppState {
     /// The same state with the playbook runner attached.
     pub fn with_runs(mut self, hub: Arc<crate::runner::RunHub>) -> Self {
         self.metrics.register_runs(&hub.metrics);
+        hub.set_clock(self.clock.clone());
         self.runs = Some(hub);
         self
     }

@@ -807,6 +807,13 @@ pub struct NewRun {
     /// Seconds before the run's process group is killed.
     #[schema(required = false, minimum = 1)]
     pub timeout_s: i64,
+    /// `respect` (default) waits until every host of the target is inside
+    /// a maintenance window and stops the run when it ends; `ignore` does not.
+    #[schema(required = false)]
+    pub window: String,
+    /// At a window's end: `graceful` (default, SIGINT) or `immediate`.
+    #[schema(required = false)]
+    pub shutdown: String,
 }
 
 /// POST /v1/runs/{id}/cancel; the body is optional.

@@ -299,7 +299,12 @@ pub async fn get_one(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let id = parse_id("run", &id)?;
     let (run, project) = visible_run(&state, caller, &q, id).await?;
-    Ok(Json(run_json(&run, &project)))
+    let mut out = run_json(&run, &project);
+    // Known to the process that holds the run (maintenance windows).
+    if let Some(w) = state.runs.as_ref().and_then(|h| h.waiting_for(id)).filter(|_| run.status == "queued") {
+        out["waiting_for"] = w;
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}/hosts", tag = "runs", security(("bearer" = [])),

@@ -10,6 +10,7 @@ pub mod publish;
 pub mod reap;
 pub mod run;
 pub mod settings;
+pub mod window;
 pub mod workdir;
 
 use std::collections::HashMap;
@@ -59,6 +60,10 @@ pub struct RunHub {
     pub metrics: crate::metrics::RunMetrics,
     feeds: Mutex<HashMap<i64, Arc<Feed>>>,
     cancels: Mutex<HashMap<i64, watch::Sender<Option<CancelMode>>>>,
+    /// "Now" for maintenance windows: the AppState's clock (set with it).
+    clock: std::sync::RwLock<Arc<dyn craton::clock::Clock>>,
+    /// What each queued run of this process waits for (`waiting_for`).
+    waiting: Mutex<HashMap<i64, serde_json::Value>>,
 }
 
 impl RunHub {
@@ -72,7 +77,30 @@ impl RunHub {
             metrics: Default::default(),
             feeds: Mutex::default(),
             cancels: Mutex::default(),
+            clock: std::sync::RwLock::new(Arc::new(craton::clock::SystemClock)),
+            waiting: Mutex::default(),
         }))
+    }
+
+    pub fn set_clock(&self, clock: Arc<dyn craton::clock::Clock>) {
+        *self.clock.write().expect("clock poisoned") = clock;
+    }
+
+    pub fn clock(&self) -> Arc<dyn craton::clock::Clock> {
+        self.clock.read().expect("clock poisoned").clone()
+    }
+
+    /// What a queued run of this process waits for, if anything.
+    pub fn waiting_for(&self, id: i64) -> Option<serde_json::Value> {
+        self.waiting.lock().expect("waiting poisoned").get(&id).cloned()
+    }
+
+    pub(crate) fn set_waiting(&self, id: i64, what: Option<serde_json::Value>) {
+        let mut w = self.waiting.lock().expect("waiting poisoned");
+        match what {
+            Some(v) => w.insert(id, v),
+            None => w.remove(&id),
+        };
     }
 
     /// The live feed of a run this process is running (or just ran).

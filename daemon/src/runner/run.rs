@@ -15,11 +15,13 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use craton::runs::{self, Counts, Ending, EventHead, Exit, RunSpec, RunStatus, Source, Tally};
 use craton::store::config_refs::ConfigRef;
 use craton::store::pool::DbPool;
 use craton::store::runs::{self as store_runs, Batch, Finish, Run};
 use craton::store::{now_ms, StoreError};
+use craton::windows::Common;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -27,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::feed::Feed;
 use super::workdir::{WorkDir, CALLBACK_NAME};
 use super::{publish, CancelMode, RunHub};
+use crate::api::windows::ts;
 use crate::repo_policy::Actor;
 use crate::sync::git::Access;
 
@@ -560,6 +563,50 @@ async fn drive(
     if cancel_rx.borrow().is_some() {
         return Ok((RunStatus::Canceled, None, Some("canceled before it started".into()), false));
     }
+    // Maintenance windows: start only when every host is inside one, and
+    // remember when the common window ends.
+    let mut window_end = None;
+    if spec.options.window != Some(runs::WindowPolicy::Ignore) {
+        loop {
+            let now = hub.clock().now();
+            let (p, proj, names) = (pool.clone(), project.clone(), host_names.clone());
+            let c = tokio::task::spawn_blocking(move || super::window::common_for(&p, &proj, &names, now))
+                .await
+                .map_err(|e| e.to_string())??;
+            match c {
+                Common::NoWindows => break,
+                Common::Open(i) => {
+                    window_end = Some(i.end);
+                    break;
+                }
+                Common::Never { searched_until } => {
+                    hub.set_waiting(id, None);
+                    return Err(format!(
+                        "its hosts are not all inside a maintenance window at once before {}",
+                        ts(searched_until)
+                    ));
+                }
+                Common::Opens(i) => {
+                    let w = json!({"window": {"opens_at": ts(i.start), "closes_at": ts(i.end)}});
+                    tracing::info!(run = id, opens_at = %ts(i.start), "run waits for its maintenance window");
+                    hub.set_waiting(id, Some(w.clone()));
+                    let mut j = run_json(row, &project);
+                    j["waiting_for"] = w;
+                    feed.set_run(j);
+                    tokio::select! {
+                        _ = super::window::sleep_until(hub.clock(), i.start) => {}
+                        _ = cancel_rx.changed() => {}
+                    }
+                    if cancel_rx.borrow().is_some() {
+                        hub.set_waiting(id, None);
+                        let why = "canceled while waiting for a maintenance window";
+                        return Ok((RunStatus::Canceled, None, Some(why.into()), false));
+                    }
+                }
+            }
+        }
+        hub.set_waiting(id, None);
+    }
     {
         let (p, holder, c) = (pool.clone(), hub.settings.holder.clone(), commit.clone());
         let started = tokio::task::spawn_blocking(move || {
@@ -620,6 +667,7 @@ async fn drive(
     let mut output_open = true;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut window_closed: Option<DateTime<Utc>> = None;
 
     let publisher = hub.publisher.clone();
     let on_event = |line: String, tally: &mut Tally, batch: &mut Batch, bad: &mut i64| {
@@ -678,6 +726,21 @@ async fn drive(
                             CancelMode::Graceful => signal_one(pid, libc::SIGINT),
                             CancelMode::Immediate => kill_all(pid, &marker),
                         }
+                    }
+                }
+            },
+            _ = super::window::sleep_until(hub.clock(), window_end.unwrap_or_default()), if window_end.is_some() && exit.is_none() && window_closed.is_none() => {
+                let m = match spec.options.shutdown {
+                    runs::Shutdown::Graceful => CancelMode::Graceful,
+                    runs::Shutdown::Immediate => CancelMode::Immediate,
+                };
+                tracing::info!(run = id, mode = m.as_str(), "maintenance window ended; stopping the run");
+                window_closed = window_end;
+                if canceled != Some(CancelMode::Immediate) {
+                    canceled = Some(m);
+                    match m {
+                        CancelMode::Graceful => signal_one(pid, libc::SIGINT),
+                        CancelMode::Immediate => kill_all(pid, &marker),
                     }
                 }
             },
@@ -758,6 +821,13 @@ async fn drive(
         reason = Some(match reason {
             Some(r) => format!("{r}; {note}"),
             None => note,
+        });
+    }
+    if let Some(end) = window_closed.filter(|_| status == RunStatus::Canceled) {
+        let why = format!("maintenance window ended at {}", ts(end));
+        reason = Some(match reason {
+            Some(r) => format!("{why}; {r}"),
+            None => why,
         });
     }
     drop(wd);
