@@ -346,8 +346,17 @@ fn group_names(body: &Value) -> Vec<String> {
     body["items"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
 }
 
+/// One test at a time: their Keystone processes share one SQLite file, and
+/// concurrent writers there made a token issue fail now and then.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn keystone_roles_and_projects_map_to_craton_grants_beside_craton_tokens() {
+    let _serial = serial();
     let ks = keystone();
     let own = ks.own_server();
     let craton = Craton::new();
@@ -420,6 +429,7 @@ fn keystone_roles_and_projects_map_to_craton_grants_beside_craton_tokens() {
 
 #[test]
 fn a_revoked_keystone_token_works_until_its_cache_entry_expires() {
+    let _serial = serial();
     let ks = keystone();
     let own = ks.own_server();
     let craton = Craton::new();
@@ -453,6 +463,7 @@ fn a_revoked_keystone_token_works_until_its_cache_entry_expires() {
 
 #[test]
 fn cached_tokens_survive_keystone_going_away_and_new_ones_get_503() {
+    let _serial = serial();
     let ks = keystone();
     let mut own = ks.own_server();
     let craton = Craton::new();
