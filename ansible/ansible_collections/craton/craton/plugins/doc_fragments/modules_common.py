@@ -45,5 +45,6 @@ options:
 notes:
   - "The modules talk to the API from where they run: with C(ansible_connection=local)
     or C(delegate_to: localhost), the controller."
-  - They use the C(craton-client) Python module vendored in the collection (C(plugins/module_utils/craton_client.py)), which needs only the Python standard library.
+  - They use the C(craton-client) Python module vendored in the collection
+    (C(plugins/module_utils/craton_client.py)), which needs only the Python standard library.
 '''

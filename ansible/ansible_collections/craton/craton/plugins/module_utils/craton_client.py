@@ -833,7 +833,6 @@ class Groups(_ProjectObjects):
         return self._c._json("POST", self._collection, self._c._scoped(), body)
 
 
-
 class Hosts(_ProjectObjects):
     """``/v1/hosts`` of the client's project."""
 
@@ -875,7 +874,6 @@ class Hosts(_ProjectObjects):
     def get(self, host_id: int, resolved: bool = False) -> Host:
         q = self._c._scoped([("resolved", resolved or None)])
         return self._c._json("GET", self._item(host_id), q)
-
 
     def create(
         self,
