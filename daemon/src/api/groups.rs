@@ -6,6 +6,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::sync::Arc;
+
+use craton::model::Project;
 use craton::model::Snapshot;
 use craton::store::edit::{check_text, Ref};
 use craton::store::groups::{
@@ -13,6 +16,7 @@ use craton::store::groups::{
 };
 use craton::store::tokens::Role;
 use craton::store::variables::{self, VarOwner};
+use craton::store::DbConn;
 use serde_json::Value;
 
 use super::auth::Caller;
@@ -34,6 +38,43 @@ object_fields!(GroupBody, ["name", "kind", "description", "priority", "parents",
 /// Index of group `id` in the snapshot (groups are sorted by id).
 pub(crate) fn group_index(snap: &Snapshot, id: i64) -> Result<usize, ApiError> {
     snap.groups.binary_search_by_key(&id, |g| g.id).map_err(|_| ApiError::NotFound(format!("group {id} not found")))
+}
+
+/// What a handler of `/v1/groups/{id}/...` works on: the caller's project,
+/// its snapshot and the group's index in it (404 before anything else).
+pub(crate) struct InGroup<'a> {
+    pub conn: &'a mut DbConn,
+    pub state: &'a AppState,
+    pub project: Project,
+    pub snap: Arc<Snapshot>,
+    pub g: usize,
+    pub id: i64,
+}
+
+/// The opening every group-scoped route shares: `?project=` only, the path
+/// id parsed, then `f` on the blocking pool with the group found.
+pub(crate) async fn in_group<T, F>(
+    state: &AppState,
+    caller: Caller,
+    id: &str,
+    raw: Option<&str>,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(InGroup<'_>) -> Result<T, ApiError> + Send + 'static,
+{
+    let q = Query::parse(raw, &ONE_PARAMS)?;
+    let id = parse_id("group", id)?;
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            let snap = st.snapshot(conn, &project)?;
+            let g = group_index(&snap, id)?;
+            f(InGroup { conn, state: &st, project, snap, g, id })
+        })
+        .await
 }
 
 fn group_json(snap: &Snapshot, g: usize, with_variables: bool) -> Result<Value, ApiError> {
@@ -80,16 +121,7 @@ pub async fn get_one(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("group", &id)?;
-    let st = state.clone();
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            let snap = st.snapshot(conn, &project)?;
-            Ok(Json(group_json(&snap, group_index(&snap, id)?, true)?))
-        })
-        .await
+    in_group(&state, caller, &id, raw.as_deref(), |x| Ok(Json(group_json(&x.snap, x.g, true)?))).await
 }
 
 /// The change a body asks for, every field checked.

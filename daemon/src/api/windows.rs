@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Path;
-use super::groups::group_index;
+use super::groups::in_group;
 use super::query::Query;
 use super::resource::{created, object_body, object_fields, parse_id, store_error, FieldReader, RawBody};
 use crate::state::AppState;
@@ -97,23 +97,16 @@ pub async fn list(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("group", &id)?;
-    let st = state.clone();
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            let snap = st.snapshot(conn, &project)?;
-            let g = group_index(&snap, id)?;
-            let above: Vec<i64> = snap.ancestors(g).into_iter().map(|a| snap.groups[a].id).collect();
-            let items: Vec<Value> = ws::project_windows(conn, project.id)?
-                .iter()
-                .filter(|w| above.contains(&w.group_id))
-                .map(|w| window_json(&snap, w, id))
-                .collect();
-            Ok(Json(json!({ "windows": items })))
-        })
-        .await
+    in_group(&state, caller, &id, raw.as_deref(), |x| {
+        let above: Vec<i64> = x.snap.ancestors(x.g).into_iter().map(|a| x.snap.groups[a].id).collect();
+        let items: Vec<Value> = ws::project_windows(x.conn, x.project.id)?
+            .iter()
+            .filter(|w| above.contains(&w.group_id))
+            .map(|w| window_json(&x.snap, w, x.id))
+            .collect();
+        Ok(Json(json!({ "windows": items })))
+    })
+    .await
 }
 
 fn new_window(body: &[u8]) -> Result<NewWindow, ApiError> {
@@ -159,21 +152,14 @@ pub async fn create(
     RawQuery(raw): RawQuery,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("group", &id)?;
-    let project_name = q.get("project").map(str::to_string);
-    let st = state.clone();
-    let (wid, body) = state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            let snap = st.snapshot(conn, &project)?;
-            group_index(&snap, id)?;
-            caller.require(Role::Editor)?;
-            let new = new_window(&body)?;
-            let rec = ws::create_window(conn, project.id, id, &new).map_err(|e| store_error(e, &FIELDS))?;
-            Ok((rec.id, window_json(&snap, &rec, id)))
-        })
-        .await?;
+    let project_name = Query::parse(raw.as_deref(), &ONE_PARAMS)?.get("project").map(str::to_string);
+    let (wid, body) = in_group(&state, caller.clone(), &id, raw.as_deref(), move |x| {
+        caller.require(Role::Editor)?;
+        let new = new_window(&body)?;
+        let rec = ws::create_window(x.conn, x.project.id, x.id, &new).map_err(|e| store_error(e, &FIELDS))?;
+        Ok((rec.id, window_json(&x.snap, &rec, x.id)))
+    })
+    .await?;
     Ok(created(super::resource::location("/v1/windows", wid, project_name.as_deref()), body))
 }
 
@@ -235,41 +221,35 @@ pub async fn next(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("group", &id)?;
-    let st = state.clone();
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            let snap = st.snapshot(conn, &project)?;
-            let g = group_index(&snap, id)?;
-            let records = ws::project_windows(conn, project.id)?;
-            let now = st.clock.now();
-            let (hosts, answer) = next_for_group(&snap, &records, g, now)?;
-            let mut out = json!({
-                "group_id": id,
-                "now": ts(now),
-                "hosts": hosts,
-                "has_windows": answer != Common::NoWindows,
-                "open_now": matches!(answer, Common::Open(_)),
-                "opens_at": null,
-                "closes_at": null,
-                "search_days": SEARCH_DAYS,
-            });
-            match answer {
-                Common::NoWindows => {
-                    out["message"] = json!("no maintenance window applies to this group or its hosts");
-                }
-                Common::Open(i) | Common::Opens(i) => {
-                    out["opens_at"] = json!(ts(i.start));
-                    out["closes_at"] = json!(ts(i.end));
-                }
-                Common::Never { searched_until } => {
-                    out["message"] =
-                        json!(format!("the hosts are not all inside a window at once before {}", ts(searched_until)));
-                }
+    in_group(&state, caller, &id, raw.as_deref(), |x| {
+        let records = ws::project_windows(x.conn, x.project.id)?;
+        let now = x.state.clock.now();
+        let (hosts, answer) = next_for_group(&x.snap, &records, x.g, now)?;
+        let id = x.id;
+        let mut out = json!({
+            "group_id": id,
+            "now": ts(now),
+            "hosts": hosts,
+            "has_windows": answer != Common::NoWindows,
+            "open_now": matches!(answer, Common::Open(_)),
+            "opens_at": null,
+            "closes_at": null,
+            "search_days": SEARCH_DAYS,
+        });
+        match answer {
+            Common::NoWindows => {
+                out["message"] = json!("no maintenance window applies to this group or its hosts");
             }
-            Ok(Json(out))
-        })
-        .await
+            Common::Open(i) | Common::Opens(i) => {
+                out["opens_at"] = json!(ts(i.start));
+                out["closes_at"] = json!(ts(i.end));
+            }
+            Common::Never { searched_until } => {
+                out["message"] =
+                    json!(format!("the hosts are not all inside a window at once before {}", ts(searched_until)));
+            }
+        }
+        Ok(Json(out))
+    })
+    .await
 }
