@@ -246,6 +246,9 @@ async fn priorities_under_the_cap_and_cancel_of_a_queued_run() {
     assert!(ms(&hi, "finished_at") <= ms(&l, "started_at"), "higher priority first, one at a time: {hi}\n{l}");
     let c = e.run(&e.b, canceled).await;
     assert_eq!((c["status"].as_str(), c["started_at"].clone()), (Some("canceled"), Value::Null), "{c}");
+    let pid = e.h.call("GET", "/v1/projects?name=default", &e.root, None).await.body["items"][0]["id"].clone();
+    let r = e.h.call("PATCH", &format!("/v1/projects/{pid}"), &e.root, Some(json!({"max_concurrent_runs": 0}))).await;
+    assert_eq!((r.status.as_u16(), r.detail_fields()), (400, vec!["max_concurrent_runs".to_string()]), "{}", r.text);
     let bad = call(
         &e.a.app,
         "POST",
