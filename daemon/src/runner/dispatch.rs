@@ -14,7 +14,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use craton::runs::{RunStatus, WindowPolicy};
 use craton::store::pool::DbPool;
@@ -31,6 +33,18 @@ use crate::api::windows::ts;
 
 /// Longest pause between two dispatches.
 const TICK: Duration = Duration::from_millis(500);
+/// How long a run's window answer is reused (it loads the project's
+/// inventory); a window edited meanwhile is seen after this.
+const WINDOW_RECHECK: Duration = Duration::from_secs(5);
+
+/// A run's last window answer: its `waiting_for` (None: not waiting),
+/// valid until the clock reads `until` (the window's opening or end).
+#[derive(Clone)]
+pub(crate) struct WindowAnswer {
+    wait: Option<Value>,
+    until: DateTime<Utc>,
+    at: Instant,
+}
 
 /// A run accepted by this process, not claimed yet.
 pub(crate) struct Pending {
@@ -38,6 +52,7 @@ pub(crate) struct Pending {
     pub feed: Arc<Feed>,
     pub cancel_rx: watch::Receiver<Option<CancelMode>>,
     pub cancel_tx: watch::Sender<Option<CancelMode>>,
+    pub window: Option<WindowAnswer>,
 }
 
 /// How often the loop runs: the tick, and at least three times a lease.
@@ -66,6 +81,7 @@ struct Ask {
     windows: bool,
     /// Canceled through this process (`cancel_local`, the CLI's Ctrl-C).
     canceled: bool,
+    window: Option<WindowAnswer>,
 }
 
 /// One dispatch: renew, drop what ended elsewhere (canceled, swept),
@@ -82,13 +98,15 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
             project: p.launch.project.clone(),
             windows: p.launch.spec.options.window != Some(WindowPolicy::Ignore),
             canceled: p.cancel_rx.borrow().is_some(),
+            window: p.window.clone().filter(|w| w.at.elapsed() < WINDOW_RECHECK),
         })
         .collect();
     if asks.is_empty() {
         return Ok(());
     }
     let (p, holder, ttl, clock) = (pool.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms, hub.clock());
-    let (gone, claimed) = tokio::task::spawn_blocking(move || -> Result<(Vec<store_runs::Run>, Vec<i64>), String> {
+    type Out = (Vec<store_runs::Run>, Vec<i64>, Vec<(i64, WindowAnswer)>);
+    let (gone, claimed, answers) = tokio::task::spawn_blocking(move || -> Result<Out, String> {
         let ids: Vec<i64> = asks.iter().map(|a| a.id).collect();
         let kept = {
             let mut conn = p.get().map_err(|e| e.to_string())?;
@@ -107,19 +125,40 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
         drop(conn);
         let now = clock.now();
         let mut by_project: HashMap<i64, HashMap<i64, Value>> = HashMap::new();
+        let mut answers = Vec::new();
         for a in asks.iter().filter(|a| kept.contains(&a.id)) {
             let waits = by_project.entry(a.project_id).or_default();
             if !a.windows {
                 continue;
             }
-            let hosts: Vec<String> = {
-                let mut conn = p.get().map_err(|e| e.to_string())?;
-                store_runs::hosts_of(&mut conn, a.id).map_err(|e| e.to_string())?.into_iter().map(|h| h.host).collect()
+            let answer = match a.window.clone().filter(|w| now < w.until) {
+                Some(w) => w,
+                None => {
+                    let hosts: Vec<String> = {
+                        let mut conn = p.get().map_err(|e| e.to_string())?;
+                        let rows = store_runs::hosts_of(&mut conn, a.id).map_err(|e| e.to_string())?;
+                        rows.into_iter().map(|h| h.host).collect()
+                    };
+                    let at = Instant::now();
+                    let later = now + chrono::Duration::from_std(WINDOW_RECHECK).expect("recheck");
+                    // Never (no common window ahead) is the run's own error
+                    // when it starts; only a window that opens later is
+                    // waited for.
+                    let w = match super::window::common_for(&p, &a.project, &hosts, now)? {
+                        Common::Opens(i) => WindowAnswer {
+                            wait: Some(json!({"window": {"opens_at": ts(i.start), "closes_at": ts(i.end)}})),
+                            until: i.start,
+                            at,
+                        },
+                        Common::Open(i) => WindowAnswer { wait: None, until: i.end.min(later), at },
+                        Common::NoWindows | Common::Never { .. } => WindowAnswer { wait: None, until: later, at },
+                    };
+                    answers.push((a.id, w.clone()));
+                    w
+                }
             };
-            // Never (no common window ahead) is the run's own error when
-            // it starts; only a window that opens later is waited for.
-            if let Common::Opens(i) = super::window::common_for(&p, &a.project, &hosts, now)? {
-                waits.insert(a.id, json!({"window": {"opens_at": ts(i.start), "closes_at": ts(i.end)}}));
+            if let Some(w) = answer.wait {
+                waits.insert(a.id, w);
             }
         }
         let mut claimed = Vec::new();
@@ -131,10 +170,18 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
                 Err(e) => tracing::warn!(project = pid, error = %e, "dispatching a project's runs failed"),
             }
         }
-        Ok((gone, claimed))
+        Ok((gone, claimed, answers))
     })
     .await
     .map_err(|e| e.to_string())??;
+    {
+        let mut pending = hub.pending.lock().expect("pending poisoned");
+        for (id, w) in answers {
+            if let Some(p) = pending.get_mut(&id) {
+                p.window = Some(w);
+            }
+        }
+    }
     for r in gone {
         let Some(p) = hub.pending.lock().expect("pending poisoned").remove(&r.id) else { continue };
         // Ended while queued: canceled in the database, or swept lost.
