@@ -122,8 +122,8 @@ fn the_cap_priorities_and_no_overtaking() {
         let blocked = submit(&mut c, pid, "a", &["x", "y"], 0);
         let later = submit(&mut c, pid, "a", &["y"], 9);
         let disjoint = submit(&mut c, pid, "a", &["z"], 0);
-        // `later` has the higher priority and y is free, but it is planned
-        // first only among runs that can run: it overlaps nothing held...
+        // `later` (priority 9) is planned before `blocked` and y is free:
+        // it goes first; the disjoint one backfills past `blocked`...
         let got = dispatch(&mut c, pid, "a");
         assert_eq!(got, [later, disjoint], "{b:?}: higher priority first, disjoint backfills");
         assert_eq!(waiting(&mut c, blocked), Some(json!({"run": holder})), "{b:?}");
