@@ -173,7 +173,28 @@ pub struct Options {
     /// How a run that reaches its window's end is stopped.
     #[serde(default)]
     pub shutdown: Shutdown,
+    /// Queue order: higher first, FIFO within a priority (docs/run-queue.md).
+    #[serde(default)]
+    pub priority: i32,
+    /// What a submit does when the run's hosts are held by another run.
+    #[serde(default)]
+    pub if_busy: IfBusy,
 }
+
+/// `if_busy` of a run request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfBusy {
+    /// Queue behind the runs that hold its hosts.
+    #[default]
+    Wait,
+    /// Refuse the submit (409) when a running or claimed run holds one of
+    /// its hosts.
+    Refuse,
+}
+
+/// Bounds of a run's `priority`.
+pub const MAX_PRIORITY: i64 = 1000;
 
 /// Whether a run waits for (and stops at the end of) its hosts' windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +225,7 @@ pub struct RunSpec {
 }
 
 /// The fields `POST /v1/runs` takes.
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; 18] = [
     "playbook",
     "repo",
     "ref",
@@ -221,6 +242,8 @@ pub const FIELDS: [&str; 16] = [
     "timeout_s",
     "window",
     "shutdown",
+    "priority",
+    "if_busy",
 ];
 
 /// Most forks a run may ask for.
@@ -449,6 +472,24 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
             Some(_) => {
                 out.push(problem("shutdown", "must be \"graceful\" or \"immediate\""));
                 Shutdown::Graceful
+            }
+        },
+        priority: match body.get("priority") {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_i64().filter(|p| p.abs() <= MAX_PRIORITY) {
+                Some(p) => p as i32,
+                None => {
+                    out.push(problem("priority", format!("must be an integer from -{MAX_PRIORITY} to {MAX_PRIORITY}")));
+                    0
+                }
+            },
+        },
+        if_busy: match text("if_busy", &mut out).as_deref() {
+            None | Some("wait") => IfBusy::Wait,
+            Some("refuse") => IfBusy::Refuse,
+            Some(_) => {
+                out.push(problem("if_busy", "must be \"wait\" or \"refuse\""));
+                IfBusy::Wait
             }
         },
     };

@@ -184,13 +184,12 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "POST" if p == "/v1/hosts" => json!({"name": "new-h", "groups": [t.group], "parent": t.host}),
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
         "POST" if p == "/v1/tokens" => json!({"role": "reader", "project": t.project}),
-        "POST" if p == "/v1/runs" => {
-            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": t.group_name})
-        }
+        "POST" if p == "/v1/runs" => json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main",
+            "group": t.group_name, "priority": 3, "if_busy": "refuse"}),
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),
         "DELETE" => return None,
-        "PUT" | "PATCH" if p.starts_with("/v1/projects") => json!({"name": "renamed"}),
+        "PUT" | "PATCH" if p.starts_with("/v1/projects") => json!({"name": "renamed", "max_concurrent_runs": 7}),
         "PUT" | "PATCH" if p.starts_with("/v1/groups") => json!({"name": "renamed-g", "parents": [t.group]}),
         "PUT" | "PATCH" if p.starts_with("/v1/hosts") => json!({"name": "renamed-h", "parent": t.host}),
         _ => json!({}),
@@ -298,8 +297,8 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         assert_eq!(r.body["variables"], json!({"alpha_secret": "alpha-s3cr3t"}));
         let r = h.expect(200, "GET", &format!("/v1/projects/{}", t.pid), ar, None).await;
         assert_eq!(
-            (r.body["name"].clone(), r.body["variables"].clone()),
-            (json!(A), json!({"alpha_secret": "alpha-s3cr3t"}))
+            (r.body["name"].clone(), r.body["variables"].clone(), r.body["max_concurrent_runs"].clone()),
+            (json!(A), json!({"alpha_secret": "alpha-s3cr3t"}), json!(1))
         );
         assert_eq!(h.expect(200, "GET", "/v1/hosts", ar, None).await.names(), ["alpha-host"]);
         assert_eq!(h.expect(200, "GET", "/v1/groups", ar, None).await.names(), ["alpha-group"]);

@@ -28,6 +28,7 @@ pub mod load;
 #[cfg(feature = "pool")]
 pub mod pool;
 pub mod project_admin;
+pub mod queue;
 pub mod ref_apply;
 pub mod runs;
 pub mod schema;

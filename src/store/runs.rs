@@ -54,6 +54,10 @@ pub struct Run {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub updated_at: i64,
+    /// When the run claimed its hosts (see [`super::queue`]).
+    pub claimed_at: Option<i64>,
+    /// JSON of why a queued run waits.
+    pub waiting_for: Option<String>,
 }
 
 impl Run {
@@ -210,9 +214,9 @@ pub fn list(conn: &mut DbConn, pid: i64, f: &ListFilter) -> Result<Vec<Run>, Sto
     Ok(q.order(runs::id.desc()).limit(f.limit.max(1)).select(Run::as_select()).load(conn)?)
 }
 
-/// Marks run `id` running (from queued) under `holder`'s lease, with the
-/// commit it checked out. False when the run is no longer queued or
-/// another process holds it.
+/// Marks run `id` running (from queued and claimed) under `holder`'s
+/// lease, with the commit it checked out. False when the run is no longer
+/// queued, is unclaimed, or another process holds it.
 pub fn start(conn: &mut DbConn, id: i64, holder: &str, commit: Option<&str>) -> Result<bool, StoreError> {
     let now = now_ms();
     let n = super::tx::write(conn, |conn| {
@@ -220,6 +224,7 @@ pub fn start(conn: &mut DbConn, id: i64, holder: &str, commit: Option<&str>) -> 
             runs::table
                 .filter(runs::id.eq(id))
                 .filter(runs::status.eq(RunStatus::Queued.as_str()))
+                .filter(runs::claimed_at.is_not_null())
                 .filter(runs::lease_holder.eq(holder)),
         )
         .set((
@@ -250,9 +255,13 @@ pub fn renew(conn: &mut DbConn, id: i64, holder: &str, ttl_ms: i64) -> Result<Op
 
 /// Asks for run `id` of project `pid` to be canceled (`graceful` or
 /// `immediate`; an immediate request replaces a graceful one, never the
-/// other way round). None when there is no such run.
+/// other way round). A queued run no process has claimed yet is canceled
+/// at once (final). None when there is no such run.
 pub fn request_cancel(conn: &mut DbConn, pid: i64, id: i64, mode: &str) -> Result<Option<Run>, StoreError> {
     super::tx::write(conn, |conn| {
+        if let Some(run) = super::queue::cancel_queued(conn, pid, id)? {
+            return Ok(Some(run));
+        }
         let Some(run) = get(conn, Some(pid), id)? else { return Ok(None) };
         if run.status().is_final() || run.cancel_requested.as_deref() == Some("immediate") {
             return Ok(Some(run));
@@ -387,8 +396,8 @@ pub struct Finish {
     pub events_lost: bool,
 }
 
-/// Ends run `id` (held by `holder`) and records every reported host's
-/// reachability. False when the run had already ended (a final status
+/// Ends run `id` (held by `holder`), releases its host locks and records
+/// every reported host's reachability. False when the run had already ended (a final status
 /// never changes).
 pub fn finish(conn: &mut DbConn, id: i64, holder: &str, f: &Finish) -> Result<bool, StoreError> {
     let now = now_ms();
@@ -407,8 +416,10 @@ pub fn finish(conn: &mut DbConn, id: i64, holder: &str, f: &Finish) -> Result<bo
                 runs::updated_at.eq(now),
                 runs::lease_holder.eq(None::<String>),
                 runs::lease_expires_at.eq(None::<i64>),
+                runs::waiting_for.eq(None::<String>),
             ))
             .execute(conn)?;
+        super::queue::release(conn, &[id])?;
         record_reachability(conn, &run, now)?;
         Ok(true)
     })
@@ -464,8 +475,8 @@ fn record_reachability(conn: &mut DbConn, run: &Run, now: i64) -> Result<(), Sto
     Ok(())
 }
 
-/// Turns runs whose holder's lease expired before `now` into `lost`.
-/// Returns their ids.
+/// Turns runs whose holder's lease expired before `now` into `lost` and
+/// releases their host locks. Returns their ids.
 pub fn sweep_lost(conn: &mut DbConn, now: i64) -> Result<Vec<i64>, StoreError> {
     super::tx::write(conn, |conn| {
         let ids: Vec<i64> = runs::table
@@ -484,8 +495,10 @@ pub fn sweep_lost(conn: &mut DbConn, now: i64) -> Result<Vec<i64>, StoreError> {
                 runs::updated_at.eq(now),
                 runs::lease_holder.eq(None::<String>),
                 runs::lease_expires_at.eq(None::<i64>),
+                runs::waiting_for.eq(None::<String>),
             ))
             .execute(conn)?;
+        super::queue::release(conn, &ids)?;
         Ok(ids)
     })
 }
@@ -564,6 +577,7 @@ pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize, StoreError> {
             diesel::delete(run_stdout::table.filter(run_stdout::run_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(run_hosts::table.filter(run_hosts::run_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(run_bundles::table.filter(run_bundles::run_id.eq_any(chunk))).execute(conn)?;
+            super::queue::release(conn, chunk)?;
             diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn).map_err(StoreError::from)
         })?;
     }

@@ -8,6 +8,7 @@ diesel::table! {
         revision -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        max_concurrent_runs -> Integer,
     }
 }
 
@@ -176,6 +177,16 @@ diesel::table! {
         started_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
         updated_at -> BigInt,
+        claimed_at -> Nullable<BigInt>,
+        waiting_for -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    run_locks (project_id, host) {
+        project_id -> BigInt,
+        host -> Text,
+        run_id -> BigInt,
     }
 }
 

@@ -415,6 +415,9 @@ pub struct HostPatch {
 pub struct ProjectWrite {
     #[schema(min_length = 1)]
     pub name: String,
+    /// How many runs of the project hold hosts at once (default 1).
+    #[schema(required = false, minimum = 1, maximum = 1000)]
+    pub max_concurrent_runs: i64,
 }
 
 /// A project: PATCH.
@@ -423,6 +426,9 @@ pub struct ProjectWrite {
 pub struct ProjectPatch {
     #[schema(required = false, min_length = 1)]
     pub name: String,
+    /// How many runs of the project hold hosts at once.
+    #[schema(required = false, minimum = 1, maximum = 1000)]
+    pub max_concurrent_runs: i64,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -515,6 +521,8 @@ pub struct Project {
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    /// How many runs of the project hold hosts at once (docs/run-queue.md).
+    pub max_concurrent_runs: i64,
     /// On reads of one project, writes and `details=true` lists.
     #[schema(required = false)]
     pub variables: VariableMap,
@@ -814,6 +822,13 @@ pub struct NewRun {
     /// At a window's end: `graceful` (default, SIGINT) or `immediate`.
     #[schema(required = false)]
     pub shutdown: String,
+    /// Queue order: higher first, FIFO within a priority (default 0).
+    #[schema(required = false, minimum = -1000, maximum = 1000)]
+    pub priority: i64,
+    /// `wait` (default) queues behind runs holding its hosts; `refuse`
+    /// answers 409 when a running or claimed run holds any of them.
+    #[schema(required = false)]
+    pub if_busy: String,
 }
 
 /// POST /v1/runs/{id}/cancel; the body is optional.
@@ -865,6 +880,11 @@ pub struct RunDoc {
     pub finished_at: Option<i64>,
     #[schema(required)]
     pub cancel_requested: Option<String>,
+    /// A queued run that waits: `{"run": id}` (its hosts are held or
+    /// wanted by that run), `{"concurrency": {"max", "running"}}` or
+    /// `{"window": {"opens_at", "closes_at"}}`. Absent otherwise.
+    #[schema(required = false, value_type = Object)]
+    pub waiting_for: Value,
     pub counts: RunCounts,
     #[schema(value_type = Object)]
     pub events: Value,

@@ -23,18 +23,28 @@ use super::resource::{
 use crate::state::AppState;
 
 const LIST_PARAMS: [&str; 4] = ["name", "details", "limit", "marker"];
-const FIELDS: [&str; 1] = ["name"];
+const FIELDS: [&str; 2] = ["name", "max_concurrent_runs"];
 
-object_fields!(ProjectBody, ["name"]);
+object_fields!(ProjectBody, ["name", "max_concurrent_runs"]);
+
+/// The project's record with its run queue setting.
+fn with_queue(conn: &mut DbConn, mut v: Value, pid: i64) -> Result<Value, ApiError> {
+    if let Value::Object(m) = &mut v {
+        m.insert("max_concurrent_runs".into(), store::queue::max_concurrent(conn, pid)?.into());
+    }
+    Ok(v)
+}
 
 /// The project with its variables (the `all` group's) from the cached
 /// snapshot.
 fn project_json(state: &AppState, conn: &mut DbConn, p: &Project, with_variables: bool) -> Result<Value, ApiError> {
     if !with_variables {
-        return with_vars::<_, ()>(p, None);
+        let v = with_vars::<_, ()>(p, None)?;
+        return with_queue(conn, v, p.id);
     }
     let snap = state.snapshot(conn, p)?;
-    with_vars(p, Some(&vars_map(&snap.all_vars)))
+    let v = with_vars(p, Some(&vars_map(&snap.all_vars)))?;
+    with_queue(conn, v, p.id)
 }
 
 /// Project `id` if the caller may see it; otherwise not found, exactly as
@@ -93,7 +103,9 @@ pub async fn get_one(
         .await
 }
 
-fn name_of(body: &[u8], mode: Mode) -> Result<Option<String>, ApiError> {
+/// The body's name and `max_concurrent_runs` (a replace or create
+/// without it: the default, one).
+fn name_of(body: &[u8], mode: Mode) -> Result<(Option<String>, Option<i64>), ApiError> {
     let obj = object_body::<ProjectBody>(body)?;
     let mut r = FieldReader::new(&obj);
     let name = r.string("name");
@@ -101,8 +113,18 @@ fn name_of(body: &[u8], mode: Mode) -> Result<Option<String>, ApiError> {
     if let Some(n) = &name {
         r.check("name", craton::import::check_name("project", n));
     }
+    let max = r.nullable_int("max_concurrent_runs");
+    let max = match max {
+        Some(Some(n)) if !(1..=store::queue::MAX_CONCURRENT).contains(&n) => {
+            r.error("max_concurrent_runs", format!("must be from 1 to {}", store::queue::MAX_CONCURRENT));
+            None
+        }
+        Some(n) => Some(n.unwrap_or(1)),
+        None if mode == Mode::Patch => None,
+        None => Some(1),
+    };
     r.finish()?;
-    Ok(name)
+    Ok((name, max))
 }
 
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
@@ -117,11 +139,20 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     Query::parse(raw.as_deref(), &[])?;
     caller.require(Role::Root)?;
-    let name = name_of(&body, Mode::Create)?.unwrap_or_default();
-    let p =
-        state.db(move |conn| project_admin::create_project(conn, &name).map_err(|e| store_error(e, &FIELDS))).await?;
-    let body = with_vars(&p, Some(&serde_json::Map::new()))?;
-    Ok(created(format!("/v1/projects/{}", p.id), body))
+    let (name, max) = name_of(&body, Mode::Create)?;
+    let name = name.unwrap_or_default();
+    let body = state
+        .db(move |conn| {
+            let p = project_admin::create_project(conn, &name).map_err(|e| store_error(e, &FIELDS))?;
+            if let Some(m) = max.filter(|m| *m != 1) {
+                store::queue::set_max_concurrent(conn, p.id, m)?;
+            }
+            let body = with_vars(&p, Some(&serde_json::Map::new()))?;
+            Ok((p.id, with_queue(conn, body, p.id)?))
+        })
+        .await?;
+    let (pid, body) = body;
+    Ok(created(format!("/v1/projects/{pid}"), body))
 }
 
 async fn update(
@@ -138,12 +169,17 @@ async fn update(
         .db(move |conn| {
             let current = visible_project(conn, &caller, id)?;
             caller.require(Role::Root)?;
-            let p = match name_of(&body.0, mode)? {
+            let (name, max) = name_of(&body.0, mode)?;
+            let p = match name {
                 Some(name) => project_admin::rename_project(conn, id, &name).map_err(|e| store_error(e, &FIELDS))?,
                 None => current,
             };
+            if let Some(m) = max {
+                store::queue::set_max_concurrent(conn, p.id, m)?;
+            }
             let vars = variables::own_vars(conn, p.id, VarOwner::Project)?;
-            Ok(Json(with_vars(&p, Some(&vars))?))
+            let v = with_vars(&p, Some(&vars))?;
+            Ok(Json(with_queue(conn, v, p.id)?))
         })
         .await
 }

@@ -82,7 +82,7 @@ async fn visible_run(state: &AppState, caller: Caller, q: &Query, id: i64) -> Re
     summary = "Start a playbook run on a group or filter of the project (editor)",
     params(crate::api::openapi::ProjectQuery),
     request_body = crate::api::openapi::NewRun,
-    responses((status = 201, description = "Created and started", body = crate::api::openapi::RunDoc,
+    responses((status = 201, description = "Created and queued: it starts when it may claim its hosts (docs/run-queue.md)", body = crate::api::openapi::RunDoc,
             headers(("Location" = String, description = "Where to read it"))),
         crate::api::openapi::WriteErrors))]
 pub async fn create(
@@ -184,6 +184,9 @@ pub async fn submit(
                 let f = if sel.filters.is_empty() { "group" } else { "filter" };
                 return Err(field(f, "the target selects no hosts"));
             }
+            if sp.options.if_busy == core_runs::IfBusy::Refuse {
+                busy(conn, project.id, &hosts)?;
+            }
             // The same cache key as GET /v1/inventory/{group}.tgz?vars=...
             let key: String = sel.filters.iter().map(|(k, v)| format!("vars={k}:{v}&")).collect();
             // Secrets go into a run only when its submitter may read them (a
@@ -225,6 +228,25 @@ pub async fn submit(
         Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle, vault_password },
     );
     Ok((run, project.name))
+}
+
+/// `"if_busy": "refuse"`: a 409 naming the runs that hold any of `hosts`
+/// (claimed or running) and a few of the hosts.
+fn busy(conn: &mut craton::store::DbConn, pid: i64, hosts: &[String]) -> Result<(), ApiError> {
+    let held = craton::store::queue::holders(conn, pid, hosts)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    let mut runs: Vec<i64> = held.iter().map(|(r, _)| *r).collect();
+    runs.dedup();
+    let few: Vec<&str> = held.iter().take(5).map(|(_, h)| h.as_str()).collect();
+    let more = if held.len() > few.len() { format!(" and {} more", held.len() - few.len()) } else { String::new() };
+    let ids: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+    Err(ApiError::Conflict(format!(
+        "if_busy is refuse and its hosts are held by run {}: {}{more}",
+        ids.join(", "),
+        few.join(", ")
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", security(("bearer" = [])),
@@ -299,12 +321,7 @@ pub async fn get_one(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let id = parse_id("run", &id)?;
     let (run, project) = visible_run(&state, caller, &q, id).await?;
-    let mut out = run_json(&run, &project);
-    // Known to the process that holds the run (maintenance windows).
-    if let Some(w) = state.runs.as_ref().and_then(|h| h.waiting_for(id)).filter(|_| run.status == "queued") {
-        out["waiting_for"] = w;
-    }
-    Ok(Json(out))
+    Ok(Json(run_json(&run, &project)))
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}/hosts", tag = "runs", security(("bearer" = [])),

@@ -1,10 +1,12 @@
 //! Runs of `ansible-playbook` in `cratond`: the process side of
 //! `craton::runs` and `craton::store::runs`. [`RunHub`] is what the API
-//! reaches: it launches a run ([`run`]: work directory, subprocess, event
+//! reaches: it queues a run until the database lets it claim its hosts
+//! ([`dispatch`]), then runs it ([`run`]: work directory, subprocess, event
 //! socket, batched writes), keeps the live feed SSE clients read
 //! ([`feed`]), passes cancel requests, publishes to Redis ([`publish`])
 //! and sweeps runs whose process died into `lost`.
 
+pub mod dispatch;
 pub mod feed;
 pub mod publish;
 pub mod reap;
@@ -62,8 +64,11 @@ pub struct RunHub {
     cancels: Mutex<HashMap<i64, watch::Sender<Option<CancelMode>>>>,
     /// "Now" for maintenance windows: the AppState's clock (set with it).
     clock: std::sync::RwLock<Arc<dyn craton::clock::Clock>>,
-    /// What each queued run of this process waits for (`waiting_for`).
-    waiting: Mutex<HashMap<i64, serde_json::Value>>,
+    /// Runs this process accepted that have not claimed their hosts yet.
+    pending: Mutex<HashMap<i64, dispatch::Pending>>,
+    /// Wakes the dispatcher (a submit, a finish, a cancel).
+    wake: tokio::sync::Notify,
+    dispatcher: std::sync::Once,
 }
 
 impl RunHub {
@@ -78,7 +83,9 @@ impl RunHub {
             feeds: Mutex::default(),
             cancels: Mutex::default(),
             clock: std::sync::RwLock::new(Arc::new(craton::clock::SystemClock)),
-            waiting: Mutex::default(),
+            pending: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            dispatcher: std::sync::Once::new(),
         }))
     }
 
@@ -90,27 +97,16 @@ impl RunHub {
         self.clock.read().expect("clock poisoned").clone()
     }
 
-    /// What a queued run of this process waits for, if anything.
-    pub fn waiting_for(&self, id: i64) -> Option<serde_json::Value> {
-        self.waiting.lock().expect("waiting poisoned").get(&id).cloned()
-    }
-
-    pub(crate) fn set_waiting(&self, id: i64, what: Option<serde_json::Value>) {
-        let mut w = self.waiting.lock().expect("waiting poisoned");
-        match what {
-            Some(v) => w.insert(id, v),
-            None => w.remove(&id),
-        };
-    }
-
     /// The live feed of a run this process is running (or just ran).
     pub fn feed(&self, id: i64) -> Option<Arc<Feed>> {
         self.feeds.lock().expect("feeds poisoned").get(&id).cloned()
     }
 
     /// Passes a cancel to the run if this process runs it (others learn
-    /// it from the database at their next lease renewal).
+    /// it from the database at their next lease renewal); a queued run's
+    /// cancel is already final in the database, and the dispatcher drops it.
     pub fn cancel_local(&self, id: i64, mode: CancelMode) {
+        self.wake.notify_one();
         if let Some(tx) = self.cancels.lock().expect("cancels poisoned").get(&id) {
             tx.send_modify(|m| {
                 if *m != Some(CancelMode::Immediate) {
@@ -146,16 +142,26 @@ impl RunHub {
         }
     }
 
-    /// Starts a created (queued) run in the background.
+    /// Queues a created run: the dispatcher starts it once it may claim
+    /// its hosts (see [`dispatch`]). Must be called inside the runtime.
     pub fn launch(self: &Arc<Self>, pool: DbPool, launch: run::Launch) {
         let id = launch.run.id;
         let (feed, cancel_rx, cancel_tx) = self.register(id);
+        feed.set_run(run::run_json(&launch.run, &launch.project));
         self.metrics.enter(None, craton::runs::RunStatus::Queued.as_str());
-        let hub = self.clone();
-        tokio::spawn(async move {
-            run::execute(hub.clone(), pool, launch, feed, cancel_rx, cancel_tx).await;
-            hub.unregister(id);
+        self.pending
+            .lock()
+            .expect("pending poisoned")
+            .insert(id, dispatch::Pending { launch, feed, cancel_rx, cancel_tx, window: None });
+        self.dispatcher.call_once(|| {
+            tokio::spawn(dispatch::run_loop(self.clone(), pool));
         });
+        self.wake.notify_one();
+    }
+
+    /// Runs of this process still waiting in the queue.
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().expect("pending poisoned").len()
     }
 
     /// Every half lease: runs whose process stopped become `lost`.

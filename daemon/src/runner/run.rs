@@ -68,7 +68,12 @@ pub fn run_json(r: &Run, project: &str) -> Value {
         m.insert("commit".into(), json!(r.git_commit));
     }
     let running = matches!(r.status(), RunStatus::Running | RunStatus::Queued);
-    json!({
+    // Only on a queued run that waits (absent otherwise).
+    let waiting_for = match (r.status(), &r.waiting_for) {
+        (RunStatus::Queued, Some(w)) => serde_json::from_str::<Value>(w).ok(),
+        _ => None,
+    };
+    let mut out = json!({
         "id": r.id,
         "project": project,
         "status": r.status,
@@ -95,7 +100,11 @@ pub fn run_json(r: &Run, project: &str) -> Value {
         },
         "events": {"received": r.events_received, "lost": r.events_lost},
         "stdout": {"bytes": r.stdout_bytes, "truncated": r.stdout_truncated},
-    })
+    });
+    if let Some(w) = waiting_for {
+        out["waiting_for"] = w;
+    }
+    out
 }
 
 fn set_counts(r: &mut Run, c: &Counts) {
@@ -567,45 +576,30 @@ async fn drive(
     // remember when the common window ends.
     let mut window_end = None;
     if spec.options.window != Some(runs::WindowPolicy::Ignore) {
-        loop {
-            let now = hub.clock().now();
-            let (p, proj, names) = (pool.clone(), project.clone(), host_names.clone());
-            let c = tokio::task::spawn_blocking(move || super::window::common_for(&p, &proj, &names, now))
-                .await
-                .map_err(|e| e.to_string())??;
-            match c {
-                Common::NoWindows => break,
-                Common::Open(i) => {
-                    window_end = Some(i.end);
-                    break;
-                }
-                Common::Never { searched_until } => {
-                    hub.set_waiting(id, None);
-                    return Err(format!(
-                        "its hosts are not all inside a maintenance window at once before {}",
-                        ts(searched_until)
-                    ));
-                }
-                Common::Opens(i) => {
-                    let w = json!({"window": {"opens_at": ts(i.start), "closes_at": ts(i.end)}});
-                    tracing::info!(run = id, opens_at = %ts(i.start), "run waits for its maintenance window");
-                    hub.set_waiting(id, Some(w.clone()));
-                    let mut j = run_json(row, &project);
-                    j["waiting_for"] = w;
-                    feed.set_run(j);
-                    tokio::select! {
-                        _ = super::window::sleep_until(hub.clock(), i.start) => {}
-                        _ = cancel_rx.changed() => {}
-                    }
-                    if cancel_rx.borrow().is_some() {
-                        hub.set_waiting(id, None);
-                        let why = "canceled while waiting for a maintenance window";
-                        return Ok((RunStatus::Canceled, None, Some(why.into()), false));
-                    }
-                }
+        let now = hub.clock().now();
+        let (p, proj, names) = (pool.clone(), project.clone(), host_names.clone());
+        let c = tokio::task::spawn_blocking(move || super::window::common_for(&p, &proj, &names, now))
+            .await
+            .map_err(|e| e.to_string())??;
+        match c {
+            Common::NoWindows => {}
+            Common::Open(i) => window_end = Some(i.end),
+            Common::Never { searched_until } => {
+                return Err(format!(
+                    "its hosts are not all inside a maintenance window at once before {}",
+                    ts(searched_until)
+                ));
+            }
+            // The dispatcher claimed it inside its window, which closed
+            // while the run was being prepared: waiting here would hold its
+            // hosts until the next one.
+            Common::Opens(i) => {
+                return Err(format!(
+                    "its maintenance window closed before it could start (the next opens at {})",
+                    ts(i.start)
+                ));
             }
         }
-        hub.set_waiting(id, None);
     }
     {
         let (p, holder, c) = (pool.clone(), hub.settings.holder.clone(), commit.clone());

@@ -1,0 +1,304 @@
+//! The run queue with real ansible-playbook and two `cratond` runners on
+//! one PostgreSQL (two in-process AppStates with their own holders, as two
+//! processes would be): a run on hosts another daemon's run holds waits
+//! with `waiting_for: {"run": id}` and starts only after that run ended;
+//! a disjoint run backfills meanwhile; `"if_busy": "refuse"` is a 409
+//! naming the holder; priorities order runs under the project's cap; a
+//! queued run cancels at once; a dead holder's claim expires with its
+//! lease and the waiting run then starts. The first playbook waits for a
+//! file the test creates, so no step depends on how fast ansible is.
+
+mod common;
+#[path = "../../tests/common/git.rs"]
+mod upstream;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use common::{Backend, Harness, Resp};
+use craton::store::tokens::Role;
+use craton::store::{self, DbUrl};
+use cratond::api::{app, Limits};
+use cratond::state::{AppState, AuthMode};
+use serde_json::{json, Value};
+use upstream::Upstream;
+
+const QUICK: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n";
+/// Runs until the file `gate` (an extra var) exists.
+const GATED: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for:\n        path: \"{{ gate }}\"\n        timeout: 120\n";
+
+/// One runner over the shared database: its own holder, work directory
+/// and git cache, and its lost-run sweeper.
+struct Daemon {
+    app: Router,
+    _state: AppState,
+    _scratch: tempfile::TempDir,
+}
+
+fn daemon(url: &DbUrl, holder: &str, lease_ttl_ms: i64) -> Daemon {
+    let pool = store::pool::build(url, 4).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let sync = cratond::sync::SyncHub::new(cratond::sync::SyncSettings::with_cache(scratch.path().join("git")));
+    let mut settings =
+        cratond::runner::RunSettings::with(scratch.path().join("runs"), common::ansible_playbook(), holder.into());
+    settings.lease_ttl_ms = lease_ttl_ms;
+    let runs = cratond::runner::RunHub::new(settings, sync).unwrap();
+    runs.start_sweeper(pool.clone());
+    let keys = craton::secrets::FileKeyProvider::open_or_create(&scratch.path().join("master.key")).unwrap();
+    let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs).with_key_provider(std::sync::Arc::new(keys));
+    Daemon { app: app(state.clone(), Limits::default()), _state: state, _scratch: scratch }
+}
+
+struct Env {
+    h: Harness,
+    a: Daemon,
+    b: Daemon,
+    root: String,
+    repo: Upstream,
+    gate: tempfile::TempDir,
+}
+
+/// Hosts h1..h4 (local connection); groups left = h1 h2, right = h2 h3,
+/// four = h4, and one group per host.
+async fn env(lease_ttl_ms: i64) -> Env {
+    let h = Harness::new(Backend::Postgres);
+    let root = h.token(None, Role::Root);
+    let python = format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR"));
+    let mut ids = Vec::new();
+    for n in ["h1", "h2", "h3", "h4"] {
+        let g = h.create("/v1/groups", &root, json!({"name": format!("g{n}")})).await;
+        let host = h.create("/v1/hosts", &root, json!({"name": n, "groups": [g]})).await;
+        h.expect(
+            200,
+            "PUT",
+            &format!("/v1/hosts/{host}/variables"),
+            &root,
+            Some(json!({"ansible_connection": "local", "ansible_python_interpreter": python})),
+        )
+        .await;
+        ids.push(host);
+    }
+    for (name, members) in [("left", vec![ids[0], ids[1]]), ("right", vec![ids[1], ids[2]]), ("four", vec![ids[3]])] {
+        let g = h.create("/v1/groups", &root, json!({"name": name})).await;
+        for m in members {
+            let r = h.call("GET", &format!("/v1/hosts/{m}"), &root, None).await;
+            let mut groups: Vec<Value> = r.body["groups"].as_array().cloned().unwrap_or_default();
+            groups.push(json!(g));
+            h.expect(200, "PATCH", &format!("/v1/hosts/{m}"), &root, Some(json!({"groups": groups}))).await;
+        }
+    }
+    let repo = Upstream::new();
+    repo.write("quick.yml", QUICK);
+    repo.write("gated.yml", GATED);
+    repo.commit_push("playbooks");
+    let a = daemon(&h.url, "daemon-a", lease_ttl_ms);
+    let b = daemon(&h.url, "daemon-b", lease_ttl_ms);
+    Env { h, a, b, root, repo, gate: tempfile::tempdir().unwrap() }
+}
+
+async fn call(app: &Router, method: &str, uri: &str, token: &str, body: Option<Value>) -> Resp {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req =
+        axum::http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {token}"));
+    let bytes = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            serde_json::to_vec(&b).unwrap()
+        }
+        None => Vec::new(),
+    };
+    let resp = app.clone().oneshot(req.body(axum::body::Body::from(bytes)).unwrap()).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp { status, headers, body, text }
+}
+
+impl Env {
+    fn gate_file(&self, name: &str) -> PathBuf {
+        self.gate.path().join(name)
+    }
+
+    fn body(&self, playbook: &str, group: &str, extra: Value) -> Value {
+        let mut body = json!({"playbook": playbook, "repo": self.repo.url(), "ref": "main", "group": group});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    }
+
+    async fn submit(&self, on: &Daemon, playbook: &str, group: &str, extra: Value) -> i64 {
+        let r = call(&on.app, "POST", "/v1/runs", &self.root, Some(self.body(playbook, group, extra))).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+        r.body["id"].as_i64().unwrap()
+    }
+
+    async fn gated(&self, on: &Daemon, group: &str, gate: &str) -> i64 {
+        let g = self.gate_file(gate).to_string_lossy().into_owned();
+        self.submit(on, "gated.yml", group, json!({"extra_vars": {"gate": g}})).await
+    }
+
+    fn open(&self, gate: &str) {
+        std::fs::write(self.gate_file(gate), b"go").unwrap();
+    }
+
+    async fn run(&self, on: &Daemon, id: i64) -> Value {
+        let r = call(&on.app, "GET", &format!("/v1/runs/{id}"), &self.root, None).await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+        r.body
+    }
+
+    async fn wait_for(&self, on: &Daemon, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let r = self.run(on, id).await;
+            if done(&r) {
+                return r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(50), "run {id} never {what}: {r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn set_max(&self, n: i64) {
+        let p = self.h.call("GET", "/v1/projects?name=default", &self.root, None).await;
+        let pid = p.body["items"][0]["id"].as_i64().unwrap();
+        let r = self
+            .h
+            .expect(200, "PATCH", &format!("/v1/projects/{pid}"), &self.root, Some(json!({"max_concurrent_runs": n})))
+            .await;
+        assert_eq!(r.body["max_concurrent_runs"], n, "{}", r.text);
+    }
+}
+
+fn is_final(r: &Value) -> bool {
+    !matches!(r["status"].as_str(), Some("queued") | Some("running"))
+}
+
+fn ms(r: &Value, k: &str) -> i64 {
+    r[k].as_i64().unwrap_or_else(|| panic!("no {k} in {r}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_on_two_daemons_never_run_at_once() {
+    let e = env(30_000).await;
+    e.set_max(5).await;
+    let first = e.gated(&e.a, "left", "first").await;
+    e.wait_for(&e.a, first, "started", |r| r["status"] == "running").await;
+    let second = e.submit(&e.b, "quick.yml", "right", json!({})).await;
+    // Any daemon shows why it waits.
+    let r = e.wait_for(&e.a, second, "showed why it waits", |r| r.get("waiting_for").is_some()).await;
+    assert_eq!((r["status"].clone(), r["waiting_for"].clone()), (json!("queued"), json!({"run": first})), "{r}");
+    let listed = call(&e.b.app, "GET", "/v1/runs?status=queued", &e.root, None).await;
+    assert_eq!(listed.body["items"][0]["waiting_for"], json!({"run": first}), "{}", listed.text);
+    // Refused instead of queued: 409 naming the holder and the host.
+    let r =
+        call(&e.b.app, "POST", "/v1/runs", &e.root, Some(e.body("quick.yml", "right", json!({"if_busy": "refuse"}))))
+            .await;
+    assert_eq!(r.status.as_u16(), 409, "{}", r.text);
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&format!("run {first}")) && msg.contains("h2"), "{msg}");
+    // A run on other hosts backfills while the first holds h1 and h2.
+    let disjoint = e.submit(&e.b, "quick.yml", "four", json!({})).await;
+    let d = e.wait_for(&e.b, disjoint, "finished", is_final).await;
+    assert_eq!(d["status"], "successful", "{d}");
+    assert_eq!(e.run(&e.b, second).await["status"], "queued");
+    assert_eq!(e.run(&e.a, first).await["status"], "running");
+    e.open("first");
+    let f = e.wait_for(&e.a, first, "finished", is_final).await;
+    assert_eq!(f["status"], "successful", "{f}");
+    let s = e.wait_for(&e.b, second, "finished", is_final).await;
+    assert_eq!(s["status"], "successful", "{s}");
+    assert!(s.get("waiting_for").is_none(), "{s}");
+    assert!(ms(&s, "started_at") >= ms(&f, "finished_at"), "never at once: first {f}\nsecond {s}");
+    assert!(ms(&d, "finished_at") <= ms(&f, "finished_at"), "the disjoint run ran beside the first");
+    // Refuse on free hosts is accepted.
+    let free = e.submit(&e.a, "quick.yml", "right", json!({"if_busy": "refuse"})).await;
+    assert_eq!(e.wait_for(&e.a, free, "finished", is_final).await["status"], "successful");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priorities_under_the_cap_and_cancel_of_a_queued_run() {
+    let e = env(30_000).await;
+    // The default cap: one run of the project at a time.
+    let gate = e.gated(&e.a, "gh1", "g").await;
+    e.wait_for(&e.a, gate, "started", |r| r["status"] == "running").await;
+    let low = e.submit(&e.b, "quick.yml", "gh2", json!({})).await;
+    let high = e.submit(&e.a, "quick.yml", "gh3", json!({"priority": 10})).await;
+    let canceled = e.submit(&e.b, "quick.yml", "gh4", json!({"priority": 20})).await;
+    let r = e.wait_for(&e.b, low, "showed why it waits", |r| r.get("waiting_for").is_some()).await;
+    assert_eq!(r["waiting_for"], json!({"concurrency": {"max": 1, "running": [gate]}}), "{r}");
+    // Canceled on the other daemon than the one holding it: final at once.
+    let c = call(&e.a.app, "POST", &format!("/v1/runs/{canceled}/cancel"), &e.root, None).await;
+    assert_eq!(c.status.as_u16(), 202, "{}", c.text);
+    assert_eq!(
+        (c.body["status"].clone(), c.body["reason"].clone()),
+        (json!("canceled"), json!("canceled while queued"))
+    );
+    e.open("g");
+    let l = e.wait_for(&e.b, low, "finished", is_final).await;
+    let hi = e.wait_for(&e.a, high, "finished", is_final).await;
+    assert_eq!((l["status"].as_str(), hi["status"].as_str()), (Some("successful"), Some("successful")));
+    assert!(ms(&hi, "finished_at") <= ms(&l, "started_at"), "higher priority first, one at a time: {hi}\n{l}");
+    let c = e.run(&e.b, canceled).await;
+    assert_eq!((c["status"].as_str(), c["started_at"].clone()), (Some("canceled"), Value::Null), "{c}");
+    let pid = e.h.call("GET", "/v1/projects?name=default", &e.root, None).await.body["items"][0]["id"].clone();
+    let r = e.h.call("PATCH", &format!("/v1/projects/{pid}"), &e.root, Some(json!({"max_concurrent_runs": 0}))).await;
+    assert_eq!((r.status.as_u16(), r.detail_fields()), (400, vec!["max_concurrent_runs".to_string()]), "{}", r.text);
+    let bad = call(
+        &e.a.app,
+        "POST",
+        "/v1/runs",
+        &e.root,
+        Some(e.body("quick.yml", "gh1", json!({"priority": 1001, "if_busy": "x"}))),
+    )
+    .await;
+    assert_eq!(bad.status.as_u16(), 400, "{}", bad.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_daemons_claim_expires_and_the_waiting_run_starts() {
+    // Short leases: the sweeper runs every second.
+    let e = env(2_000).await;
+    // A daemon that claimed h1 and then died: its claim is in the database,
+    // no process renews its lease.
+    let ghost = {
+        let mut c = e.h.conn();
+        let pid = store::find_project(&mut c, "default").unwrap().unwrap().id;
+        let spec = craton::runs::RunSpec {
+            playbook: "quick.yml".into(),
+            source: craton::runs::Source::Repo { repo: e.repo.url(), git_ref: "main".into() },
+            target: Default::default(),
+            options: Default::default(),
+        };
+        let hosts = vec!["h1".to_string()];
+        let new = craton::store::runs::NewRun {
+            project_id: pid,
+            spec: &spec,
+            created_by: "ghost",
+            bundle: b"",
+            bundle_etag: "e",
+            hosts: &hosts,
+            holder: "ghost",
+            lease_ttl_ms: 1_500,
+        };
+        let id = craton::store::runs::create(&mut c, &new).unwrap().id;
+        assert_eq!(craton::store::queue::dispatch(&mut c, pid, "ghost", &Default::default()).unwrap(), [id]);
+        assert!(craton::store::runs::start(&mut c, id, "ghost", None).unwrap());
+        id
+    };
+    let waits = e.submit(&e.b, "quick.yml", "gh1", json!({})).await;
+    let r = e.wait_for(&e.b, waits, "showed why it waits", |r| r.get("waiting_for").is_some()).await;
+    assert_eq!(r["waiting_for"], json!({"run": ghost}), "{r}");
+    let w = e.wait_for(&e.b, waits, "finished", is_final).await;
+    assert_eq!(w["status"], "successful", "{w}");
+    let g = e.run(&e.a, ghost).await;
+    assert_eq!(g["status"], "lost", "{g}");
+    // Started after the ghost's claim was swept; the live daemon renewed
+    // its own queued run's lease meanwhile (it outlived the 2 s lease).
+    assert!(ms(&w, "started_at") >= ms(&g, "finished_at"), "{g}\n{w}");
+}
