@@ -248,7 +248,8 @@ fn inventory_yaml() -> String {
          ghost:\n              ansible_connection: ssh\n              ansible_host: 127.0.0.1\n              \
          ansible_port: {closed}\n              ansible_user: craton\n              \
          ansible_ssh_common_args: -o ConnectTimeout=3 -o BatchMode=yes -o StrictHostKeyChecking=no\n        \
-         db:\n          hosts:\n{db}",
+         db:\n          hosts:\n{db}    \
+         later:\n      vars:\n        ansible_connection: local\n      hosts:\n        l01:\n",
         python = python.display(),
         web = hosts(1..=6),
         db = hosts(7..=12),
@@ -300,6 +301,24 @@ fn run_page_follows_a_real_run_in_chromium() {
     let mut driver = Driver { child, lines };
     let ready = driver.line("login", Duration::from_secs(60));
     assert_eq!(ready, json!({"ready": true, "token_in_session_storage": true}));
+
+    // A run that waits in the queue for its maintenance window (on a host
+    // of its own, next 1 January): the list must say so.
+    let later = api(&server.base, &root, "/v1/groups?name=later");
+    let later_id = later["items"][0]["id"].as_i64().unwrap_or_else(|| panic!("no group later: {later}"));
+    let mut r = agent()
+        .post(format!("{}/v1/groups/{later_id}/windows", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"name": "new year", "kind": "cron", "expression": "0 3 1 1 *", "time_zone": "UTC", "duration_s": 3600}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "window: {}", r.body_mut().read_to_string().unwrap());
+    let mut r = agent()
+        .post(format!("{}/v1/runs", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"playbook": "site.yml", "repo": repo.url(), "ref": "main", "group": "later"}))
+        .unwrap();
+    let waits: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let waits = waits["id"].as_i64().unwrap_or_else(|| panic!("POST /v1/runs (later): {waits}"));
 
     // The page is logged in and waiting: start the run now, so it is
     // watched from its first event.
@@ -410,6 +429,22 @@ fn run_page_follows_a_real_run_in_chromium() {
     for s in ["hosts", "ok", "changed", "failed", "unreachable"] {
         assert_eq!(list[s].as_str().unwrap(), run["counts"][s].to_string(), "list {s}: {list}");
     }
+
+    // The queue column: the window wait is shown (with the opening, in the
+    // page's local time), a finished run shows none.
+    let queue = page["queue"].as_array().unwrap();
+    let row =
+        |run: i64| queue.iter().find(|q| q["run"] == run).unwrap_or_else(|| panic!("run {run} not listed: {queue:?}"));
+    assert_eq!(row(waits)["status"], "queued", "{queue:?}");
+    let shown = row(waits)["waiting"].as_str().unwrap();
+    assert!(shown.starts_with("window at ") && shown.contains("-01-01 "), "run {waits} waits: {shown:?}");
+    assert_eq!(row(id)["waiting"], "", "{queue:?}");
+    let mut r = agent()
+        .post(format!("{}/v1/runs/{waits}/cancel", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"mode": "immediate"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "cancel: {}", r.body_mut().read_to_string().unwrap());
 
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "{screenshot} is no PNG");

@@ -141,7 +141,14 @@ try {
     return o;
   });
 
-  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, perf, errors });
+  // Every row's "waiting for" cell: the queue as the list shows it.
+  const queue = await page.$$eval('#runs-body tr[data-run]', (rows) => rows.map((r) => ({
+    run: Number(r.dataset.run),
+    status: r.dataset.status,
+    waiting: r.querySelector('[data-col="waiting"]').textContent,
+  })));
+
+  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, queue, perf, errors });
 } catch (e) {
   // One line the Rust test can show, rather than a silent hang.
   say({ error: String((e && e.stack) || e), errors });

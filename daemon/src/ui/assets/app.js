@@ -147,6 +147,22 @@
     if (t.limit) s += ' limit ' + t.limit;
     return s;
   }
+  // Why a queued run waits (`waiting_for` of the run JSON): another run on
+  // its hosts, a free slot of the project, its maintenance window, or
+  // whatever a newer daemon names (shown as it comes).
+  function fmtWaiting(w) {
+    if (!w || typeof w !== 'object') return '';
+    if (w.run !== undefined) return 'run #' + w.run + ' (its hosts)';
+    if (w.concurrency) {
+      const c = w.concurrency;
+      return 'a free slot (' + (c.running || []).length + ' of ' + c.max + ' running)';
+    }
+    if (w.window) {
+      const opens = Date.parse(w.window.opens_at);
+      return 'window at ' + (isNaN(opens) ? String(w.window.opens_at) : fmtTime(opens));
+    }
+    return Object.keys(w).map((k) => k + (w[k] === true ? '' : ' ' + JSON.stringify(w[k]))).join(', ');
+  }
   const countOf = (run, k) => (run.counts && run.counts[k] !== undefined && run.counts[k] !== null ? run.counts[k] : 0);
 
   // ---------- routing ----------
@@ -228,6 +244,7 @@
           el('td', {}, el('span', { class: 'badge st-' + run.status, text: run.status })),
           el('td', { text: run.playbook || '' }),
           el('td', { text: fmtTarget(run.target) }),
+          el('td', { 'data-col': 'waiting', text: run.status === 'queued' ? fmtWaiting(run.waiting_for) : '' }),
           el('td', { class: 'num', 'data-col': 'hosts', text: String(countOf(run, 'hosts')) }),
           el('td', { class: 'num c-ok', 'data-col': 'ok', text: String(countOf(run, 'ok')) }),
           el('td', { class: 'num c-changed', 'data-col': 'changed', text: String(countOf(run, 'changed')) }),
@@ -552,6 +569,7 @@
         ['source', src.config_ref ? 'config ref ' + src.config_ref
           : (src.repo || '') + (src.ref ? ' @ ' + src.ref : '') + (src.commit ? ' (' + String(src.commit).slice(0, 12) + ')' : '')],
         ['target', fmtTarget(r.target)],
+        ['waiting for', r.status === 'queued' ? fmtWaiting(r.waiting_for) : ''],
         ['created', fmtTime(r.created_at) + (r.created_by ? ' by ' + r.created_by : '')],
         ['started', fmtTime(r.started_at)],
         ['finished', fmtTime(r.finished_at)],
