@@ -30,6 +30,8 @@ pub mod pool;
 pub mod project_admin;
 pub mod ref_apply;
 pub mod runs;
+#[cfg(feature = "windows")]
+pub mod schedules;
 pub mod schema;
 #[cfg(feature = "secrets")]
 pub mod secrets;
