@@ -6,6 +6,8 @@
 //! into UTC intervals, merges a host's windows (from all its groups and their
 //! ancestors) into one union, and intersects hosts to find when all of them
 //! are inside a window at once. The daemon owns storage, timers and "now".
+//! The recurrence part ([`Recurrence`]: parsing, zones, bounded iteration)
+//! is shared with schedules (`crate::schedules`).
 //!
 //! Every search is bounded: it looks at most [`SEARCH_DAYS`] ahead and at most
 //! [`MAX_OCCURRENCES`] occurrences of one window, so a rule that never (or very

@@ -217,3 +217,47 @@ async fn catch_up_once_runs_the_latest_missed_and_skip_none() {
         assert_eq!((f[0]["status"].clone(), f[0]["missed"].clone()), (json!("error"), json!(0)), "{f:?}");
     }
 }
+
+#[tokio::test]
+async fn cli_schedules_are_the_operators_and_fire_as_such() {
+    use cratond::schedule_cli::{schedule, ScheduleAction};
+    let clock = Arc::new(ManualClock::new(t0()));
+    let h = Harness::with_clock(common::backends()[0], clock.clone());
+    let ed = h.token(Some("default"), Role::Editor);
+    let mut c = h.conn();
+    let add = |name: &str, cron: Option<&str>, rrule: Option<&str>| ScheduleAction::Add {
+        project: "default".into(),
+        name: name.into(),
+        template: template().to_string(),
+        cron: cron.map(str::to_string),
+        rrule: rrule.map(str::to_string),
+        time_zone: cron.map(|_| "UTC".to_string()),
+        catch_up: "once".into(),
+        disabled: false,
+    };
+    schedule(&mut c, add("cli", Some("0 * * * *"), None)).unwrap();
+    schedule(&mut c, add("cli-rrule", None, Some("DTSTART:20261102T120000Z\\nRRULE:FREQ=DAILY"))).unwrap();
+    let mut bad = add("bad", Some("0 * * * *"), None);
+    if let ScheduleAction::Add { template, .. } = &mut bad {
+        *template = "{\"playbook\": 1}".into();
+    }
+    assert!(schedule(&mut c, bad).unwrap_err().to_string().contains("playbook"));
+    let r = h.expect(200, "GET", "/v1/schedules", &ed, None).await;
+    assert_eq!(r.names(), vec!["cli", "cli-rrule"]);
+    assert_eq!(r.body["items"][0]["created_by"], "local (root)");
+    // The CLI has no test clock: "now" is the wall clock's.
+    let daily = r.body["items"][1]["next_run"].as_str().unwrap();
+    assert!(daily.ends_with("T12:00:00Z") && daily > "2026-12-01", "{}", r.text);
+    let id = r.body["items"][0]["id"].as_i64().unwrap();
+    let next: chrono::DateTime<Utc> = r.body["items"][0]["next_run"].as_str().unwrap().parse().unwrap();
+    assert!(next > Utc::now() && next - Utc::now() <= Duration::hours(1), "{next}");
+    clock.set(next + Duration::seconds(1));
+    cratond::schedules::tick(&h.state).await.unwrap();
+    let f = firings(&h, &ed, id).await;
+    // Submitted as root of the project: refused only by the template's config ref.
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0]["error"].as_str().unwrap().contains("no config ref 999"), "{f:?}");
+    schedule(&mut c, ScheduleAction::Remove { id, project: "default".into() }).unwrap();
+    assert!(schedule(&mut c, ScheduleAction::Remove { id, project: "default".into() }).is_err());
+    assert_eq!(h.get("/v1/schedules", &ed).await.names(), vec!["cli-rrule"]);
+}

@@ -261,7 +261,7 @@ pub fn update(
         let rec = Recurrence::parse(kind, &expression, time_zone.as_deref()).map_err(rule_error)?;
         let enabled = patch.enabled.unwrap_or(old.enabled);
         let catch_up = patch.catch_up.map_or(old.catch_up.clone(), |c| c.as_str().to_string());
-        let next = if patch.rule.is_some() || (enabled && !old.enabled) || !enabled {
+        let next = if patch.rule.is_some() || !enabled || !old.enabled {
             next_from(&rec, enabled, now_ms)
         } else {
             old.next_run_at
