@@ -4,6 +4,7 @@
 //! occurrence yields exactly one run, which a real ansible-playbook runs
 //! to `successful`. Then a downtime (a clock jump over several
 //! occurrences): `catch_up: once` runs once for the latest, `skip` none.
+//! MariaDB too with `CRATON_TEST_HEAVY=1` (the claim is the same SQL).
 
 mod common;
 #[path = "../../tests/common/git.rs"]
@@ -49,9 +50,9 @@ struct Env {
     _scratch: tempfile::TempDir,
 }
 
-async fn env() -> Env {
+async fn env(backend: Backend) -> Env {
     let clock = Arc::new(ManualClock::new(at(9, 30, 0)));
-    let h = Harness::with_clock(Backend::Postgres, clock.clone());
+    let h = Harness::with_clock(backend, clock.clone());
     let scratch = tempfile::tempdir().unwrap();
     let other = peer(&h, clock.clone(), scratch.path());
     let root = h.token(None, Role::Root);
@@ -121,7 +122,17 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_fire_each_occurrence_once_and_catch_up_after_downtime() {
-    let e = env().await;
+    let mut backends = vec![Backend::Postgres];
+    if common::heavy() {
+        backends.push(Backend::Mysql);
+    }
+    for b in backends {
+        two_daemons(b).await;
+    }
+}
+
+async fn two_daemons(backend: Backend) {
+    let e = env(backend).await;
     let id = e.h.create("/v1/schedules", &e.ed, e.schedule("hourly", "skip")).await;
     // Three occurrences, 10:00, 11:00 and 12:00. Both tickers run; the test
     // also ticks both daemons at the same moment, so the claim is raced.
