@@ -15,6 +15,9 @@ pub mod model;
 pub mod render;
 pub mod resolve;
 pub mod runs;
+/// Schedules: run templates fired on a recurrence, with catch-up policies.
+#[cfg(feature = "windows")]
+pub mod schedules;
 /// Secrets: ansible-vault format, envelope encryption, key providers.
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -6,6 +6,8 @@
 //! into UTC intervals, merges a host's windows (from all its groups and their
 //! ancestors) into one union, and intersects hosts to find when all of them
 //! are inside a window at once. The daemon owns storage, timers and "now".
+//! The recurrence part ([`Recurrence`]: parsing, zones, bounded iteration)
+//! is shared with schedules (`crate::schedules`).
 //!
 //! Every search is bounded: it looks at most [`SEARCH_DAYS`] ahead and at most
 //! [`MAX_OCCURRENCES`] occurrences of one window, so a rule that never (or very
@@ -89,28 +91,21 @@ enum Schedule {
     Cron(Box<croner::Cron>, Tz),
 }
 
-/// One parsed, valid window.
+/// When something recurs: the start instants of a window, or the
+/// occurrences of a schedule (`crate::schedules`). Parsed and bounded in
+/// one place so that both mean the same by an expression, DST included.
 #[derive(Debug, Clone)]
-pub struct Window {
+pub struct Recurrence {
     schedule: Schedule,
-    duration: Duration,
     time_zone: String,
 }
 
-impl Window {
-    /// Parses and checks a window. For `rrule` the zone is the `TZID` of
-    /// `DTSTART` (or UTC for a `Z` time); `time_zone`, when given, must name
-    /// the same zone. For `cron` `time_zone` is required.
-    pub fn parse(
-        kind: WindowKind,
-        expression: &str,
-        time_zone: Option<&str>,
-        duration_s: i64,
-    ) -> Result<Window, WindowError> {
-        if duration_s <= 0 || duration_s > MAX_DURATION_S {
-            return Err(bad("duration_s", format!("must be between 1 and {MAX_DURATION_S} seconds, not {duration_s}")));
-        }
-        let duration = Duration::seconds(duration_s);
+impl Recurrence {
+    /// Parses and checks a recurrence. For `rrule` the zone is the `TZID`
+    /// of `DTSTART` (or UTC for a `Z` time); `time_zone`, when given, must
+    /// name the same zone. For `cron` `time_zone` is required.
+    /// `FREQ=SECONDLY` is refused: nothing here recurs that often.
+    pub fn parse(kind: WindowKind, expression: &str, time_zone: Option<&str>) -> Result<Recurrence, WindowError> {
         let given_zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
             Some(z) => Some(z.parse::<Tz>().map_err(|_| bad("time_zone", format!("unknown IANA time zone {z:?}")))?),
             None => None,
@@ -123,10 +118,8 @@ impl Window {
                 if set.get_rrule().is_empty() && set.get_rdate().is_empty() {
                     return Err(bad("expression", "needs an RRULE (or RDATE) line"));
                 }
-                for rule in set.get_rrule() {
-                    if matches!(rule.get_freq(), rrule::Frequency::Secondly | rrule::Frequency::Minutely) {
-                        return Err(bad("expression", "FREQ=SECONDLY and FREQ=MINUTELY are not maintenance windows"));
-                    }
+                if set.get_rrule().iter().any(|r| matches!(r.get_freq(), rrule::Frequency::Secondly)) {
+                    return Err(bad("expression", "FREQ=SECONDLY is not supported"));
                 }
                 let zone = match set.get_dt_start().timezone() {
                     rrule::Tz::Tz(tz) => tz,
@@ -145,33 +138,33 @@ impl Window {
                         ));
                     }
                 }
-                Ok(Window { schedule: Schedule::Rrule(Box::new(set)), duration, time_zone: zone.name().to_string() })
+                Ok(Recurrence { schedule: Schedule::Rrule(Box::new(set)), time_zone: zone.name().to_string() })
             }
             WindowKind::Cron => {
-                let zone = given_zone.ok_or_else(|| bad("time_zone", "required for a cron window"))?;
+                let zone = given_zone.ok_or_else(|| bad("time_zone", "required for a cron line"))?;
                 let cron = croner::Cron::from_str(expression.trim())
                     .map_err(|e| bad("expression", format!("bad cron line: {e}")))?;
-                Ok(Window {
-                    schedule: Schedule::Cron(Box::new(cron), zone),
-                    duration,
-                    time_zone: zone.name().to_string(),
-                })
+                Ok(Recurrence { schedule: Schedule::Cron(Box::new(cron), zone), time_zone: zone.name().to_string() })
             }
         }
     }
 
-    /// The IANA zone the window's times are in.
+    /// The IANA zone the recurrence's local times are in.
     pub fn time_zone(&self) -> &str {
         &self.time_zone
     }
 
-    pub fn duration(&self) -> Duration {
-        self.duration
+    fn is_rrule_with(&self, freq: rrule::Frequency) -> bool {
+        match &self.schedule {
+            Schedule::Rrule(set) => set.get_rrule().iter().any(|r| r.get_freq() == freq),
+            Schedule::Cron(..) => false,
+        }
     }
 
-    /// Starts `s` with `from <= s < until`, at most [`MAX_OCCURRENCES`]; the
-    /// second value is where the list stops being complete when the cap was hit.
-    fn starts(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    /// Occurrences `s` with `from <= s < until`, at most [`MAX_OCCURRENCES`];
+    /// the second value is where the list stops being complete when the cap
+    /// was hit.
+    pub fn starts(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let mut out = Vec::new();
         let mut push = |s: DateTime<Utc>| -> bool {
             if s >= until {
@@ -210,6 +203,52 @@ impl Window {
         (out, capped)
     }
 
+    /// The first occurrence at or after `t`, looking [`SEARCH_DAYS`] ahead.
+    pub fn next_at_or_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (starts, _) = self.starts(t, t + Duration::days(SEARCH_DAYS));
+        starts.first().copied()
+    }
+}
+
+/// One parsed, valid window.
+#[derive(Debug, Clone)]
+pub struct Window {
+    recurrence: Recurrence,
+    duration: Duration,
+}
+
+impl Window {
+    /// Parses and checks a window: a [`Recurrence`] (minutely ones are not
+    /// maintenance windows) and a duration.
+    pub fn parse(
+        kind: WindowKind,
+        expression: &str,
+        time_zone: Option<&str>,
+        duration_s: i64,
+    ) -> Result<Window, WindowError> {
+        if duration_s <= 0 || duration_s > MAX_DURATION_S {
+            return Err(bad("duration_s", format!("must be between 1 and {MAX_DURATION_S} seconds, not {duration_s}")));
+        }
+        let recurrence = Recurrence::parse(kind, expression, time_zone)?;
+        if recurrence.is_rrule_with(rrule::Frequency::Minutely) {
+            return Err(bad("expression", "FREQ=SECONDLY and FREQ=MINUTELY are not maintenance windows"));
+        }
+        Ok(Window { recurrence, duration: Duration::seconds(duration_s) })
+    }
+
+    /// The IANA zone the window's times are in.
+    pub fn time_zone(&self) -> &str {
+        self.recurrence.time_zone()
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    fn starts(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        self.recurrence.starts(from, until)
+    }
+
     /// The interval of this window that contains `t` (overlapping
     /// occurrences of the window merged), if `t` is inside one.
     pub fn containing(&self, t: DateTime<Utc>) -> Option<Interval> {
@@ -221,8 +260,7 @@ impl Window {
 
     /// The first start at or after `t`, looking [`SEARCH_DAYS`] ahead.
     pub fn next_opening(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let (starts, _) = self.starts(t, t + Duration::days(SEARCH_DAYS));
-        starts.first().copied()
+        self.recurrence.next_at_or_after(t)
     }
 }
 

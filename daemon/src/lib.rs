@@ -8,6 +8,8 @@ pub mod packaging_cli;
 pub mod repo_policy;
 pub mod runner;
 pub mod runs_cli;
+pub mod schedule_cli;
+pub mod schedules;
 pub mod secrets_cli;
 pub mod server;
 pub mod state;

@@ -59,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         action: cratond::runs_cli::RunsAction,
     },
+    /// Add, list and remove schedules: run templates fired on a recurrence
+    /// by the serving daemons (on the database).
+    Schedule {
+        #[command(subcommand)]
+        action: cratond::schedule_cli::ScheduleAction,
+    },
     /// Renew the keys that protect stored secrets (online, resumable):
     /// rotate rewraps the data keys, reencrypt replaces them.
     Secrets {
@@ -402,6 +408,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         Command::Runs { action } => cratond::runs_cli::runs(&mut connect_migrated(&url)?, action),
+        Command::Schedule { action } => cratond::schedule_cli::schedule(&mut connect_migrated(&url)?, action),
         Command::Secrets { action } => cratond::secrets_cli::secrets(&mut connect_migrated(&url)?, action),
         Command::ConfigRef { action } => {
             let mut conn = connect_migrated(&url)?;
@@ -520,6 +527,8 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
                 state = state.with_key_provider(std::sync::Arc::new(keys));
             }
         }
+        // Every daemon ticks; the database claim makes each occurrence fire once.
+        cratond::schedules::start(state.clone(), cratond::schedules::TICK);
         let app = cratond::api::app(state, limits);
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -31,6 +31,8 @@ struct Target {
     secret: String,
     /// A maintenance window of the group (issue 10).
     window: i64,
+    /// A schedule of the project (issue 10).
+    schedule: i64,
 }
 
 struct Tenant {
@@ -85,6 +87,16 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
                    "time_zone": "Europe/Berlin", "duration_s": 7200}),
         )
         .await;
+    // A schedule (issue 10), disabled: nothing fires here.
+    let schedule = h
+        .create(
+            &format!("/v1/schedules{q}"),
+            root,
+            json!({"name": format!("{prefix}-schedule"), "kind": "cron", "expression": "0 2 * * SAT",
+                   "time_zone": "UTC", "enabled": false,
+                   "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": group_name}}),
+        )
+        .await;
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -119,6 +131,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             run,
             secret: secret_name,
             window,
+            schedule,
         },
         tokens,
     }
@@ -137,6 +150,7 @@ fn missing() -> Target {
         run: 999_995,
         secret: "zzzzz_token".into(),
         window: 999_994,
+        schedule: 999_993,
     }
 }
 
@@ -152,6 +166,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.run
     } else if route.path.starts_with("/v1/windows") {
         t.window
+    } else if route.path.starts_with("/v1/schedules") {
+        t.schedule
     } else {
         t.group
     };
@@ -186,6 +202,10 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "POST" if p == "/v1/tokens" => json!({"role": "reader", "project": t.project}),
         "POST" if p == "/v1/runs" => json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main",
             "group": t.group_name, "priority": 3, "if_busy": "refuse"}),
+        "POST" if p == "/v1/schedules" => json!({"name": "new-s", "kind": "cron", "expression": "0 3 * * *",
+            "time_zone": "UTC", "enabled": false,
+            "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": t.group_name}}),
+        "PATCH" if p.starts_with("/v1/schedules") => json!({"enabled": true, "expression": "0 4 * * *"}),
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),
         "DELETE" => return None,
@@ -204,7 +224,9 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/"].iter().any(|p| route.path.starts_with(p))
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/"]
+        .iter()
+        .any(|p| route.path.starts_with(p))
 }
 
 /// What is left of a response once the names we sent are taken out: must
@@ -228,7 +250,7 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let root = h.token(None, Role::Root);
         let a = tenant(&h, &root, A, "alpha").await;
         let bt = tenant(&h, &root, "bravo", "bravo").await;
-        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token", "alpha-window"];
+        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token", "alpha-window", "alpha-schedule"];
         let routes: Vec<&Route> = ROUTES.iter().filter(|r| !r.public).collect();
         assert!(routes.len() >= 30, "the route table lost routes");
 
@@ -273,6 +295,7 @@ async fn foreign_tokens_see_nothing_on_any_route() {
                 "/v1/hosts?details=true&resolved=true",
                 "/v1/inventory",
                 "/v1/runs",
+                "/v1/schedules",
             ] {
                 let r = h.expect(200, "GET", path, token, None).await;
                 assert_no_leak(&r, &[], path);
@@ -322,6 +345,10 @@ async fn foreign_tokens_see_nothing_on_any_route() {
             r.body["windows"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["alpha-window"], "{}", r.text);
         assert_eq!(r.body["windows"][0]["id"], t.window);
+        // A's schedule: unchanged (still disabled, its rule as made).
+        let r = h.expect(200, "GET", &format!("/v1/schedules/{}", t.schedule), ar, None).await;
+        assert_eq!((r.body["enabled"].clone(), r.body["expression"].clone()), (json!(false), json!("0 2 * * SAT")));
+        assert_eq!(h.expect(200, "GET", "/v1/schedules", ar, None).await.names(), ["alpha-schedule"]);
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);

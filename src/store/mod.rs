@@ -31,6 +31,8 @@ pub mod project_admin;
 pub mod queue;
 pub mod ref_apply;
 pub mod runs;
+#[cfg(feature = "windows")]
+pub mod schedules;
 pub mod schema;
 #[cfg(feature = "secrets")]
 pub mod secrets;

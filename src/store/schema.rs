@@ -329,3 +329,41 @@ diesel::table! {
 
 diesel::joinable!(maintenance_windows -> inventory_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(maintenance_windows, inventory_groups);
+
+diesel::table! {
+    schedules (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        name -> Text,
+        template -> Text,
+        kind -> Text,
+        expression -> Text,
+        time_zone -> Text,
+        enabled -> Bool,
+        catch_up -> Text,
+        next_run_at -> Nullable<BigInt>,
+        created_by -> Text,
+        creator_kind -> Text,
+        creator_token_id -> Nullable<BigInt>,
+        creator_role -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    schedule_firings (id) {
+        id -> BigInt,
+        schedule_id -> BigInt,
+        occurrence -> BigInt,
+        status -> Text,
+        missed -> BigInt,
+        run_id -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        holder -> Text,
+        fired_at -> BigInt,
+    }
+}
+
+diesel::joinable!(schedule_firings -> schedules (schedule_id));
+diesel::allow_tables_to_appear_in_same_query!(schedule_firings, schedules);

@@ -129,6 +129,21 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Grant>, St
     .transpose()
 }
 
+/// The grant of live token `id` (a schedule's creator, read again when
+/// the schedule fires); `None` when it is revoked or gone.
+pub fn grant_of(conn: &mut DbConn, id: i64) -> Result<Option<Grant>, StoreError> {
+    let row: Option<(i64, Option<i64>, String, bool)> = api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .filter(api_tokens::revoked_at.is_null())
+        .select((api_tokens::id, api_tokens::project_id, api_tokens::role, api_tokens::secrets_scope))
+        .first(conn)
+        .optional()?;
+    row.map(|(token_id, project_id, role, secrets_scope)| {
+        Ok(Grant { token_id, project_id, role: Role::parse(&role)?, secrets_scope })
+    })
+    .transpose()
+}
+
 /// Whether the token `id` exists and is not revoked: the per-request
 /// confirmation of a cached grant (a primary-key lookup).
 pub fn is_live(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {

@@ -18,6 +18,7 @@ pub mod projects;
 pub mod query;
 pub mod resource;
 pub mod runs;
+pub mod schedules;
 pub mod secrets;
 pub mod tokens;
 pub mod variables;
@@ -124,6 +125,17 @@ pub const ROUTES: &[Route] = &[
         "When all hosts below the group are next inside a window at once, and until when",
     ),
     r("DELETE", "/v1/windows/{id}", "Delete a maintenance window (editor)"),
+    // Schedules (issue 10).
+    r("POST", "/v1/schedules", "Add a schedule: a run template fired on an RRULE or cron line in a time zone (editor)"),
+    r("GET", "/v1/schedules", "List the project's schedules with their next run; limit + marker paging"),
+    r("GET", "/v1/schedules/{id}", "One schedule: template, rule, enabled, catch_up, next run"),
+    r("PATCH", "/v1/schedules/{id}", "Change a schedule: enable/disable, rule, template, catch_up (editor)"),
+    r("DELETE", "/v1/schedules/{id}", "Delete a schedule and its firing log (editor; its runs stay)"),
+    r(
+        "GET",
+        "/v1/schedules/{id}/firings",
+        "A schedule's handled occurrences, newest first: the run each started or why none",
+    ),
     // Secrets (issue 9).
     r("GET", "/v1/hosts/{id}/secrets", "A host's secrets, metadata only; ?expiring_within=30d"),
     r("POST", "/v1/hosts/{id}/secrets", "Create a secret of a host: {name, kind, value} (editor)"),
@@ -267,6 +279,10 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/groups/{id}/windows", get(windows::list).post(windows::create))
         .route("/v1/groups/{id}/windows/next", get(windows::next))
         .route("/v1/windows/{id}", delete(windows::delete))
+        // Schedules (issue 10).
+        .route("/v1/schedules", get(schedules::list).post(schedules::create))
+        .route("/v1/schedules/{id}", get(schedules::get_one).patch(schedules::patch).delete(schedules::delete))
+        .route("/v1/schedules/{id}/firings", get(schedules::firings))
         // Secrets (issue 9).
         .route("/v1/hosts/{id}/secrets", get(secrets::list_host).post(secrets::create_host))
         .route(

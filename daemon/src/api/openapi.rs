@@ -1230,11 +1230,123 @@ pub struct NextWindow {
     pub message: String,
 }
 
+// Schedules (issue 10).
+#[derive(OpenApi)]
+#[openapi(paths(
+    super::schedules::create,
+    super::schedules::list,
+    super::schedules::get_one,
+    super::schedules::patch,
+    super::schedules::delete,
+    super::schedules::firings,
+))]
+pub struct SchedulesDoc;
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewScheduleDoc {
+    /// Unique within the project.
+    pub name: String,
+    /// The run template: exactly a `POST /v1/runs` body (checked now; its
+    /// problems are named `template.FIELD`).
+    pub template: NewRun,
+    /// `rrule` or `cron`.
+    pub kind: String,
+    /// rrule: `DTSTART;TZID=Europe/Berlin:20261207T023000\nRRULE:FREQ=DAILY`
+    /// (DTSTART needs a TZID or a UTC `Z` time); cron: `30 2 * * *`.
+    pub expression: String,
+    /// An IANA zone. Required for cron; for rrule it defaults to DTSTART's
+    /// TZID and must equal it when given.
+    #[schema(required = false)]
+    pub time_zone: Option<String>,
+    /// Default true.
+    #[schema(required = false)]
+    pub enabled: bool,
+    /// Occurrences missed while no daemon ran: `once` (run once for the
+    /// latest) or `skip` (default: wait for the next).
+    #[schema(required = false)]
+    pub catch_up: String,
+}
+
+/// Fields not given keep their value; a new rule (`kind`, `expression`,
+/// `time_zone`) or enabling moves `next_run` to the first occurrence after
+/// now; disabling clears it.
+#[derive(Deserialize, ToSchema)]
+pub struct SchedulePatchDoc {
+    #[schema(required = false)]
+    pub template: NewRun,
+    #[schema(required = false)]
+    pub kind: String,
+    #[schema(required = false)]
+    pub expression: String,
+    #[schema(required = false)]
+    pub time_zone: Option<String>,
+    #[schema(required = false)]
+    pub enabled: bool,
+    #[schema(required = false)]
+    pub catch_up: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ScheduleDoc {
+    pub id: i64,
+    pub name: String,
+    pub template: JsonObject,
+    pub kind: String,
+    pub expression: String,
+    pub time_zone: String,
+    pub enabled: bool,
+    pub catch_up: String,
+    /// The next occurrence that will fire (RFC 3339, UTC); null when
+    /// disabled or the rule has ended.
+    #[schema(required)]
+    pub next_run: Option<String>,
+    /// Who created it; its runs show `schedule:ID` and the creator as
+    /// `created_by`, and act with the creator's token as it is at fire time.
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ScheduleList {
+    pub items: Vec<ScheduleDoc>,
+    pub links: Links,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct FiringDoc {
+    pub id: i64,
+    /// The occurrence handled (RFC 3339, UTC).
+    pub occurrence: String,
+    /// `claimed` (being submitted, or its daemon died), `submitted`,
+    /// `error` or `skipped` (missed while no daemon ran, `catch_up: skip`).
+    pub status: String,
+    /// Earlier due occurrences folded into this one.
+    pub missed: i64,
+    #[schema(required)]
+    pub run_id: Option<i64>,
+    /// Why no run was started.
+    #[schema(required)]
+    pub error: Option<String>,
+    /// The daemon that claimed it.
+    pub holder: String,
+    /// Unix ms (the clock of that daemon).
+    pub fired_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct FiringList {
+    pub items: Vec<FiringDoc>,
+    pub links: Links,
+}
+
 /// The document as served.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(SecretsDoc::openapi());
     doc.merge(WindowsDoc::openapi());
+    doc.merge(SchedulesDoc::openapi());
     // The modifiers again, for the merged paths (they are idempotent).
     OperationIds.modify(&mut doc);
     OptionalBodies.modify(&mut doc);
@@ -1276,6 +1388,8 @@ mod tests {
         assert_eq!(properties("SyncRequest"), fields::<config_refs::SyncBody>());
         assert_eq!(properties("KeysBody"), fields::<variables::KeysBody>());
         assert_eq!(properties("NewMaintenanceWindow"), fields::<super::super::windows::WindowBody>());
+        assert_eq!(properties("NewScheduleDoc"), fields::<super::super::schedules::ScheduleBody>());
+        assert_eq!(properties("SchedulePatchDoc"), fields::<super::super::schedules::SchedulePatchBody>());
         assert_eq!(properties("NewRun"), craton::runs::FIELDS.map(String::from).to_vec());
     }
 }

@@ -52,7 +52,7 @@ fn hub(state: &AppState) -> Result<Arc<RunHub>, ApiError> {
 }
 
 /// Who started a run, as recorded.
-fn created_by(caller: &Caller) -> String {
+pub(crate) fn created_by(caller: &Caller) -> String {
     let role = caller.grant.role.as_str();
     match &caller.who {
         Who::Token(id) => format!("token {id} ({role})"),

@@ -1,0 +1,388 @@
+//! `/v1/schedules`: run templates fired on a recurrence (issue 10). The
+//! template is exactly a `POST /v1/runs` body, checked by
+//! `craton::runs::parse_request` when the schedule is written; the rule is
+//! an RRULE or a cron line with a time zone (`craton::windows::Recurrence`).
+//! Firing is `crate::schedules` (the ticker of every cratond process).
+//!
+//! Authority: a fired run is submitted as the schedule's creator at fire
+//! time (its token re-read: revoked, or below editor, and the firing
+//! records the refusal instead of a run). Keystone tokens cannot be
+//! re-checked later, so schedules need a Craton token (or the CLI).
+//! Tenancy as for runs: another project's schedule is a 404.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::DateTime;
+use craton::schedules::CatchUp;
+use craton::store::schedules::{self as ss, Creator, Firing, NewSchedule, SchedulePatch, ScheduleRecord};
+use craton::store::tokens::Role;
+use craton::windows::WindowKind;
+use serde_json::{json, Map, Value};
+
+use super::auth::{Caller, Who};
+use super::error::ApiError;
+use super::extract::Path;
+use super::query::Query;
+use super::resource::{
+    created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
+    RawBody,
+};
+use super::windows::ts;
+use crate::state::AppState;
+
+const ONE_PARAMS: [&str; 1] = ["project"];
+const FIELDS: [&str; 7] = ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up"];
+
+object_fields!(ScheduleBody, ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up"]);
+object_fields!(SchedulePatchBody, ["template", "kind", "expression", "time_zone", "enabled", "catch_up"]);
+
+fn ms_ts(ms: i64) -> Value {
+    DateTime::from_timestamp_millis(ms).map_or(Value::Null, |t| json!(ts(t)))
+}
+
+pub(crate) fn schedule_json(s: &ScheduleRecord) -> Value {
+    let template: Value = serde_json::from_str(&s.template).unwrap_or(Value::Null);
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "template": template,
+        "kind": s.kind,
+        "expression": s.expression,
+        "time_zone": s.time_zone,
+        "enabled": s.enabled,
+        "catch_up": s.catch_up,
+        "next_run": s.next_run_at.map_or(Value::Null, ms_ts),
+        "created_by": s.created_by,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+pub(crate) fn firing_json(f: &Firing) -> Value {
+    json!({
+        "id": f.id,
+        "occurrence": ms_ts(f.occurrence),
+        "status": f.status,
+        "missed": f.missed,
+        "run_id": f.run_id,
+        "error": f.error,
+        "holder": f.holder,
+        "fired_at": f.fired_at,
+    })
+}
+
+/// The template: a JSON object that `POST /v1/runs` would accept in form
+/// (its fields' problems are named `template.FIELD`).
+fn check_template(v: Option<&Value>, r: &mut FieldReader) -> Option<String> {
+    match v {
+        None => None,
+        Some(Value::Object(m)) => match craton::runs::parse_request(m) {
+            Ok(_) => Some(Value::Object(m.clone()).to_string()),
+            Err(ps) => {
+                for p in ps {
+                    r.error(&format!("template.{}", p.field), p.message);
+                }
+                None
+            }
+        },
+        Some(_) => {
+            r.error("template", "must be a POST /v1/runs body (a JSON object)");
+            None
+        }
+    }
+}
+
+fn kind(r: &mut FieldReader) -> Option<WindowKind> {
+    let k = r.string("kind")?;
+    match k.parse::<WindowKind>() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            r.error(e.field, e.message);
+            None
+        }
+    }
+}
+
+fn catch_up(r: &mut FieldReader) -> Option<CatchUp> {
+    let c = r.string("catch_up")?;
+    match c.parse::<CatchUp>() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            r.error(e.field, e.message);
+            None
+        }
+    }
+}
+
+/// A template's group must exist when the schedule is written (a typo is
+/// caught now, not when it fires at night); submit checks it again then.
+fn check_group(
+    state: &AppState,
+    conn: &mut craton::store::DbConn,
+    project: &craton::model::Project,
+    template: &str,
+) -> Result<(), ApiError> {
+    let v: Value = serde_json::from_str(template).unwrap_or(Value::Null);
+    if let Some(g) = v.get("group").and_then(Value::as_str) {
+        let snap = state.snapshot(conn, project)?;
+        if !snap.groups.iter().any(|x| x.name == g) {
+            return Err(ApiError::fields(vec![super::error::FieldError {
+                field: "template.group".into(),
+                message: format!("no group named {g:?} in project {:?}", project.name),
+            }]));
+        }
+    }
+    Ok(())
+}
+
+/// Who the schedule's runs act as (see the module doc).
+pub(crate) fn creator(caller: &Caller) -> Result<Creator, ApiError> {
+    let role = caller.grant.role.as_str().to_string();
+    match &caller.who {
+        Who::Token(id) => Ok(Creator { kind: "token".into(), token_id: Some(*id), role }),
+        Who::Local => Ok(Creator { kind: "local".into(), token_id: None, role }),
+        Who::Keystone(_) => Err(ApiError::Forbidden(
+            "schedules need a Craton API token: a Keystone token cannot be checked again when the schedule fires"
+                .into(),
+        )),
+    }
+}
+
+fn new_schedule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewSchedule, ApiError> {
+    let mut r = FieldReader::new(obj);
+    let name = r.string("name");
+    let name = r.require("name", name);
+    let template = check_template(obj.get("template"), &mut r);
+    if !obj.contains_key("template") {
+        r.error("template", "is required");
+    }
+    let kind = kind(&mut r);
+    if !obj.contains_key("kind") {
+        r.error("kind", "is required");
+    }
+    let expression = r.string("expression");
+    let expression = r.require("expression", expression);
+    let time_zone = r.nullable_string("time_zone").flatten();
+    let enabled = r.bool("enabled").unwrap_or(true);
+    let catch_up = catch_up(&mut r).unwrap_or_default();
+    r.finish()?;
+    let (Some(name), Some(template), Some(kind), Some(expression)) = (name, template, kind, expression) else {
+        return Err(ApiError::bad("name, template, kind and expression are required"));
+    };
+    Ok(NewSchedule {
+        name,
+        template,
+        kind,
+        expression,
+        time_zone,
+        enabled,
+        catch_up,
+        created_by: super::runs::created_by(caller),
+        creator: creator(caller)?,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])),
+    summary = "Add a schedule: a run template fired on an RRULE or cron line in a time zone (editor)",
+    params(crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::NewScheduleDoc,
+    responses((status = 201, description = "Created", body = crate::api::openapi::ScheduleDoc,
+            headers(("Location" = String, description = "Where to read it"))),
+        crate::api::openapi::WriteErrors))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let project_name = q.get("project").map(str::to_string);
+    let now = state.clock.now().timestamp_millis();
+    let st = state.clone();
+    let rec = state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            caller.require(Role::Editor)?;
+            let obj = object_body::<ScheduleBody>(&body)?;
+            let new = new_schedule(&obj, &caller)?;
+            check_group(&st, conn, &project, &new.template)?;
+            ss::create(conn, project.id, &new, now).map_err(|e| store_error(e, &FIELDS))
+        })
+        .await?;
+    Ok(created(location("/v1/schedules", rec.id, project_name.as_deref()), schedule_json(&rec)))
+}
+
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])),
+    summary = "List the project's schedules with their next run; limit + marker paging",
+    params(crate::api::openapi::PageQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::ScheduleList), crate::api::openapi::ReadErrors))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "limit", "marker"])?;
+    let page = Page::from_query(&q)?;
+    let requested = q.get("project").map(str::to_string);
+    let all = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            Ok(ss::list(conn, project.id)?)
+        })
+        .await?;
+    let ids: Vec<i64> = all.iter().map(|s| s.id).collect();
+    let w = window(&ids, page, |_| true);
+    let items = w.items.iter().map(|&i| schedule_json(&all[i])).collect();
+    Ok(list_body(items, links("/v1/schedules", &q, page, &w)))
+}
+
+async fn visible(state: &AppState, caller: Caller, q: &Query, id: i64) -> Result<ScheduleRecord, ApiError> {
+    let requested = q.get("project").map(str::to_string);
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            Ok(ss::get(conn, Some(project.id), id)?)
+        })
+        .await
+}
+
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    summary = "One schedule: template, rule, enabled, catch_up, next run",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The schedule", body = crate::api::openapi::ScheduleDoc), crate::api::openapi::ReadErrors))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("schedule", &id)?;
+    Ok(Json(schedule_json(&visible(&state, caller, &q, id).await?)))
+}
+
+fn patch_of(obj: &Map<String, Value>, old: &ScheduleRecord) -> Result<SchedulePatch, ApiError> {
+    let mut r = FieldReader::new(obj);
+    let template = check_template(obj.get("template"), &mut r);
+    let rule_given = ["kind", "expression", "time_zone"].iter().any(|f| obj.contains_key(*f));
+    let kind = kind(&mut r);
+    let expression = r.string("expression");
+    let time_zone = r.nullable_string("time_zone");
+    let enabled = r.bool("enabled");
+    let catch_up = catch_up(&mut r);
+    r.finish()?;
+    let rule = rule_given.then(|| {
+        // A rule is replaced whole; fields not given keep their values,
+        // except the time zone of an RRULE, which its DTSTART names.
+        let kind = kind.unwrap_or_else(|| old.kind.parse().unwrap_or(WindowKind::Cron));
+        let expression = expression.unwrap_or_else(|| old.expression.clone());
+        let time_zone = match time_zone {
+            Some(z) => z,
+            None if kind == WindowKind::Cron => Some(old.time_zone.clone()),
+            None => None,
+        };
+        (kind, expression, time_zone)
+    });
+    Ok(SchedulePatch { template, rule, enabled, catch_up })
+}
+
+#[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    summary = "Change a schedule: enable/disable, rule, template, catch_up (editor)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    request_body = crate::api::openapi::SchedulePatchDoc,
+    responses((status = 200, description = "The changed schedule", body = crate::api::openapi::ScheduleDoc), crate::api::openapi::WriteErrors))]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("schedule", &id)?;
+    let now = state.clock.now().timestamp_millis();
+    let st = state.clone();
+    let rec = state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            let old = ss::get(conn, Some(project.id), id)?;
+            caller.require(Role::Editor)?;
+            let obj = object_body::<SchedulePatchBody>(&body)?;
+            let patch = patch_of(&obj, &old)?;
+            if let Some(t) = &patch.template {
+                check_group(&st, conn, &project, t)?;
+            }
+            ss::update(conn, project.id, id, &patch, now).map_err(|e| store_error(e, &FIELDS))
+        })
+        .await?;
+    Ok(Json(schedule_json(&rec)))
+}
+
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    summary = "Delete a schedule and its firing log (editor; its runs stay)",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::DeleteErrors))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("schedule", &id)?;
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            ss::get(conn, Some(project.id), id)?;
+            caller.require(Role::Editor)?;
+            Ok(ss::delete(conn, project.id, id)?)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/schedules/{id}/firings", tag = "schedules", security(("bearer" = [])),
+    summary = "A schedule's handled occurrences, newest first: the run each started or why none",
+    params(crate::api::openapi::IdPath, crate::api::openapi::PageQuery),
+    responses((status = 200, description = "One page", body = crate::api::openapi::FiringList), crate::api::openapi::ReadErrors))]
+pub async fn firings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "limit", "marker"])?;
+    let id = parse_id("schedule", &id)?;
+    let page = Page::from_query(&q)?;
+    let requested = q.get("project").map(str::to_string);
+    let mut rows = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            ss::get(conn, Some(project.id), id)?;
+            Ok(ss::firings(conn, id, page.marker, page.limit as i64 + 1)?)
+        })
+        .await?;
+    let more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    let items: Vec<Value> = rows.iter().map(firing_json).collect();
+    let path = format!("/v1/schedules/{id}/firings");
+    let url = |marker: Option<i64>| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        if let Some(p) = q.get("project") {
+            s.append_pair("project", p);
+        }
+        s.append_pair("limit", &page.limit.to_string());
+        if let Some(m) = marker {
+            s.append_pair("marker", &m.to_string());
+        }
+        format!("{path}?{}", s.finish())
+    };
+    let mut l = Map::new();
+    l.insert("self".into(), json!(url(page.marker)));
+    if more {
+        l.insert("next".into(), json!(url(rows.last().map(|f| f.id))));
+    }
+    Ok(list_body(items, Value::Object(l)))
+}

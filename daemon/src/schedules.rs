@@ -1,0 +1,170 @@
+//! The schedule ticker: every `cratond serve` process runs one. Each tick
+//! reads "now" from the [`AppState`] clock (tests move a manual one), asks
+//! the database for enabled schedules whose next run is due, and for each
+//! computes the plan (`craton::schedules::plan`: the occurrence to handle,
+//! whether to run it under `catch_up`, the next one), then:
+//!
+//! claim (`craton::store::schedules::claim`: one transaction moving
+//! `next_run_at` and inserting the `(schedule, occurrence)` firing row) →
+//! submit through `api::runs::submit`, as the creator → record the run id
+//! or the error on the firing row. A daemon that loses the claim does
+//! nothing, so an occurrence is handled once however many daemons tick.
+//!
+//! At most once: a daemon that dies between claim and submit leaves the
+//! firing `claimed` without a run; the occurrence is not retried (a
+//! deployment run twice is worse than one missed, and the row says so).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use craton::schedules::plan;
+use craton::store::schedules::{self as ss, Claim, ScheduleRecord};
+use craton::store::tokens::{self, Role};
+use serde_json::{Map, Value};
+
+use crate::api::auth::{Caller, Who};
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// How often a production daemon looks for due schedules.
+pub const TICK: Duration = Duration::from_secs(5);
+
+/// Starts the ticker of this process, looking every `every` (wall time).
+pub fn start(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = tick(&state).await {
+                tracing::warn!(error = %e, "schedule tick failed");
+            }
+        }
+    })
+}
+
+/// This process's name in firing rows (its runner's lease holder).
+fn holder(state: &AppState) -> String {
+    state.runs.as_ref().map_or_else(|| format!("pid {}", std::process::id()), |h| h.settings.holder.clone())
+}
+
+/// One tick: handles every due schedule; returns how many runs this
+/// process submitted.
+pub async fn tick(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let due = state.db(move |conn| Ok(ss::due(conn, now_ms)?)).await?;
+    let holder = Arc::new(holder(state));
+    let mut submitted = 0;
+    for s in due {
+        let Some(next_due) = s.next_run_at.and_then(chrono::DateTime::from_timestamp_millis) else { continue };
+        let rec = match s.recurrence() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(schedule = s.id, error = %e, "stored schedule rule does not parse");
+                continue;
+            }
+        };
+        let p = plan(&rec, next_due, now, s.catch_up());
+        let occurrence = p.occurrence.map(|o| o.timestamp_millis());
+        let new_next = p.next.map(|n| n.timestamp_millis());
+        let h = holder.clone();
+        let (sid, expected) = (s.id, next_due.timestamp_millis());
+        let fire = p.fire;
+        let missed = p.missed as i64;
+        let claimed = state
+            .db(move |conn| match occurrence {
+                Some(occurrence) => Ok(ss::claim(
+                    conn,
+                    &Claim {
+                        schedule_id: sid,
+                        expected_next: expected,
+                        occurrence,
+                        fire,
+                        missed,
+                        new_next,
+                        holder: &h,
+                        now_ms,
+                    },
+                )?),
+                None => {
+                    ss::advance(conn, sid, expected, new_next)?;
+                    Ok(None)
+                }
+            })
+            .await?;
+        let Some(firing) = claimed else { continue };
+        if !fire {
+            tracing::info!(schedule = s.id, missed, "schedule occurrences missed while no daemon ran: skipped");
+            continue;
+        }
+        let outcome = fire_one(state, &s).await;
+        if outcome.is_ok() {
+            submitted += 1;
+        }
+        match &outcome {
+            Ok(run) => tracing::info!(schedule = s.id, run, occurrence = ?p.occurrence, "schedule fired"),
+            Err(e) => tracing::warn!(schedule = s.id, error = %e, "schedule fired; its run was refused"),
+        }
+        state.db(move |conn| Ok(ss::record_submit(conn, firing, outcome)?)).await?;
+    }
+    Ok(submitted)
+}
+
+/// The caller a fired run acts as: the creator now. A token is read again
+/// (revoked: refused); its role is what it is now (`submit` checks editor).
+async fn creator_caller(state: &AppState, s: &ScheduleRecord) -> Result<Caller, String> {
+    match (s.creator.kind.as_str(), s.creator.token_id) {
+        ("local", _) => Ok(Caller::local()),
+        ("token", Some(id)) => {
+            let grant = state
+                .db(move |conn| Ok(tokens::grant_of(conn, id)?))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the schedule's creator, token {id}, is revoked or deleted"))?;
+            if grant.project_id.is_some_and(|p| p != s.project_id) {
+                return Err(format!("token {id} does not belong to the schedule's project"));
+            }
+            Ok(Caller { who: Who::Token(id), grant })
+        }
+        (kind, _) => Err(format!("the schedule's creator ({kind}) cannot submit runs")),
+    }
+}
+
+/// A refusal as one line: the message and each field's problem.
+fn describe(e: &ApiError) -> String {
+    match e {
+        ApiError::BadRequest { message, details } if !details.is_empty() => {
+            let d: Vec<String> = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
+            format!("{message} ({})", d.join("; "))
+        }
+        other => format!("{} {}", other.status().as_u16(), other),
+    }
+}
+
+/// Submits the schedule's template as its creator; the run id, or why not.
+async fn fire_one(state: &AppState, s: &ScheduleRecord) -> Result<i64, String> {
+    let caller = creator_caller(state, s).await?;
+    // A reader token would be refused by submit too; saying so here names
+    // the schedule's creator rather than "this needs the editor role".
+    if caller.grant.role < Role::Editor {
+        return Err(format!(
+            "the schedule's creator ({}) is now {}: runs need editor",
+            s.created_by,
+            caller.grant.role.as_str()
+        ));
+    }
+    let obj: Map<String, Value> = match serde_json::from_str(&s.template) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("the stored template is not a JSON object".into()),
+    };
+    let pid = s.project_id;
+    let project = state
+        .db(move |conn| Ok(craton::store::project_by_id(conn, pid)?))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the schedule's project is gone")?;
+    let who = format!("schedule:{} {}", s.id, crate::api::runs::created_by(&caller));
+    match crate::api::runs::submit(state, caller, Some(project.name), &obj, who).await {
+        Ok((run, _)) => Ok(run.id),
+        Err(e) => Err(describe(&e)),
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE schedule_firings;
+DROP TABLE schedules;
