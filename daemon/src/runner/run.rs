@@ -527,6 +527,7 @@ pub async fn execute(
     tracing::info!(run = id, status = %row.status, rc = ?row.rc, recorded = ?recorded, "run finished");
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, true);
+    hub.emit_hook(crate::hooks::RUN_FINISHED, &row, &json);
 }
 
 type Done = (RunStatus, Option<i32>, Option<String>, bool);
@@ -626,6 +627,7 @@ async fn drive(
     let json = run_json(row, &project);
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, false);
+    hub.emit_hook(crate::hooks::RUN_STARTED, row, &json);
 
     let listener = tokio::net::UnixListener::bind(wd.socket()).map_err(|e| format!("event socket: {e}"))?;
     let extra_s = extra.as_ref().map(|p| p.to_string_lossy().into_owned());
