@@ -31,6 +31,8 @@ struct Target {
     secret: String,
     /// A maintenance window of the group (issue 10).
     window: i64,
+    /// An outbound webhook of the project (issue 10).
+    hook: i64,
 }
 
 struct Tenant {
@@ -85,6 +87,17 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
                    "time_zone": "Europe/Berlin", "duration_s": 7200}),
         )
         .await;
+    // An outbound webhook (issue 10), with a delivery in its log.
+    let hook = h
+        .create(
+            &format!("/v1/hooks{q}"),
+            root,
+            json!({"url": format!("http://127.0.0.1:9/{prefix}-hook"), "secret": format!("{prefix}-hook-secret"),
+                   "events": ["run.queued"]}),
+        )
+        .await;
+    craton::store::hooks::enqueue(&mut h.conn(), pid, "run.queued", "run:0", &format!("{{\"{prefix}\":1}}"), 1)
+        .unwrap();
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -119,6 +132,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             run,
             secret: secret_name,
             window,
+            hook,
         },
         tokens,
     }
@@ -137,6 +151,7 @@ fn missing() -> Target {
         run: 999_995,
         secret: "zzzzz_token".into(),
         window: 999_994,
+        hook: 999_993,
     }
 }
 
@@ -152,6 +167,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.run
     } else if route.path.starts_with("/v1/windows") {
         t.window
+    } else if route.path.starts_with("/v1/hooks") {
+        t.hook
     } else {
         t.group
     };
@@ -184,6 +201,10 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
         "POST" if p == "/v1/hosts" => json!({"name": "new-h", "groups": [t.group], "parent": t.host}),
         "POST" if p == "/v1/projects" => json!({"name": "new-p"}),
         "POST" if p == "/v1/tokens" => json!({"role": "reader", "project": t.project}),
+        "POST" if p == "/v1/hooks" => {
+            json!({"url": "http://8.8.8.8/new-hook", "secret": "new-hook-secret", "events": ["run.finished"]})
+        }
+        "PATCH" if p.starts_with("/v1/hooks") => json!({"events": ["*"], "active": false}),
         "POST" if p == "/v1/runs" => {
             json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": t.group_name})
         }
@@ -205,7 +226,9 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/"].iter().any(|p| route.path.starts_with(p))
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/hooks/"]
+        .iter()
+        .any(|p| route.path.starts_with(p))
 }
 
 /// What is left of a response once the names we sent are taken out: must
@@ -323,6 +346,14 @@ async fn foreign_tokens_see_nothing_on_any_route() {
             r.body["windows"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["alpha-window"], "{}", r.text);
         assert_eq!(r.body["windows"][0]["id"], t.window);
+        // A's hook: unchanged, its delivery still logged; B's list has none of it.
+        let aa = a.token(Role::Admin);
+        let r = h.expect(200, "GET", &format!("/v1/hooks/{}", t.hook), aa, None).await;
+        assert_eq!((r.body["events"].clone(), r.body["active"].clone()), (json!(["run.queued"]), json!(true)));
+        let r = h.expect(200, "GET", &format!("/v1/hooks/{}/deliveries", t.hook), aa, None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
+        let r = h.expect(200, "GET", "/v1/hooks", bt.token(Role::Admin), None).await;
+        assert_no_leak(&r, &[], "GET /v1/hooks");
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);

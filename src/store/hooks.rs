@@ -441,6 +441,9 @@ pub struct AttemptRecord {
     pub duration_ms: i64,
 }
 
+/// (delivery id, attempt, at, status code, error, duration ms)
+type AttemptRow = (i64, i32, i64, Option<i32>, Option<String>, i64);
+
 /// Deliveries of hook `hook` (of project `pid`), newest first, with ids
 /// below `before` (paging), at most `limit`, each with its attempts.
 pub fn deliveries(
@@ -463,7 +466,7 @@ pub fn deliveries(
     let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
     let mut attempts: std::collections::HashMap<i64, Vec<AttemptRecord>> = Default::default();
     for chunk in super::edit::chunked(&ids) {
-        let found: Vec<(i64, i32, i64, Option<i32>, Option<String>, i64)> = hook_attempts::table
+        let found: Vec<AttemptRow> = hook_attempts::table
             .filter(hook_attempts::delivery_id.eq_any(chunk))
             .order((hook_attempts::delivery_id, hook_attempts::attempt))
             .select((
