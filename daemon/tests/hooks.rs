@@ -3,8 +3,8 @@
 //! of a real ansible-playbook run to a loopback receiver that checks every
 //! signature and fails the first attempt (the retry comes when the test
 //! moves the manual clock: no waiting for wall time), a delivery pending
-//! when its daemon stops delivered by the next one, and two daemons that
-//! never send one delivery twice.
+//! when its daemon stops delivered by the next one, two daemons that
+//! never send one delivery twice, and a run swept `lost` reported finished.
 
 mod common;
 #[path = "../../tests/common/git.rs"]
@@ -403,5 +403,51 @@ async fn a_pending_delivery_survives_a_restart_and_two_daemons_send_each_once() 
         assert!(per.values().all(|&n| n == 1), "{b:?}: a delivery was sent twice: {per:?}");
         task_b.abort();
         task_c.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_run_is_reported_finished() {
+    for b in backends() {
+        let clock = clock();
+        let (h, _hub, _task) = with_hooks(Harness::with_clock(b, clock.clone()), "daemon-a");
+        let rx = receiver(0).await;
+        let root = h.token(None, Role::Root);
+        h.create("/v1/hooks", &root, json!({"url": format!("{}/lost", rx.base), "secret": SECRET, "events": ["*"]}))
+            .await;
+        let g = h.create("/v1/groups", &root, json!({"name": "cell"})).await;
+        h.create("/v1/hosts", &root, json!({"name": "h1", "groups": [g]})).await;
+        // A run whose daemon died: its lease already expired.
+        let pid = craton::store::find_project(&mut h.conn(), "default").unwrap().unwrap().id;
+        let spec = craton::runs::parse_request(
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": "cell"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let new = craton::store::runs::NewRun {
+            project_id: pid,
+            spec: &spec,
+            created_by: "test",
+            bundle: b"x",
+            bundle_etag: "\"e\"",
+            hosts: &["h1".to_string()],
+            holder: "a-dead-daemon",
+            lease_ttl_ms: -60_000,
+        };
+        let run = craton::store::runs::create(&mut h.conn(), &new).unwrap().id;
+        h.state.runs.as_ref().unwrap().start_sweeper(h.state.pool.clone());
+        let got = wait_until("run.finished of the lost run", async || {
+            let g = rx.got("/lost");
+            (!g.is_empty()).then_some(g)
+        })
+        .await;
+        let v: Value = serde_json::from_slice(&got[0].body).unwrap();
+        assert_eq!(
+            (v["event"].clone(), v["run"]["id"].clone(), v["run"]["status"].clone()),
+            (json!("run.finished"), json!(run), json!("lost")),
+            "{b:?}: {v}"
+        );
+        assert_eq!(got[0].headers["x-craton-signature-256"].to_str().unwrap(), sign(SECRET.as_bytes(), &got[0].body));
     }
 }
