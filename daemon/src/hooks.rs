@@ -125,6 +125,9 @@ pub struct HookHub {
     clock: RwLock<Arc<dyn Clock>>,
     wake: Notify,
     queue: Mutex<Option<mpsc::UnboundedSender<Emitted>>>,
+    /// Events emitted and not stored yet ([`Self::flush`] waits for 0).
+    unstored: std::sync::atomic::AtomicUsize,
+    stored: Notify,
     agent: ureq::Agent,
 }
 
@@ -138,6 +141,8 @@ impl HookHub {
             clock: RwLock::new(Arc::new(craton::clock::SystemClock)),
             wake: Notify::new(),
             queue: Mutex::default(),
+            unstored: Default::default(),
+            stored: Notify::new(),
             agent,
         })
     }
@@ -157,8 +162,27 @@ impl HookHub {
         let e = Emitted { project_id, event, subject, payload: payload.to_string(), at: self.now_ms() };
         let mut q = self.queue.lock().expect("hook queue poisoned");
         let tx = q.get_or_insert_with(|| self.start_enqueuer());
+        self.unstored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Err(mpsc::error::SendError(e)) = tx.send(e) {
+            self.unstored.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(event = e.event, subject = %e.subject, "hook queue closed: event not queued");
+        }
+    }
+
+    /// Waits (at most `within`) until every event emitted so far is stored:
+    /// for a process about to exit (`cratond run --local`, a shutdown).
+    pub async fn flush(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let stored = self.stored.notified();
+            if self.unstored.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = stored => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
         }
     }
 
@@ -182,6 +206,8 @@ impl HookHub {
                     .unwrap_or_else(|e| Err(e.to_string()));
                     match r {
                         Ok(ids) => {
+                            hub.unstored.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            hub.stored.notify_waiters();
                             if !ids.is_empty() {
                                 tracing::debug!(event = e.event, subject = %e.subject, deliveries = ?ids, "hook deliveries queued");
                                 hub.wake.notify_one();

@@ -538,6 +538,7 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         cratond::server::serve(listener, app, conn_limits, shutdown_signal()).await?;
         // Pending deliveries stay in the database; dropping the claims lets
         // another daemon (or the next start) take them at once.
+        hooks.flush(std::time::Duration::from_secs(5)).await;
         deliverer.abort();
         hooks.release_claims().await;
         tracing::info!("cratond stopped");

@@ -393,6 +393,10 @@ async fn a_pending_delivery_survives_a_restart_and_two_daemons_send_each_once() 
             let hub = if i % 2 == 0 { &hub_b } else { &hub_c };
             hub.emit(pid, cratond::hooks::RUN_QUEUED, format!("run:{}", 100 + i), &json!({"id": 100 + i}));
         }
+        // Once flushed, every emitted event is a row (whatever its state).
+        assert!(hub_b.flush(Duration::from_secs(10)).await && hub_c.flush(Duration::from_secs(10)).await);
+        let d = h.expect(200, "GET", &path, &root, None).await.body;
+        assert_eq!(d["items"].as_array().unwrap().len(), 21, "{b:?}");
         wait_until("20 more delivered", async || (rx.got("/r").len() >= 22).then_some(())).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut per: HashMap<String, usize> = HashMap::new();

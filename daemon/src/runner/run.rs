@@ -525,9 +525,11 @@ pub async fn execute(
     let json = run_json(&row, &project);
     hub.metrics.finish(Some(was.as_str()), RunStatus::parse(&row.status).unwrap_or(status).as_str());
     tracing::info!(run = id, status = %row.status, rc = ?row.rc, recorded = ?recorded, "run finished");
+    // Before the feed shows the end, so that whoever waits for the end
+    // (`cratond run --local`) can flush the hook queue after it.
+    hub.emit_hook(crate::hooks::RUN_FINISHED, &row, &json);
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, true);
-    hub.emit_hook(crate::hooks::RUN_FINISHED, &row, &json);
 }
 
 type Done = (RunStatus, Option<i32>, Option<String>, bool);
