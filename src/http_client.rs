@@ -15,6 +15,12 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 /// An agent with `timeout`, trusting `ca_file`'s certificates if given.
 pub fn agent(timeout: Duration, ca_file: Option<&Path>) -> Result<ureq::Agent, String> {
+    agent_with(timeout, ca_file, true)
+}
+
+/// [`agent`], optionally not following redirects (a 3xx is then answered
+/// as it is: outbound webhooks must not be bounced to another address).
+pub fn agent_with(timeout: Duration, ca_file: Option<&Path>, follow_redirects: bool) -> Result<ureq::Agent, String> {
     let roots = match ca_file {
         None => RootCerts::PlatformVerifier,
         Some(path) => {
@@ -34,10 +40,9 @@ pub fn agent(timeout: Duration, ca_file: Option<&Path>) -> Result<ureq::Agent, S
         }
     };
     let tls = TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots).build();
-    Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .tls_config(tls)
-        .build()
-        .into())
+    let mut config = ureq::Agent::config_builder();
+    if !follow_redirects {
+        config = config.max_redirects(0);
+    }
+    Ok(config.timeout_global(Some(timeout)).http_status_as_error(false).tls_config(tls).build().into())
 }

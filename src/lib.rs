@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod clock;
 pub mod config;
 pub mod desired;
+pub mod hooks;
 #[cfg(any(feature = "rest-client", feature = "secrets"))]
 pub mod http_client;
 pub mod model;

@@ -503,6 +503,8 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     let sync_settings = cratond::sync::SyncSettings::from_env().map_err(|e| anyhow!(e))?;
     let hub = cratond::sync::SyncHub::new(sync_settings);
     let run_settings = cratond::runner::RunSettings::from_env(hub.settings().holder.clone()).map_err(|e| anyhow!(e))?;
+    let hook_settings =
+        cratond::hooks::HookSettings::from_env(hub.settings().holder.clone()).map_err(|e| anyhow!(e))?;
     let limits = cratond::api::Limits {
         body_bytes: args.body_limit,
         timeout: std::time::Duration::from_secs(args.timeout),
@@ -512,7 +514,12 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let runs = cratond::runner::RunHub::new(run_settings, hub.clone()).map_err(|e| anyhow!(e))?;
         runs.start_sweeper(pool.clone());
-        let mut state = cratond::state::AppState::new(pool.clone(), auth).with_sync(hub.clone()).with_runs(runs);
+        let hooks = cratond::hooks::HookHub::new(pool.clone(), hook_settings);
+        let deliverer = hooks.start();
+        let mut state = cratond::state::AppState::new(pool.clone(), auth)
+            .with_sync(hub.clone())
+            .with_runs(runs)
+            .with_hooks(hooks.clone());
         if let Some(ks) = keystone {
             tracing::info!(url = ks.settings().url(), cache_s = ks.settings().cache_s(), "keystone tokens accepted");
             state = state.with_keystone(ks);
@@ -538,6 +545,11 @@ fn serve(url: &DbUrl, args: ServeArgs) -> Result<()> {
         }
         let conn_limits = conn_limits(&args)?;
         cratond::server::serve(listener, app, conn_limits, shutdown_signal()).await?;
+        // Pending deliveries stay in the database; dropping the claims lets
+        // another daemon (or the next start) take them at once.
+        hooks.flush(std::time::Duration::from_secs(5)).await;
+        deliverer.abort();
+        hooks.release_claims().await;
         tracing::info!("cratond stopped");
         Ok::<_, anyhow::Error>(())
     })

@@ -511,6 +511,11 @@ fn run_local(url: &DbUrl, args: &RunArgs, body: Map<String, Value>, terminal: bo
                 let finished = r["status"].as_str().and_then(RunStatus::parse).is_some_and(RunStatus::is_final);
                 if finished {
                     progress.end(r);
+                    // The run's hook events are stored before we exit (a
+                    // serving cratond delivers them).
+                    if !state.hooks.flush(Duration::from_secs(10)).await {
+                        progress.line("warning: hook events of this run could not be stored");
+                    }
                     return Ok(exit_code(r));
                 }
                 progress.status(r);

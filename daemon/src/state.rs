@@ -61,13 +61,20 @@ pub struct AppState {
     /// "Now" for maintenance windows: the system clock, or a test's
     /// [`craton::clock::ManualClock`] ([`Self::with_clock`]).
     pub clock: Arc<dyn craton::clock::Clock>,
+    /// Outbound webhooks: events are always queued in the database; this
+    /// process delivers them only when its deliverer was started
+    /// ([`crate::hooks::HookHub::start`], as `cratond serve` does).
+    pub hooks: Arc<crate::hooks::HookHub>,
 }
 
 impl AppState {
     pub fn new(pool: DbPool, auth: AuthMode) -> Self {
         let permits = pool.max_size() as usize;
         let metrics = Arc::new(Metrics::new(pool.clone()));
+        let hooks =
+            crate::hooks::HookHub::new(pool.clone(), crate::hooks::HookSettings::with(crate::hooks::default_holder()));
         AppState {
+            hooks,
             pool,
             db_permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
             auth,
@@ -88,6 +95,7 @@ impl AppState {
         if let Some(hub) = &self.runs {
             hub.set_clock(clock.clone());
         }
+        self.hooks.set_clock(clock.clone());
         self.clock = clock;
         self
     }
@@ -110,7 +118,19 @@ impl AppState {
     pub fn with_runs(mut self, hub: Arc<crate::runner::RunHub>) -> Self {
         self.metrics.register_runs(&hub.metrics);
         hub.set_clock(self.clock.clone());
+        hub.set_hooks(self.hooks.clone());
         self.runs = Some(hub);
+        self
+    }
+
+    /// The same state with these outbound webhooks (their settings, their
+    /// holder name); the runner emits to them too.
+    pub fn with_hooks(mut self, hooks: Arc<crate::hooks::HookHub>) -> Self {
+        hooks.set_clock(self.clock.clone());
+        if let Some(hub) = &self.runs {
+            hub.set_hooks(hooks.clone());
+        }
+        self.hooks = hooks;
         self
     }
 

@@ -33,6 +33,8 @@ struct Target {
     window: i64,
     /// A schedule of the project (issue 10).
     schedule: i64,
+    /// An outbound webhook of the project (issue 10).
+    hook: i64,
 }
 
 struct Tenant {
@@ -97,6 +99,17 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
                    "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": group_name}}),
         )
         .await;
+    // An outbound webhook (issue 10), with a delivery in its log.
+    let hook = h
+        .create(
+            &format!("/v1/hooks{q}"),
+            root,
+            json!({"url": format!("http://127.0.0.1:9/{prefix}-hook"), "secret": format!("{prefix}-hook-secret"),
+                   "events": ["run.queued"]}),
+        )
+        .await;
+    craton::store::hooks::enqueue(&mut h.conn(), pid, "run.queued", "run:0", &format!("{{\"{prefix}\":1}}"), 1)
+        .unwrap();
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -132,6 +145,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             secret: secret_name,
             window,
             schedule,
+            hook,
         },
         tokens,
     }
@@ -151,6 +165,7 @@ fn missing() -> Target {
         secret: "zzzzz_token".into(),
         window: 999_994,
         schedule: 999_993,
+        hook: 999_993,
     }
 }
 
@@ -168,6 +183,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.window
     } else if route.path.starts_with("/v1/schedules") {
         t.schedule
+    } else if route.path.starts_with("/v1/hooks") {
+        t.hook
     } else {
         t.group
     };
@@ -206,6 +223,10 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
             "time_zone": "UTC", "enabled": false,
             "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": t.group_name}}),
         "PATCH" if p.starts_with("/v1/schedules") => json!({"enabled": true, "expression": "0 4 * * *"}),
+        "POST" if p == "/v1/hooks" => {
+            json!({"url": "http://8.8.8.8/new-hook", "secret": "new-hook-secret", "events": ["run.finished"]})
+        }
+        "PATCH" if p.starts_with("/v1/hooks") => json!({"events": ["*"], "active": false}),
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),
         "DELETE" => return None,
@@ -224,7 +245,7 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/"]
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/", "/v1/hooks/"]
         .iter()
         .any(|p| route.path.starts_with(p))
 }
@@ -349,6 +370,14 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let r = h.expect(200, "GET", &format!("/v1/schedules/{}", t.schedule), ar, None).await;
         assert_eq!((r.body["enabled"].clone(), r.body["expression"].clone()), (json!(false), json!("0 2 * * SAT")));
         assert_eq!(h.expect(200, "GET", "/v1/schedules", ar, None).await.names(), ["alpha-schedule"]);
+        // A's hook: unchanged, its delivery still logged; B's list has none of it.
+        let aa = a.token(Role::Admin);
+        let r = h.expect(200, "GET", &format!("/v1/hooks/{}", t.hook), aa, None).await;
+        assert_eq!((r.body["events"].clone(), r.body["active"].clone()), (json!(["run.queued"]), json!(true)));
+        let r = h.expect(200, "GET", &format!("/v1/hooks/{}/deliveries", t.hook), aa, None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
+        let r = h.expect(200, "GET", "/v1/hooks", bt.token(Role::Admin), None).await;
+        assert_no_leak(&r, &[], "GET /v1/hooks");
         let tokens = h.expect(200, "GET", "/v1/tokens", a.token(Role::Admin), None).await;
         let live = tokens.body["tokens"].as_array().unwrap().iter().filter(|t| t["revoked_at"].is_null()).count();
         assert_eq!(live, 4, "A's tokens: {}", tokens.text);

@@ -23,6 +23,7 @@ pub mod apply;
 pub mod config_refs;
 pub mod edit;
 pub mod groups;
+pub mod hooks;
 pub mod hosts;
 pub mod load;
 #[cfg(feature = "pool")]

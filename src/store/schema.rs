@@ -331,6 +331,55 @@ diesel::joinable!(maintenance_windows -> inventory_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(maintenance_windows, inventory_groups);
 
 diesel::table! {
+    hooks (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        url -> Text,
+        secret -> Text,
+        events -> Text,
+        active -> Bool,
+        created_by_root -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    hook_deliveries (id) {
+        id -> BigInt,
+        hook_id -> BigInt,
+        project_id -> BigInt,
+        event -> Text,
+        subject -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_by -> Nullable<Text>,
+        claim_expires_at -> Nullable<BigInt>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    hook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        at -> BigInt,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(hook_deliveries -> hooks (hook_id));
+diesel::allow_tables_to_appear_in_same_query!(hooks, hook_deliveries);
+
+diesel::table! {
     schedules (id) {
         id -> BigInt,
         project_id -> BigInt,

@@ -10,6 +10,7 @@ pub mod config_refs;
 pub mod error;
 pub mod extract;
 pub mod groups;
+pub mod hooks;
 pub mod hosts;
 pub mod inventory;
 pub mod meta;
@@ -136,6 +137,12 @@ pub const ROUTES: &[Route] = &[
         "/v1/schedules/{id}/firings",
         "A schedule's handled occurrences, newest first: the run each started or why none",
     ),
+    r("POST", "/v1/hooks", "Add an outbound webhook: {url, secret, events, active} (admin); the secret is write-only"),
+    r("GET", "/v1/hooks", "List the project's outbound webhooks (admin); limit + marker paging"),
+    r("GET", "/v1/hooks/{id}", "One outbound webhook (admin); never its secret"),
+    r("PATCH", "/v1/hooks/{id}", "Change an outbound webhook's url, secret, events or active (admin)"),
+    r("DELETE", "/v1/hooks/{id}", "Delete an outbound webhook with its delivery log (admin)"),
+    r("GET", "/v1/hooks/{id}/deliveries", "A hook's deliveries with every attempt's response code or error (admin)"),
     // Secrets (issue 9).
     r("GET", "/v1/hosts/{id}/secrets", "A host's secrets, metadata only; ?expiring_within=30d"),
     r("POST", "/v1/hosts/{id}/secrets", "Create a secret of a host: {name, kind, value} (editor)"),
@@ -283,6 +290,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/schedules", get(schedules::list).post(schedules::create))
         .route("/v1/schedules/{id}", get(schedules::get_one).patch(schedules::patch).delete(schedules::delete))
         .route("/v1/schedules/{id}/firings", get(schedules::firings))
+        .route("/v1/hooks", get(hooks::list).post(hooks::create))
+        .route("/v1/hooks/{id}", get(hooks::get_one).patch(hooks::patch).delete(hooks::delete))
+        .route("/v1/hooks/{id}/deliveries", get(hooks::deliveries))
         // Secrets (issue 9).
         .route("/v1/hosts/{id}/secrets", get(secrets::list_host).post(secrets::create_host))
         .route(

@@ -1230,6 +1230,117 @@ pub struct NextWindow {
     pub message: String,
 }
 
+// Outbound webhooks (issue 10).
+#[derive(OpenApi)]
+#[openapi(paths(
+    super::hooks::create,
+    super::hooks::list,
+    super::hooks::get_one,
+    super::hooks::patch,
+    super::hooks::delete,
+    super::hooks::deliveries,
+))]
+pub struct HooksDoc;
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewHook {
+    /// `http://` or `https://`. Root may name any host; a project admin
+    /// only hosts that resolve to public addresses.
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Craton-Signature-256` (8 to 512 bytes).
+    /// Write-only: never returned.
+    pub secret: String,
+    /// `run.queued`, `run.started`, `run.finished`, or `*` for every event
+    /// (those added later included).
+    pub events: Vec<String>,
+    /// Default true; an inactive hook gets no new deliveries and its
+    /// pending ones wait.
+    #[schema(required = false)]
+    pub active: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HookPatch {
+    #[schema(required = false)]
+    pub url: String,
+    /// A new secret (write-only).
+    #[schema(required = false)]
+    pub secret: String,
+    #[schema(required = false)]
+    pub events: Vec<String>,
+    #[schema(required = false)]
+    pub active: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Hook {
+    pub id: i64,
+    pub project: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub active: bool,
+    /// Root chose the URL (internal hosts allowed).
+    pub created_by_root: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HookList {
+    pub items: Vec<Hook>,
+    pub links: Links,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HookAttempt {
+    /// 1-based.
+    pub attempt: i64,
+    /// When it was made (Unix ms, the server clock).
+    pub at: i64,
+    /// The HTTP status the receiver answered, if it answered.
+    #[schema(required)]
+    pub status_code: Option<i64>,
+    /// What went wrong (a non-2xx answer, a connection error, a refused URL).
+    #[schema(required)]
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HookDelivery {
+    /// Also the envelope's `delivery` and the `X-Craton-Delivery` header.
+    pub id: i64,
+    pub hook_id: i64,
+    pub project_id: i64,
+    /// `run.queued`, `run.started`, `run.finished`.
+    pub event: String,
+    /// What the event is about: `run:ID`.
+    pub subject: String,
+    /// `pending`, `delivered` or `failed` (attempts exhausted).
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When a pending delivery is next tried (Unix ms).
+    pub next_attempt_at: i64,
+    #[schema(required)]
+    pub last_status: Option<i64>,
+    #[schema(required)]
+    pub last_error: Option<String>,
+    /// When the event happened (Unix ms).
+    pub created_at: i64,
+    #[schema(required)]
+    pub finished_at: Option<i64>,
+    /// Every attempt, oldest first.
+    pub log: Vec<HookAttempt>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct HookDeliveryList {
+    pub items: Vec<HookDelivery>,
+    pub links: Links,
+}
+
 // Schedules (issue 10).
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -1346,6 +1457,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(SecretsDoc::openapi());
     doc.merge(WindowsDoc::openapi());
+    doc.merge(HooksDoc::openapi());
     doc.merge(SchedulesDoc::openapi());
     // The modifiers again, for the merged paths (they are idempotent).
     OperationIds.modify(&mut doc);
@@ -1388,6 +1500,9 @@ mod tests {
         assert_eq!(properties("SyncRequest"), fields::<config_refs::SyncBody>());
         assert_eq!(properties("KeysBody"), fields::<variables::KeysBody>());
         assert_eq!(properties("NewMaintenanceWindow"), fields::<super::super::windows::WindowBody>());
+        for s in ["NewHook", "HookPatch"] {
+            assert_eq!(properties(s), fields::<super::super::hooks::HookBody>(), "{s}");
+        }
         assert_eq!(properties("NewScheduleDoc"), fields::<super::super::schedules::ScheduleBody>());
         assert_eq!(properties("SchedulePatchDoc"), fields::<super::super::schedules::SchedulePatchBody>());
         assert_eq!(properties("NewRun"), craton::runs::FIELDS.map(String::from).to_vec());

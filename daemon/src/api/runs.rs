@@ -223,6 +223,7 @@ pub async fn submit(
             Ok((run, config_ref, bundle, vault_password))
         })
         .await?;
+    hub.emit_hook(crate::hooks::RUN_QUEUED, &run, &run_json(&run, &project.name));
     hub.launch(
         state.pool.clone(),
         Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle, vault_password },

@@ -69,6 +69,8 @@ pub struct RunHub {
     /// Wakes the dispatcher (a submit, a finish, a cancel).
     wake: tokio::sync::Notify,
     dispatcher: std::sync::Once,
+    /// Outbound webhooks run events go to (the AppState's, set with it).
+    hooks: std::sync::RwLock<Option<Arc<crate::hooks::HookHub>>>,
 }
 
 impl RunHub {
@@ -86,6 +88,7 @@ impl RunHub {
             pending: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             dispatcher: std::sync::Once::new(),
+            hooks: Default::default(),
         }))
     }
 
@@ -95,6 +98,15 @@ impl RunHub {
 
     pub fn clock(&self) -> Arc<dyn craton::clock::Clock> {
         self.clock.read().expect("clock poisoned").clone()
+    }
+
+    pub fn set_hooks(&self, hooks: Arc<crate::hooks::HookHub>) {
+        *self.hooks.write().expect("hooks poisoned") = Some(hooks);
+    }
+
+    /// Queues a hook event about a run (see [`crate::hooks::emit_run`]).
+    pub fn emit_hook(&self, event: &'static str, run: &craton::store::runs::Run, json: &serde_json::Value) {
+        crate::hooks::emit_run(self.hooks.read().expect("hooks poisoned").as_ref(), event, run, json);
     }
 
     /// The live feed of a run this process is running (or just ran).
@@ -173,9 +185,26 @@ impl RunHub {
                 let p = pool.clone();
                 let r = tokio::task::spawn_blocking(move || {
                     let mut conn = p.get().map_err(|e| e.to_string())?;
-                    craton::store::runs::sweep_lost(&mut conn, craton::store::now_ms()).map_err(|e| e.to_string())
+                    let ids = craton::store::runs::sweep_lost(&mut conn, craton::store::now_ms())
+                        .map_err(|e| e.to_string())?;
+                    // For the hooks' run.finished: each run as the API shows it.
+                    let mut lost = Vec::new();
+                    for id in &ids {
+                        if let Ok(Some(run)) = craton::store::runs::get(&mut conn, None, *id) {
+                            if let Ok(Some(p)) = craton::store::project_by_id(&mut conn, run.project_id) {
+                                lost.push((run, p.name));
+                            }
+                        }
+                    }
+                    Ok::<_, String>((ids, lost))
                 })
                 .await;
+                if let Ok(Ok((_, lost))) = &r {
+                    for (run, project) in lost {
+                        hub.emit_hook(crate::hooks::RUN_FINISHED, run, &run::run_json(run, project));
+                    }
+                }
+                let r = r.map(|r| r.map(|(ids, _)| ids));
                 match r {
                     Ok(Ok(ids)) if !ids.is_empty() => {
                         tracing::warn!(runs = ?ids, "runs whose process stopped are now lost");

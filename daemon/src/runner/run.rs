@@ -534,6 +534,9 @@ pub async fn execute(
     let json = run_json(&row, &project);
     hub.metrics.finish(Some(was.as_str()), RunStatus::parse(&row.status).unwrap_or(status).as_str());
     tracing::info!(run = id, status = %row.status, rc = ?row.rc, recorded = ?recorded, "run finished");
+    // Before the feed shows the end, so that whoever waits for the end
+    // (`cratond run --local`) can flush the hook queue after it.
+    hub.emit_hook(crate::hooks::RUN_FINISHED, &row, &json);
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, true);
 }
@@ -620,6 +623,7 @@ async fn drive(
     let json = run_json(row, &project);
     feed.set_run(json.clone());
     hub.publish_status(id, &project, &json, false);
+    hub.emit_hook(crate::hooks::RUN_STARTED, row, &json);
 
     let listener = tokio::net::UnixListener::bind(wd.socket()).map_err(|e| format!("event socket: {e}"))?;
     let extra_s = extra.as_ref().map(|p| p.to_string_lossy().into_owned());
