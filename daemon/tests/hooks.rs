@@ -455,3 +455,48 @@ async fn a_lost_run_is_reported_finished() {
         assert_eq!(got[0].headers["x-craton-signature-256"].to_str().unwrap(), sign(SECRET.as_bytes(), &got[0].body));
     }
 }
+
+/// A run canceled while it waits in the queue (here for its maintenance
+/// window, so it never claims its hosts) ends with `run.finished` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_canceled_in_the_queue_is_reported_finished() {
+    let b = backends()[0];
+    let clock = clock();
+    let (h, _hub, _task) = with_hooks(Harness::with_clock(b, clock.clone()), "daemon-a");
+    let rx = receiver(0).await;
+    let root = h.token(None, Role::Root);
+    h.create("/v1/hooks", &root, json!({"url": format!("{}/queued", rx.base), "secret": SECRET, "events": ["*"]}))
+        .await;
+    let g = h.create("/v1/groups", &root, json!({"name": "cell"})).await;
+    h.create("/v1/hosts", &root, json!({"name": "h1", "groups": [g]})).await;
+    let window =
+        json!({"name": "new year", "kind": "cron", "expression": "0 3 1 1 *", "time_zone": "UTC", "duration_s": 60});
+    h.expect(201, "POST", &format!("/v1/groups/{g}/windows"), &root, Some(window)).await;
+    let run = h
+        .create(
+            "/v1/runs",
+            &root,
+            json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main", "group": "cell"}),
+        )
+        .await;
+    let events = |g: &[Got]| -> Vec<(String, String)> {
+        g.iter()
+            .map(|x| {
+                let v: Value = serde_json::from_slice(&x.body).unwrap();
+                (v["event"].as_str().unwrap().to_string(), v["run"]["status"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    wait_until("run.queued", async || (!rx.got("/queued").is_empty()).then_some(())).await;
+    h.expect(202, "POST", &format!("/v1/runs/{run}/cancel"), &root, Some(json!({"mode": "immediate"}))).await;
+    let got = wait_until("run.finished of the canceled run", async || {
+        let g = rx.got("/queued");
+        (g.len() >= 2).then_some(g)
+    })
+    .await;
+    assert_eq!(
+        events(&got),
+        [("run.queued".to_string(), "queued".to_string()), ("run.finished".to_string(), "canceled".to_string())],
+        "{b:?}"
+    );
+}

@@ -190,6 +190,10 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
         tracing::info!(run = r.id, status = %r.status, "queued run ended before it started");
         p.feed.set_run(json.clone());
         hub.publish_status(r.id, &p.launch.project, &json, true);
+        // A lost run's hook event comes from the sweeper that marked it.
+        if r.status() == RunStatus::Canceled {
+            hub.emit_hook(crate::hooks::RUN_FINISHED, &r, &json);
+        }
         hub.unregister(r.id);
     }
     let claimed: HashSet<i64> = claimed.into_iter().collect();
