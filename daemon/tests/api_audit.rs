@@ -258,14 +258,22 @@ async fn imports_write_one_change_set_and_failures_none() {
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("\"after\":599"), "{text}");
 
-        // A failing import (a group cycle, found after hosts were written):
-        // neither change nor entry.
-        let hosts_before = count_hosts(&h);
+        // A failing import: merged into what is stored, its group edge
+        // b -> a closes a cycle with the stored a -> b, which only the store
+        // sees, after it wrote the new host: neither change nor entry.
+        let ab = dir.path().join("ab.ini");
+        std::fs::write(&ab, "[a]\nm1\n[b]\nm2\n[a:children]\nb\n").unwrap();
+        let out = cratond(&h, &["import", "ansible", ab.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (hosts_before, sets_before) = (count_hosts(&h), count_sets(&h));
         let bad = dir.path().join("bad.ini");
-        std::fs::write(&bad, "[a]\nnew1\n[b]\nnew2\n[a:children]\nb\n[b:children]\na\n").unwrap();
+        std::fs::write(&bad, "[a]\n[b]\nnew1 port=1\n[b:children]\na\n[web]\nweb0 port=99\n").unwrap();
         let out = cratond(&h, &["import", "ansible", bad.to_str().unwrap()]);
-        assert!(!out.status.success(), "{b:?}: the cycle was imported");
-        assert_eq!((count_hosts(&h), count_sets(&h)), (hosts_before, 2), "{b:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("cycle"), "{b:?}: the cycle was imported: {err}");
+        assert_eq!((count_hosts(&h), count_sets(&h)), (hosts_before, sets_before), "{b:?}");
+        let r = h.expect(200, "GET", "/v1/audit?host=web0&key=port", &admin, None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
 
         // Retention: only what is older than the cutoff goes.
         diesel::update(audit_changesets::table.filter(audit_changesets::via.eq(&small)))
@@ -274,11 +282,12 @@ async fn imports_write_one_change_set_and_failures_none() {
             .unwrap();
         let out = cratond(&h, &["audit", "prune", "--older-than", "1d"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pruned 1 change sets", "{b:?}");
-        assert_eq!(count_sets(&h), 1);
-        let n: i64 = audit_changes::table.count().get_result(&mut h.conn()).unwrap();
-        assert_eq!(n, 0, "{b:?}: the pruned set's rows stayed");
+        assert_eq!(count_sets(&h), 2);
         let left = audit::list(&mut h.conn(), &Filter { limit: 10, ..Default::default() }).unwrap();
-        assert_eq!(left[0].actor.via, large);
+        let vias: Vec<&str> = left.iter().map(|cs| cs.actor.via.as_str()).collect();
+        assert_eq!(vias, [ab.canonicalize().unwrap().to_str().unwrap(), large.as_str()], "{b:?}");
+        let n: i64 = audit_changes::table.count().get_result(&mut h.conn()).unwrap();
+        assert_eq!(n, 7, "{b:?}: the ab import's 7 rows stay, the pruned set's 62 go");
     }
 }
 

@@ -31,6 +31,8 @@ struct Target {
     secret: String,
     /// A maintenance window of the group (issue 10).
     window: i64,
+    /// The project's newest audit change set (issue 12).
+    audit: i64,
 }
 
 struct Tenant {
@@ -107,6 +109,12 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
         };
         craton::store::runs::create(&mut c, &new).unwrap().id
     };
+    let audit = craton::store::audit::list(
+        &mut h.conn(),
+        &craton::store::audit::Filter { project_id: Some(pid), limit: 1, ..Default::default() },
+    )
+    .unwrap()[0]
+        .id;
     Tenant {
         target: Target {
             project: name.into(),
@@ -119,6 +127,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             run,
             secret: secret_name,
             window,
+            audit,
         },
         tokens,
     }
@@ -137,6 +146,7 @@ fn missing() -> Target {
         run: 999_995,
         secret: "zzzzz_token".into(),
         window: 999_994,
+        audit: 999_993,
     }
 }
 
@@ -152,6 +162,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.run
     } else if route.path.starts_with("/v1/windows") {
         t.window
+    } else if route.path.starts_with("/v1/audit") {
+        t.audit
     } else {
         t.group
     };
@@ -205,7 +217,9 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/"].iter().any(|p| route.path.starts_with(p))
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/audit/"]
+        .iter()
+        .any(|p| route.path.starts_with(p))
 }
 
 /// What is left of a response once the names we sent are taken out: must
@@ -280,6 +294,15 @@ async fn foreign_tokens_see_nothing_on_any_route() {
             }
             let r = h.expect(200, "GET", "/v1/projects", token, None).await;
             assert_eq!(r.names(), ["bravo"]);
+            // The audit trail: admins only, and only B's change sets.
+            if role == Role::Admin {
+                let r = h.expect(200, "GET", "/v1/audit?changes=true", token, None).await;
+                assert!(r.body["items"].as_array().unwrap().iter().all(|cs| cs["project"] == "bravo"), "{}", r.text);
+                assert!(!r.body["items"].as_array().unwrap().is_empty(), "{}", r.text);
+                assert_no_leak(&r, &[], "/v1/audit");
+            } else {
+                h.expect(403, "GET", "/v1/audit", token, None).await;
+            }
             let r = h.expect(200, "GET", "/v1/hosts?vars=alpha_secret:alpha-s3cr3t", token, None).await;
             assert_eq!(r.names(), Vec::<String>::new());
         }
