@@ -194,6 +194,20 @@ async fn secrets_are_fingerprints_only() {
         let all = audit_text(&h);
         assert!(all.contains("db_pw"), "the scan reads the audit tables");
         assert!(!all.contains(PLAIN) && !all.contains(PLAIN2), "{b:?}: a secret value is in the audit tables");
+
+        // Projects: created, renamed, deleted; root sees every project.
+        let pid = h.create("/v1/projects", &root, json!({"name": "p2"})).await;
+        let cs = newest(&h, &root).await;
+        assert_eq!(cs["project"], "p2");
+        assert_eq!(changes(&cs), [ch("project", "p2", "object", "", Value::Null, json!({"id": pid}))], "{b:?}");
+        h.expect(200, "PUT", &format!("/v1/projects/{pid}/variables"), &root, Some(json!({"v": 1}))).await;
+        h.expect(204, "DELETE", &format!("/v1/projects/{pid}"), &root, None).await;
+        let cs = newest(&h, &root).await;
+        assert_eq!((cs["project"].clone(), cs["revision"]["after"].clone()), (json!("p2"), Value::Null), "{cs}");
+        let c = changes(&cs);
+        assert!(c.contains(&ch("project", "p2", "var", "v", json!(1), Value::Null)), "{b:?}: {cs}");
+        let r = h.expect(200, "GET", "/v1/audit?project=default", &root, None).await;
+        assert!(r.body["items"].as_array().unwrap().iter().all(|cs| cs["project"] == "default"), "{}", r.text);
     }
 }
 

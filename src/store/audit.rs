@@ -96,7 +96,7 @@ pub type View = BTreeMap<(String, String), BTreeMap<(String, String), String>>;
 
 struct Pending {
     pid: i64,
-    rev_before: i64,
+    rev_before: Option<i64>,
     before: View,
 }
 
@@ -166,8 +166,16 @@ pub(crate) fn track_snapshot(conn: &mut DbConn, snap: &Snapshot, rev_before: i64
         return Ok(());
     }
     let before = view(conn, snap)?;
-    PENDING.with(|p| p.borrow_mut().push(Pending { pid, rev_before, before }));
+    PENDING.with(|p| p.borrow_mut().push(Pending { pid, rev_before: Some(rev_before), before }));
     Ok(())
+}
+
+/// Notes a project this transaction creates: everything in it is new.
+pub(crate) fn track_new(pid: i64) {
+    if MODE.load(Ordering::Relaxed) == MODE_OFF || is_tracked(pid) {
+        return;
+    }
+    PENDING.with(|p| p.borrow_mut().push(Pending { pid, rev_before: None, before: View::new() }));
 }
 
 /// Forgets what [`track`] noted (the transaction rolled back or starts over).
@@ -196,7 +204,7 @@ pub(crate) fn flush(conn: &mut DbConn) -> Result<(), StoreError> {
         if changes.is_empty() {
             continue;
         }
-        write_changeset(conn, p.pid, &name, &actor, Some(p.rev_before), rev_after, &changes)?;
+        write_changeset(conn, p.pid, &name, &actor, p.rev_before, rev_after, &changes)?;
     }
     Ok(())
 }
