@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=${1:-10000}
-cargo bench --bench audit_import --no-run -q 2>/dev/null
+cargo bench --bench audit_import --no-run -q
 BIN=$(ls -t target/release/deps/audit_import-* | grep -v '\.d$' | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -33,6 +33,8 @@ use crate::model::{OwnVars, Snapshot, Tier};
 /// A change set with more changes than this keeps them as one JSON document
 /// instead of rows (an import of thousands of hosts; see BENCHMARKS.md).
 pub const BULK_CHANGES: usize = 1000;
+/// Changes per stored piece of a bulk change set (a few hundred KB).
+const BULK_PIECE: usize = 2000;
 
 /// Who wrote, and through what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -230,11 +232,10 @@ fn write_changeset(
         _ => actor.note.clone(),
     };
     let bulk = MODE.load(Ordering::Relaxed) != MODE_ROWS && changes.len() > BULK_CHANGES;
-    let document = if bulk {
-        Some(serde_json::to_string(changes).map_err(|e| StoreError::Invalid(format!("audit document: {e}")))?)
-    } else {
-        None
-    };
+    // A bulk set's changes go as JSON pieces of BULK_PIECE changes (rows of
+    // attr_kind "bulk"): one document of a 10,000-host import is tens of MB,
+    // over MariaDB's max_allowed_packet. `document` marks the set as bulk.
+    let document = bulk.then(|| format!("{{\"pieces\":{}}}", changes.len().div_ceil(BULK_PIECE)));
     diesel::insert_into(audit_changesets::table)
         .values((
             audit_changesets::project_id.eq(pid),
@@ -258,7 +259,32 @@ fn write_changeset(
         .select(audit_changesets::id)
         .order(audit_changesets::id.desc())
         .first(conn)?;
-    if !bulk {
+    if bulk {
+        let pieces: Vec<String> = changes
+            .chunks(BULK_PIECE)
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Invalid(format!("audit document: {e}")))?;
+        for (n, group) in pieces.chunks(4).enumerate() {
+            let rows: Vec<_> = group
+                .iter()
+                .enumerate()
+                .map(|(i, piece)| {
+                    (
+                        audit_changes::changeset_id.eq(id),
+                        audit_changes::project_id.eq(pid),
+                        audit_changes::object_kind.eq(""),
+                        audit_changes::object_name.eq(""),
+                        audit_changes::attr_kind.eq("bulk"),
+                        audit_changes::attr.eq(format!("{:06}", n * 4 + i)),
+                        audit_changes::old_value.eq(None::<&str>),
+                        audit_changes::new_value.eq(Some(piece.as_str())),
+                    )
+                })
+                .collect();
+            batch_insert!(conn, audit_changes::table, &rows)?;
+        }
+    } else {
         for chunk in changes.chunks(CHUNK) {
             let rows: Vec<_> = chunk
                 .iter()
@@ -548,8 +574,18 @@ fn parse_document(id: i64, doc: &str) -> Result<Vec<Change>, StoreError> {
 }
 
 fn changes_of(conn: &mut DbConn, id: i64, doc: Option<String>) -> Result<Vec<Change>, StoreError> {
-    if let Some(d) = doc {
-        return parse_document(id, &d);
+    if doc.is_some() {
+        let pieces: Vec<Option<String>> = audit_changes::table
+            .filter(audit_changes::changeset_id.eq(id))
+            .filter(audit_changes::attr_kind.eq("bulk"))
+            .order(audit_changes::attr.asc())
+            .select(audit_changes::new_value)
+            .load(conn)?;
+        let mut out = Vec::new();
+        for p in pieces.into_iter().flatten() {
+            out.extend(parse_document(id, &p)?);
+        }
+        return Ok(out);
     }
     let rows: Vec<(String, String, String, String, Option<String>, Option<String>)> = audit_changes::table
         .filter(audit_changes::changeset_id.eq(id))

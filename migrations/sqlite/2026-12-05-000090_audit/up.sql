@@ -2,7 +2,8 @@
 -- in the same transaction as the change. No foreign key to projects: the
 -- trail outlives a deleted project (project_name keeps what it was called).
 -- Per-object changes are rows of audit_changes, or, for a bulk change set
--- (an import), one JSON document in audit_changesets.document instead.
+-- (an import), JSON pieces of 2,000 changes each (attr_kind 'bulk'; then
+-- audit_changesets.document is set, {"pieces": N}).
 -- old_value/new_value are JSON text (NULL: absent); a secret is only ever its
 -- version and ciphertext fingerprint.
 CREATE TABLE audit_changesets (
