@@ -517,6 +517,9 @@ impl Filter {
 
 type Db = <DbConn as diesel::Connection>::Backend;
 
+/// object_kind, object_name, attr_kind, attr, old_value, new_value.
+type ChangeRow = (String, String, String, String, Option<String>, Option<String>);
+
 type SetRow = (
     i64,
     i64,
@@ -587,7 +590,7 @@ fn changes_of(conn: &mut DbConn, id: i64, doc: Option<String>) -> Result<Vec<Cha
         }
         return Ok(out);
     }
-    let rows: Vec<(String, String, String, String, Option<String>, Option<String>)> = audit_changes::table
+    let rows: Vec<ChangeRow> = audit_changes::table
         .filter(audit_changes::changeset_id.eq(id))
         .order(audit_changes::id.asc())
         .select((
@@ -769,7 +772,8 @@ mod tests {
         a.insert(("host".into(), "web1".into()), obj(&[("object", "", "{}"), ("var", "a", "1"), ("var", "b", "3")]));
         a.insert(("host".into(), "new".into()), obj(&[("object", "", "{}"), ("label", "x", "true")]));
         let d = diff(&b, &a);
-        let short: Vec<(&str, &str, &str, Option<&str>, Option<&str>)> = d
+        type Short<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+        let short: Vec<Short> = d
             .iter()
             .map(|c| {
                 (c.object_name.as_str(), c.attr_kind.as_str(), c.attr.as_str(), c.before.as_deref(), c.after.as_deref())
