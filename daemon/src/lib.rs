@@ -2,6 +2,7 @@
 //! and `main.rs` stays a thin command-line layer.
 
 pub mod api;
+pub mod audit_cli;
 pub mod hooks;
 pub mod keystone;
 pub mod metrics;

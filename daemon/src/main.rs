@@ -65,6 +65,9 @@ enum Command {
         #[command(subcommand)]
         action: cratond::schedule_cli::ScheduleAction,
     },
+    /// The audit trail: change sets newest first (filters --host, --group,
+    /// --key, --actor, --source, --since, --until), and `audit prune`.
+    Audit(cratond::audit_cli::AuditArgs),
     /// Renew the keys that protect stored secrets (online, resumable):
     /// rotate rewraps the data keys, reencrypt replaces them.
     Secrets {
@@ -313,16 +316,20 @@ fn import_ansible(url: &DbUrl, path: &str, project: &str, replace: bool, how: Im
     };
     let secrets = provider.as_deref().map(craton::store::secrets::Secrets::new);
     // Keys that config refs own stay theirs: the import skips them.
-    let outcome = craton::store::secrets::imported::import(
-        &mut conn,
-        secrets.as_ref(),
-        project,
-        &imported.desired,
-        &imported.secrets,
-        replace,
-        &progress,
-        craton::store::secrets::imported::IMPORT_ACTOR,
-    )
+    // The audit trail names the import and what it read.
+    let shown = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string());
+    let outcome = craton::store::audit::with_actor(craton::store::audit::Actor::import(&shown), || {
+        craton::store::secrets::imported::import(
+            &mut conn,
+            secrets.as_ref(),
+            project,
+            &imported.desired,
+            &imported.secrets,
+            replace,
+            &progress,
+            craton::store::secrets::imported::IMPORT_ACTOR,
+        )
+    })
     .with_context(|| format!("importing {path} (nothing was written)"))?;
     let (summary, kept) = (outcome.summary, outcome.kept_by_refs);
     for w in &outcome.warnings {
@@ -410,6 +417,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Runs { action } => cratond::runs_cli::runs(&mut connect_migrated(&url)?, action),
         Command::Schedule { action } => cratond::schedule_cli::schedule(&mut connect_migrated(&url)?, action),
         Command::Secrets { action } => cratond::secrets_cli::secrets(&mut connect_migrated(&url)?, action),
+        Command::Audit(args) => cratond::audit_cli::audit(&mut connect_migrated(&url)?, args),
         Command::ConfigRef { action } => {
             let mut conn = connect_migrated(&url)?;
             match action {

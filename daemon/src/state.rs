@@ -160,6 +160,7 @@ impl AppState {
         let _permit =
             self.db_permits.acquire().await.map_err(|e| ApiError::internal(format!("database permits: {e}")))?;
         let unconfirmed = crate::api::auth::take_unconfirmed();
+        let actor = crate::api::auth::audit_actor();
         let result = tokio::task::spawn_blocking(move || {
             let conn = pool.get();
             waiting.finish(conn.is_ok());
@@ -167,7 +168,10 @@ impl AppState {
             if let Some(id) = unconfirmed {
                 crate::api::auth::confirm(&mut conn, id)?;
             }
-            f(&mut conn)
+            match actor {
+                Some(a) => craton::store::audit::with_actor(a, || f(&mut conn)),
+                None => f(&mut conn),
+            }
         })
         .await
         .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?;

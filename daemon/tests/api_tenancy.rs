@@ -35,6 +35,8 @@ struct Target {
     schedule: i64,
     /// An outbound webhook of the project (issue 10).
     hook: i64,
+    /// The project's newest audit change set (issue 12).
+    audit: i64,
 }
 
 struct Tenant {
@@ -132,6 +134,12 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
         };
         craton::store::runs::create(&mut c, &new).unwrap().id
     };
+    let audit = craton::store::audit::list(
+        &mut h.conn(),
+        &craton::store::audit::Filter { project_id: Some(pid), limit: 1, ..Default::default() },
+    )
+    .unwrap()[0]
+        .id;
     Tenant {
         target: Target {
             project: name.into(),
@@ -146,6 +154,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             window,
             schedule,
             hook,
+            audit,
         },
         tokens,
     }
@@ -166,6 +175,7 @@ fn missing() -> Target {
         window: 999_994,
         schedule: 999_993,
         hook: 999_993,
+        audit: 999_993,
     }
 }
 
@@ -185,6 +195,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.schedule
     } else if route.path.starts_with("/v1/hooks") {
         t.hook
+    } else if route.path.starts_with("/v1/audit") {
+        t.audit
     } else {
         t.group
     };
@@ -245,7 +257,7 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/", "/v1/hooks/"]
+    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/", "/v1/hooks/", "/v1/audit/"]
         .iter()
         .any(|p| route.path.starts_with(p))
 }
@@ -323,6 +335,15 @@ async fn foreign_tokens_see_nothing_on_any_route() {
             }
             let r = h.expect(200, "GET", "/v1/projects", token, None).await;
             assert_eq!(r.names(), ["bravo"]);
+            // The audit trail: admins only, and only B's change sets.
+            if role == Role::Admin {
+                let r = h.expect(200, "GET", "/v1/audit?changes=true", token, None).await;
+                assert!(r.body["items"].as_array().unwrap().iter().all(|cs| cs["project"] == "bravo"), "{}", r.text);
+                assert!(!r.body["items"].as_array().unwrap().is_empty(), "{}", r.text);
+                assert_no_leak(&r, &[], "/v1/audit");
+            } else {
+                h.expect(403, "GET", "/v1/audit", token, None).await;
+            }
             let r = h.expect(200, "GET", "/v1/hosts?vars=alpha_secret:alpha-s3cr3t", token, None).await;
             assert_eq!(r.names(), Vec::<String>::new());
         }

@@ -232,6 +232,7 @@ fn apply_in_tx(
     let pid = project.id;
     let mut summary = Summary { project: project.name.clone(), ..Summary::default() };
     let snap = load_project(conn, project)?;
+    super::audit::track_snapshot(conn, &snap, snap.project.revision)?;
 
     // Groups.
     let existing_groups: HashMap<&str, usize> =

@@ -57,7 +57,9 @@ pub fn begin_write(conn: &mut DbConn, pid: i64) -> Result<(), StoreError> {
     if n == 0 {
         return Err(StoreError::NotFound(format!("project {pid}")));
     }
-    Ok(())
+    // Under the lock just taken: the audit's "before" cannot miss a
+    // writer that committed in between.
+    super::audit::track(conn, pid)
 }
 
 /// A unique-constraint failure reported as the conflict it is (two writers

@@ -20,6 +20,7 @@ macro_rules! batch_insert {
 pub(crate) const CHUNK: usize = 500;
 
 pub mod apply;
+pub mod audit;
 pub mod config_refs;
 pub mod edit;
 pub mod groups;

@@ -46,7 +46,9 @@ pub fn create_project(conn: &mut DbConn, name: &str) -> Result<Project, StoreErr
             .values((projects::name.eq(name), projects::created_at.eq(now), projects::updated_at.eq(now)))
             .execute(conn)
             .map_err(|e| conflict_on_unique(e, || format!("project {name:?} already exists")))?;
-        find_project(conn, name)?.ok_or_else(|| StoreError::NotFound(format!("project {name:?}")))
+        let p = find_project(conn, name)?.ok_or_else(|| StoreError::NotFound(format!("project {name:?}")))?;
+        super::audit::track_new(p.id);
+        Ok(p)
     })
 }
 

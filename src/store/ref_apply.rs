@@ -98,6 +98,9 @@ impl super::tx::TxError for RefApplyError {
     fn is_transient(&self) -> bool {
         matches!(self, RefApplyError::Store(e) if e.is_transient())
     }
+    fn from_store(e: StoreError) -> Self {
+        RefApplyError::Store(e)
+    }
 }
 
 /// What a successful sync changed.
@@ -685,23 +688,26 @@ pub fn apply_ref(
         }
     }
 
-    super::tx::write(conn, |conn| {
-        // The project's write lock first, then everything again under it.
-        begin_write(conn, r.project_id).map_err(RefApplyError::Store)?;
-        let project = project_by_id(conn, r.project_id)?
-            .ok_or_else(|| StoreError::NotFound(format!("project {}", r.project_id)))?;
-        let snap = load_project(conn, project.clone())?;
-        let (desired, structure_changed) = structure(&snap, r, plan).map_err(RefApplyError::Failed)?;
-        if structure_changed {
-            super::apply::apply(conn, &project.name, &desired, false, &|_, _, _| {})?;
-        }
-        let (groups, hosts) = owner_ids(conn, r.project_id)?;
-        let diff = var_diff(conn, r, plan, &snap, &groups, &hosts)?;
-        write_vars(conn, r, &diff)?;
-        let secrets = write_ref_secrets(conn, r, plan, keys)?;
-        let counts = diff.counts();
-        record_success(conn, r.id, holder, started, commit, counts)?;
-        Ok(Applied { counts, structure: structure_changed, secrets })
+    let actor = super::audit::Actor::sync(&r.git_ref, &r.url, commit);
+    super::audit::with_actor(actor, || {
+        super::tx::write(conn, |conn| {
+            // The project's write lock first, then everything again under it.
+            begin_write(conn, r.project_id).map_err(RefApplyError::Store)?;
+            let project = project_by_id(conn, r.project_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("project {}", r.project_id)))?;
+            let snap = load_project(conn, project.clone())?;
+            let (desired, structure_changed) = structure(&snap, r, plan).map_err(RefApplyError::Failed)?;
+            if structure_changed {
+                super::apply::apply(conn, &project.name, &desired, false, &|_, _, _| {})?;
+            }
+            let (groups, hosts) = owner_ids(conn, r.project_id)?;
+            let diff = var_diff(conn, r, plan, &snap, &groups, &hosts)?;
+            write_vars(conn, r, &diff)?;
+            let secrets = write_ref_secrets(conn, r, plan, keys)?;
+            let counts = diff.counts();
+            record_success(conn, r.id, holder, started, commit, counts)?;
+            Ok(Applied { counts, structure: structure_changed, secrets })
+        })
     })
 }
 

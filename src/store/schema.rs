@@ -331,6 +331,41 @@ diesel::joinable!(maintenance_windows -> inventory_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(maintenance_windows, inventory_groups);
 
 diesel::table! {
+    audit_changesets (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        project_name -> Text,
+        at -> BigInt,
+        actor_kind -> Text,
+        actor -> Text,
+        actor_note -> Nullable<Text>,
+        source -> Text,
+        via -> Text,
+        rev_before -> Nullable<BigInt>,
+        rev_after -> Nullable<BigInt>,
+        n_changes -> BigInt,
+        document -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_changes (id) {
+        id -> BigInt,
+        changeset_id -> BigInt,
+        project_id -> BigInt,
+        object_kind -> Text,
+        object_name -> Text,
+        attr_kind -> Text,
+        attr -> Text,
+        old_value -> Nullable<Text>,
+        new_value -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(audit_changes -> audit_changesets (changeset_id));
+diesel::allow_tables_to_appear_in_same_query!(audit_changes, audit_changesets);
+
+diesel::table! {
     hooks (id) {
         id -> BigInt,
         project_id -> BigInt,

@@ -91,6 +91,9 @@ impl super::tx::TxError for SecretsError {
     fn is_transient(&self) -> bool {
         matches!(self, SecretsError::Store(e) if e.is_transient())
     }
+    fn from_store(e: StoreError) -> Self {
+        SecretsError::Store(e)
+    }
 }
 
 /// The secrets of a database, sealed under data keys that `provider` wraps.

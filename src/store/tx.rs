@@ -33,17 +33,28 @@ const BACKOFF_BASE: Duration = Duration::from_millis(10);
 pub trait TxError: From<DieselError> {
     /// A deadlock, serialization failure or busy database.
     fn is_transient(&self) -> bool;
+    /// A store error (the audit trail's) as this error.
+    fn from_store(e: StoreError) -> Self;
 }
 
 impl TxError for DieselError {
     fn is_transient(&self) -> bool {
         super::is_transient_error(self)
     }
+    fn from_store(e: StoreError) -> Self {
+        match e {
+            StoreError::Query(e) => e,
+            other => DieselError::QueryBuilderError(other.to_string().into()),
+        }
+    }
 }
 
 impl TxError for StoreError {
     fn is_transient(&self) -> bool {
         StoreError::is_transient(self)
+    }
+    fn from_store(e: StoreError) -> Self {
+        e
     }
 }
 
@@ -118,7 +129,13 @@ pub fn write<T, E: TxError>(conn: &mut DbConn, mut f: impl FnMut(&mut DbConn) ->
         if !opened {
             return conn.transaction(&mut f);
         }
-        let result = f(conn);
+        // The audit trail's change sets are written last, inside the
+        // transaction (super::audit): both commit or neither does.
+        super::audit::discard();
+        let result = f(conn).and_then(|v| super::audit::flush(conn).map(|()| v).map_err(E::from_store));
+        if result.is_err() {
+            super::audit::discard();
+        }
         match finish(conn, result) {
             Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => backoff(attempt),
             other => return other,

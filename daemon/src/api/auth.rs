@@ -68,6 +68,33 @@ tokio::task_local! {
     static UNCONFIRMED: Cell<Option<i64>>;
 }
 
+tokio::task_local! {
+    /// Who this request writes as, for the audit trail: the route from the
+    /// middleware, the principal once [`Caller`] resolved it.
+    static AUDIT: std::cell::RefCell<AuditSlot>;
+}
+
+#[derive(Default, Clone)]
+struct AuditSlot {
+    via: String,
+    actor: Option<craton::store::audit::Actor>,
+}
+
+/// This request's writer for the audit trail ([`AppState::db`] installs it
+/// around the blocking work). None outside a request or before the caller
+/// is known.
+pub(crate) fn audit_actor() -> Option<craton::store::audit::Actor> {
+    AUDIT.try_with(|s| s.borrow().actor.clone()).ok().flatten()
+}
+
+fn note_caller(caller: &Caller) {
+    let _ = AUDIT.try_with(|s| {
+        let mut s = s.borrow_mut();
+        let via = s.via.clone();
+        s.actor = Some(caller.audit_actor(via));
+    });
+}
+
 /// Takes this request's unconfirmed token id, for [`AppState::db`] to
 /// check on the connection it runs on. None outside a request.
 pub(crate) fn take_unconfirmed() -> Option<i64> {
@@ -92,17 +119,22 @@ fn revoked() -> ApiError {
 /// for its confirmation, and the confirmation itself for a handler that
 /// answered without touching the database.
 pub async fn confirm_grant(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    UNCONFIRMED
-        .scope(Cell::new(None), async move {
-            let resp = next.run(req).await;
-            match UNCONFIRMED.with(Cell::take) {
-                None => resp,
-                Some(id) => match state.db(move |c| confirm(c, id)).await {
-                    Ok(()) => resp,
-                    Err(e) => e.into_response(),
-                },
-            }
-        })
+    let via = format!("{} {}", req.method(), req.uri().path());
+    let slot = std::cell::RefCell::new(AuditSlot { via, actor: None });
+    AUDIT
+        .scope(
+            slot,
+            UNCONFIRMED.scope(Cell::new(None), async move {
+                let resp = next.run(req).await;
+                match UNCONFIRMED.with(Cell::take) {
+                    None => resp,
+                    Some(id) => match state.db(move |c| confirm(c, id)).await {
+                        Ok(()) => resp,
+                        Err(e) => e.into_response(),
+                    },
+                }
+            }),
+        )
         .await
 }
 
@@ -110,6 +142,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Self::resolve(parts, state).await?;
+        note_caller(&caller);
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         if state.auth == AuthMode::InsecureNoAuth {
             return Ok(Caller::local());
         }
@@ -165,6 +205,16 @@ async fn keystone_caller(
 }
 
 impl Caller {
+    /// This caller as the writer of an audit change set made through `via`.
+    pub fn audit_actor(&self, via: String) -> craton::store::audit::Actor {
+        use craton::store::audit::Actor;
+        match &self.who {
+            Who::Token(id) => Actor::api("token", id.to_string(), None, via),
+            Who::Keystone(k) => Actor::api("keystone", k.user_id.clone(), Some(k.user_name.clone()), via),
+            Who::Local => Actor::api("local", "root", None, via),
+        }
+    }
+
     /// Root without a token: `--insecure-no-auth` and commands run on the
     /// database by its operator.
     pub fn local() -> Caller {

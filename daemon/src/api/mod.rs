@@ -2,6 +2,7 @@
 //! (compression, metrics, timeout, body limit) and `app()`, which tests
 //! call without a socket.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod bundles;
@@ -113,6 +114,9 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/runs/{id}/stdout", "ansible-playbook's output as stored; ?tail=BYTES for the end only"),
     r("GET", "/v1/runs/{id}/bundle", "The inventory bundle (.tgz) the run's ansible-playbook read"),
     r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
+    // Audit trail (issue 12).
+    r("GET", "/v1/audit", "Change sets of the audit trail, newest first (admin)"),
+    r("GET", "/v1/audit/{id}", "One change set with its changes before and after (admin)"),
     // Maintenance windows (issue 10).
     r("GET", "/v1/groups/{id}/windows", "A group's maintenance windows, own and inherited (each names its group)"),
     r(
@@ -282,6 +286,9 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/stdout", get(runs::stdout))
         .route("/v1/runs/{id}/bundle", get(runs::bundle))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        // Audit trail (issue 12).
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/{id}", get(audit::get_one))
         // Maintenance windows (issue 10).
         .route("/v1/groups/{id}/windows", get(windows::list).post(windows::create))
         .route("/v1/groups/{id}/windows/next", get(windows::next))

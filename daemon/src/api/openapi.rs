@@ -1157,6 +1157,101 @@ pub struct SecretList {
     pub secrets: Vec<SecretInfo>,
 }
 
+// Audit trail (issue 12).
+#[derive(OpenApi)]
+#[openapi(paths(super::audit::list, super::audit::get_one,))]
+pub struct AuditDoc;
+
+/// GET /v1/audit.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditListQuery {
+    /// The project (project tokens: their own; root: every project when absent).
+    pub project: Option<String>,
+    /// Only changes of objects of this kind: project, group or host.
+    pub object_kind: Option<String>,
+    /// Only changes of the object of this name.
+    pub object: Option<String>,
+    /// Shorthand for object_kind=host&object=NAME.
+    pub host: Option<String>,
+    /// Shorthand for object_kind=group&object=NAME.
+    pub group: Option<String>,
+    /// The owner of variables as KIND:NAME (host:web1, group:db, project:default).
+    pub owner: Option<String>,
+    /// Only changes of this variable key or secret name.
+    pub key: Option<String>,
+    /// The actor kind (token, keystone, local, import, sync, cli), its id, or KIND:ID (token:7).
+    pub actor: Option<String>,
+    /// api, import, sync or cli.
+    pub source: Option<String>,
+    /// At or after this instant (RFC 3339 or ms since the epoch).
+    pub since: Option<String>,
+    /// Before this instant (RFC 3339 or ms since the epoch).
+    pub until: Option<String>,
+    /// Include every change of each set (filters by object or key include the matching ones anyway).
+    pub changes: Option<bool>,
+    pub limit: Option<i64>,
+    /// The last id of the previous page (pages go newest first).
+    pub marker: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditActor {
+    /// token, keystone, local, import, sync or cli.
+    pub kind: String,
+    /// Token id, Keystone user id, OS user, or url#ref of a config ref.
+    pub id: String,
+    /// The token's note, the Keystone user name, the sync's commit.
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditObject {
+    /// project, group or host.
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditChange {
+    pub object: AuditObject,
+    /// object (exists), field, var, file_var, child, group (membership), label or secret.
+    pub attr_kind: String,
+    pub attr: String,
+    /// The value before (null: absent). A secret is {version, sha256} of its ciphertext, never its value.
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditRevision {
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditChangeSet {
+    pub id: i64,
+    pub project: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub at_ms: i64,
+    pub actor: AuditActor,
+    pub source: String,
+    /// The route, the import path, or url#ref@commit.
+    pub via: String,
+    pub revision: AuditRevision,
+    pub n_changes: i64,
+    #[schema(required = false)]
+    pub changes: Option<Vec<AuditChange>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditChangeSet>,
+    pub links: Links,
+}
+
 // Maintenance windows (issue 10).
 #[derive(OpenApi)]
 #[openapi(paths(super::windows::list, super::windows::create, super::windows::next, super::windows::delete,))]
@@ -1457,6 +1552,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(SecretsDoc::openapi());
     doc.merge(WindowsDoc::openapi());
+    doc.merge(AuditDoc::openapi());
     doc.merge(HooksDoc::openapi());
     doc.merge(SchedulesDoc::openapi());
     // The modifiers again, for the merged paths (they are idempotent).

@@ -1,0 +1,2 @@
+DROP TABLE audit_changes;
+DROP TABLE audit_changesets;
