@@ -8,13 +8,13 @@ use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use craton::store::audit::{self, Change, ChangeSet, Filter};
 use craton::store::tokens::Role;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::query::Query;
-use super::resource::{parse_id, Page};
+use super::resource::{list_body, marker_page, parse_id, Page};
 use crate::state::AppState;
 
 const LIST_PARAMS: [&str; 14] = [
@@ -141,7 +141,7 @@ pub async fn list(
     f.limit = page.limit + 1;
     let requested = q.get("project").map(str::to_string);
     let scoped = caller.grant.project_id.is_some();
-    let mut sets = state
+    let sets = state
         .db(move |conn| {
             if scoped || requested.is_some() {
                 f.project_id = Some(caller.project(conn, requested.as_deref())?.id);
@@ -157,27 +157,9 @@ pub async fn list(
             Ok(sets)
         })
         .await?;
-    let more = sets.len() > page.limit;
-    sets.truncate(page.limit);
+    let (sets, links) = marker_page("/v1/audit", &q, page, sets, |cs| cs.id);
     let items: Vec<Value> = sets.iter().map(|cs| changeset_json(cs, with_changes)).collect();
-    let keep: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "limit" && k != "marker").cloned().collect();
-    let url = |marker: Option<i64>| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &keep {
-            s.append_pair(k, v);
-        }
-        s.append_pair("limit", &page.limit.to_string());
-        if let Some(m) = marker {
-            s.append_pair("marker", &m.to_string());
-        }
-        format!("/v1/audit?{}", s.finish())
-    };
-    let mut links = Map::new();
-    links.insert("self".into(), json!(url(page.marker)));
-    if more {
-        links.insert("next".into(), json!(url(sets.last().map(|cs| cs.id))));
-    }
-    Ok(Json(json!({"items": items, "links": links})))
+    Ok(list_body(items, links))
 }
 
 #[utoipa::path(get, path = "/v1/audit/{id}", tag = "audit", security(("bearer" = [])),

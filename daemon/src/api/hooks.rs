@@ -16,15 +16,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use craton::store::hooks::{self as store_hooks, HookPatch, HookRecord, NewHook};
 use craton::store::tokens::Role;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, location, object_body, object_fields, parse_id, store_error, to_json, FieldReader, Page,
-    RawBody, Window,
+    created, links, list_body, location, marker_page, object_body, object_fields, parse_id, store_error, to_json,
+    FieldReader, Page, RawBody, Window,
 };
 use crate::state::AppState;
 
@@ -260,7 +260,7 @@ pub async fn deliveries(
     let id = parse_id("hook", &id)?;
     let page = Page::from_query(&q)?;
     let requested = q.get("project").map(str::to_string);
-    let mut rows = state
+    let rows = state
         .db(move |conn| {
             let project = caller.project(conn, requested.as_deref())?;
             store_hooks::get(conn, project.id, id)?;
@@ -268,25 +268,7 @@ pub async fn deliveries(
             Ok(store_hooks::deliveries(conn, project.id, id, page.marker, page.limit as i64 + 1)?)
         })
         .await?;
-    let more = rows.len() > page.limit;
-    rows.truncate(page.limit);
+    let (rows, links) = marker_page(&format!("/v1/hooks/{id}/deliveries"), &q, page, rows, |d| d.delivery.id);
     let items = rows.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-    let keep: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "limit" && k != "marker").cloned().collect();
-    let url = |marker: Option<i64>| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &keep {
-            s.append_pair(k, v);
-        }
-        s.append_pair("limit", &page.limit.to_string());
-        if let Some(m) = marker {
-            s.append_pair("marker", &m.to_string());
-        }
-        format!("/v1/hooks/{id}/deliveries?{}", s.finish())
-    };
-    let mut l = Map::new();
-    l.insert("self".into(), json!(url(page.marker)));
-    if more {
-        l.insert("next".into(), json!(url(rows.last().map(|d| d.delivery.id))));
-    }
-    Ok(Json(json!({"items": items, "links": l})))
+    Ok(list_body(items, links))
 }

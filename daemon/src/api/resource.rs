@@ -425,6 +425,29 @@ pub fn links(path: &str, q: &Query, page: Page, w: &Window) -> Value {
     Value::Object(links)
 }
 
+/// A page of a newest-first list that was read with `page.limit + 1`
+/// rows (the extra one says whether there is a next page): the rows cut to
+/// the page, and `{"self", "next"?}` echoing the request's other
+/// parameters, `next` starting after the page's last row (`id_of`).
+pub fn marker_page<T>(
+    path: &str,
+    q: &Query,
+    page: Page,
+    mut rows: Vec<T>,
+    id_of: impl Fn(&T) -> i64,
+) -> (Vec<T>, Value) {
+    let more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    let filters: Vec<(String, String)> =
+        q.0.iter().filter(|(k, _)| !PAGE_PARAMS.contains(&k.as_str())).cloned().collect();
+    let mut links = Map::new();
+    links.insert("self".into(), json!(page_url(path, &filters, page.limit, page.marker)));
+    if let Some(last) = rows.last().filter(|_| more) {
+        links.insert("next".into(), json!(page_url(path, &filters, page.limit, Some(id_of(last)))));
+    }
+    (rows, Value::Object(links))
+}
+
 /// The list response shape.
 pub fn list_body(items: Vec<Value>, links: Value) -> Json<Value> {
     Json(json!({ "items": items, "links": links }))

@@ -33,7 +33,7 @@ use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::inventory::render_error;
 use super::query::Query;
-use super::resource::{created, location, parse_id, Page, RawBody};
+use super::resource::{created, list_body, location, marker_page, parse_id, Page, RawBody};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::runner::{CancelMode, RunHub};
@@ -280,33 +280,15 @@ pub async fn list(
         limit: page.limit as i64 + 1,
     };
     let requested = q.get("project").map(str::to_string);
-    let (mut runs, project) = state
+    let (runs, project) = state
         .db(move |conn| {
             let project = caller.project(conn, requested.as_deref())?;
             Ok((store_runs::list(conn, project.id, &filter)?, project.name))
         })
         .await?;
-    let more = runs.len() > page.limit;
-    runs.truncate(page.limit);
+    let (runs, links) = marker_page("/v1/runs", &q, page, runs, |r| r.id);
     let items: Vec<Value> = runs.iter().map(|r| run_json(r, &project)).collect();
-    let keep: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "limit" && k != "marker").cloned().collect();
-    let url = |marker: Option<i64>| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &keep {
-            s.append_pair(k, v);
-        }
-        s.append_pair("limit", &page.limit.to_string());
-        if let Some(m) = marker {
-            s.append_pair("marker", &m.to_string());
-        }
-        format!("/v1/runs?{}", s.finish())
-    };
-    let mut links = Map::new();
-    links.insert("self".into(), json!(url(page.marker)));
-    if more {
-        links.insert("next".into(), json!(url(runs.last().map(|r| r.id))));
-    }
-    Ok(Json(json!({"items": items, "links": links})))
+    Ok(list_body(items, links))
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", security(("bearer" = [])),

@@ -26,8 +26,8 @@ use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, location, object_body, object_fields, parse_id, store_error, window, FieldReader, Page,
-    RawBody,
+    created, links, list_body, location, marker_page, object_body, object_fields, parse_id, store_error, window,
+    FieldReader, Page, RawBody,
 };
 use super::windows::ts;
 use crate::state::AppState;
@@ -357,32 +357,14 @@ pub async fn firings(
     let id = parse_id("schedule", &id)?;
     let page = Page::from_query(&q)?;
     let requested = q.get("project").map(str::to_string);
-    let mut rows = state
+    let rows = state
         .db(move |conn| {
             let project = caller.project(conn, requested.as_deref())?;
             ss::get(conn, Some(project.id), id)?;
             Ok(ss::firings(conn, id, page.marker, page.limit as i64 + 1)?)
         })
         .await?;
-    let more = rows.len() > page.limit;
-    rows.truncate(page.limit);
+    let (rows, links) = marker_page(&format!("/v1/schedules/{id}/firings"), &q, page, rows, |f| f.id);
     let items: Vec<Value> = rows.iter().map(firing_json).collect();
-    let path = format!("/v1/schedules/{id}/firings");
-    let url = |marker: Option<i64>| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        if let Some(p) = q.get("project") {
-            s.append_pair("project", p);
-        }
-        s.append_pair("limit", &page.limit.to_string());
-        if let Some(m) = marker {
-            s.append_pair("marker", &m.to_string());
-        }
-        format!("{path}?{}", s.finish())
-    };
-    let mut l = Map::new();
-    l.insert("self".into(), json!(url(page.marker)));
-    if more {
-        l.insert("next".into(), json!(url(rows.last().map(|f| f.id))));
-    }
-    Ok(list_body(items, Value::Object(l)))
+    Ok(list_body(items, links))
 }
