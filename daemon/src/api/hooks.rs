@@ -128,7 +128,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/hooks", tag = "hooks", security(("bearer" = [])),
     summary = "List the project's outbound webhooks (admin); limit + marker paging",
     params(crate::api::openapi::PageQuery),
-    responses((status = 200, description = "One page", body = crate::api::openapi::HookList), crate::api::openapi::ReadErrors))]
+    responses((status = 200, description = "One page", body = crate::api::openapi::HookList), crate::api::openapi::AdminReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,7 +158,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/hooks/{id}", tag = "hooks", security(("bearer" = [])),
     summary = "One outbound webhook (admin): URL, events, active; never the secret",
     params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
-    responses((status = 200, description = "The hook", body = crate::api::openapi::Hook), crate::api::openapi::ReadErrors))]
+    responses((status = 200, description = "The hook", body = crate::api::openapi::Hook), crate::api::openapi::AdminReadErrors))]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,7 +249,7 @@ pub async fn delete(
 #[utoipa::path(get, path = "/v1/hooks/{id}/deliveries", tag = "hooks", security(("bearer" = [])),
     summary = "A hook's deliveries, newest first, each with its attempts (response code or error) (admin); limit + marker paging",
     params(crate::api::openapi::IdPath, crate::api::openapi::PageQuery),
-    responses((status = 200, description = "One page", body = crate::api::openapi::HookDeliveryList), crate::api::openapi::ReadErrors))]
+    responses((status = 200, description = "One page", body = crate::api::openapi::HookDeliveryList), crate::api::openapi::AdminReadErrors))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
