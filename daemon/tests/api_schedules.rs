@@ -50,6 +50,12 @@ async fn bad_schedules_name_the_field() {
             ("template.bogus", json!({"template": {"playbook": "a.yml", "bogus": 1}})),
             // Checked when written: a typo is caught now, not at night.
             ("template.group", json!({"template": {"playbook": "a.yml", "config_ref": 9, "group": "nope"}})),
+            // The repository as at submit: well-formed URL and ref.
+            (
+                "template.ref",
+                json!({"template": {"playbook": "a.yml", "repo": "https://example.com/r.git", "ref": "a..b"}}),
+            ),
+            ("template.repo", json!({"template": {"playbook": "a.yml", "repo": "ftp://example.com/r", "ref": "main"}})),
             ("template", json!({"template": "site.yml"})),
             ("expression", json!({"expression": "0 99 * * *"})),
             ("expression", json!({"kind": "rrule", "expression": "DTSTART:20261102T100000\nRRULE:FREQ=DAILY"})),
@@ -73,6 +79,18 @@ async fn bad_schedules_name_the_field() {
         assert_eq!(r.detail_fields(), vec!["template"], "{}", r.text);
         h.expect(400, "POST", "/v1/schedules", &ed, Some(json!({"name": "s", "wat": 1}))).await;
         h.expect(403, "POST", "/v1/schedules", &rd, Some(hourly("s"))).await;
+        // ... and one the repository policy lets this caller use: a local
+        // repository is root's (docs/runs.md), refused now rather than at
+        // every firing; the same for a PATCH of the template.
+        let local = json!({"playbook": "a.yml", "repo": "file:///srv/playbooks.git", "ref": "main"});
+        let mut body = hourly("local");
+        body["template"] = local.clone();
+        let r = h.expect(403, "POST", "/v1/schedules", &ed, Some(body.clone())).await;
+        assert!(r.text.contains("file:///srv/playbooks.git") || r.text.contains("local"), "{b:?}: {}", r.text);
+        let root = h.token(None, Role::Root);
+        let id = h.create("/v1/schedules?project=default", &root, body).await;
+        h.expect(403, "PATCH", &format!("/v1/schedules/{id}"), &ed, Some(json!({"template": local}))).await;
+        h.expect(204, "DELETE", &format!("/v1/schedules/{id}"), &ed, None).await;
         h.create("/v1/schedules", &ed, hourly("s")).await;
         h.expect(409, "POST", "/v1/schedules", &ed, Some(hourly("s"))).await;
         assert_eq!(h.get("/v1/schedules", &rd).await.names(), vec!["s"]);

@@ -104,6 +104,43 @@ pub async fn create(
     Ok(created(loc, body))
 }
 
+/// A repository source's URL and ref as fields (400 naming `repo`, `ref`).
+pub(crate) fn check_source_fields(spec: &core_runs::RunSpec) -> Result<(), ApiError> {
+    if let Source::Repo { repo, git_ref } = &spec.source {
+        let mut problems = Vec::new();
+        if let Err(m) = config_refs::check_url(repo) {
+            problems.push(FieldError { field: "repo".into(), message: m });
+        }
+        if let Err(m) = config_refs::check_git_ref(git_ref) {
+            problems.push(FieldError { field: "ref".into(), message: m });
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::fields(problems));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the repository policy lets `actor` run playbooks of a
+/// repository source in `project` (403 otherwise). Blocking: the policy
+/// may resolve the URL's host.
+pub(crate) fn check_source_policy(
+    hub: &RunHub,
+    project: &str,
+    actor: Actor,
+    spec: &core_runs::RunSpec,
+) -> Result<(), ApiError> {
+    match &spec.source {
+        Source::Repo { repo, .. } => hub
+            .sync
+            .settings()
+            .policy
+            .check_repo_url(project, repo, actor)
+            .map_err(|e| ApiError::Forbidden(e.to_string())),
+        Source::ConfigRef { .. } => Ok(()),
+    }
+}
+
 /// Checks a run request (a `POST /v1/runs` body), stores the run and
 /// launches it on this process's runner; returns it and its project's
 /// name. The one path of the API and of `cratond run --local`.
@@ -118,18 +155,7 @@ pub async fn submit(
     let spec = core_runs::parse_request(&obj).map_err(|ps| {
         ApiError::fields(ps.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect())
     })?;
-    if let Source::Repo { repo, git_ref } = &spec.source {
-        let mut problems = Vec::new();
-        if let Err(m) = config_refs::check_url(repo) {
-            problems.push(FieldError { field: "repo".into(), message: m });
-        }
-        if let Err(m) = config_refs::check_git_ref(git_ref) {
-            problems.push(FieldError { field: "ref".into(), message: m });
-        }
-        if !problems.is_empty() {
-            return Err(ApiError::fields(problems));
-        }
-    }
+    check_source_fields(&spec)?;
     // Role before anything about the project's contents.
     let (c, requested) = (caller.clone(), requested_project.clone());
     let project = state
@@ -140,14 +166,10 @@ pub async fn submit(
         })
         .await?;
     let actor = Actor::root_if(caller.is_root());
-    if let Source::Repo { repo, .. } = &spec.source {
-        let policy = hub.sync.settings().policy.clone();
-        let (name, url) = (project.name.clone(), repo.clone());
-        tokio::task::spawn_blocking(move || policy.check_repo_url(&name, &url, actor))
-            .await
-            .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))?
-            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    }
+    let (h, name, sp) = (hub.clone(), project.name.clone(), spec.clone());
+    tokio::task::spawn_blocking(move || check_source_policy(&h, &name, actor, &sp))
+        .await
+        .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))??;
     hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
     let st = state.clone();
     let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);

@@ -116,15 +116,27 @@ fn catch_up(r: &mut FieldReader) -> Option<CatchUp> {
     }
 }
 
-/// A template's group must exist when the schedule is written (a typo is
-/// caught now, not when it fires at night); submit checks it again then.
-fn check_group(
+/// What a template names must be usable when the schedule is written (a
+/// typo or a refused repository is caught now, not when it fires at night):
+/// its group exists, its repository URL and ref are well-formed and the
+/// repository policy lets the writer use them, as at submit, which checks
+/// all of it again then.
+fn check_target(
     state: &AppState,
     conn: &mut craton::store::DbConn,
     project: &craton::model::Project,
+    caller: &Caller,
     template: &str,
 ) -> Result<(), ApiError> {
     let v: Value = serde_json::from_str(template).unwrap_or(Value::Null);
+    // parse_request problems were reported already (check_template).
+    if let Some(Ok(spec)) = v.as_object().map(craton::runs::parse_request) {
+        super::runs::check_source_fields(&spec).map_err(in_template)?;
+        if let Some(hub) = &state.runs {
+            let actor = crate::repo_policy::Actor::root_if(caller.is_root());
+            super::runs::check_source_policy(hub, &project.name, actor, &spec)?;
+        }
+    }
     if let Some(g) = v.get("group").and_then(Value::as_str) {
         let snap = state.snapshot(conn, project)?;
         if !snap.groups.iter().any(|x| x.name == g) {
@@ -135,6 +147,19 @@ fn check_group(
         }
     }
     Ok(())
+}
+
+/// A run request's field errors as the template's (`template.FIELD`).
+fn in_template(e: ApiError) -> ApiError {
+    match e {
+        ApiError::BadRequest { details, .. } => ApiError::fields(
+            details
+                .into_iter()
+                .map(|d| super::error::FieldError { field: format!("template.{}", d.field), message: d.message })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Who the schedule's runs act as (see the module doc).
@@ -207,7 +232,7 @@ pub async fn create(
             caller.require(Role::Editor)?;
             let obj = object_body::<ScheduleBody>(&body)?;
             let new = new_schedule(&obj, &caller)?;
-            check_group(&st, conn, &project, &new.template)?;
+            check_target(&st, conn, &project, &caller, &new.template)?;
             ss::create(conn, project.id, &new, now).map_err(|e| store_error(e, &FIELDS))
         })
         .await?;
@@ -312,7 +337,7 @@ pub async fn patch(
             let obj = object_body::<SchedulePatchBody>(&body)?;
             let patch = patch_of(&obj, &old)?;
             if let Some(t) = &patch.template {
-                check_group(&st, conn, &project, t)?;
+                check_target(&st, conn, &project, &caller, t)?;
             }
             ss::update(conn, project.id, id, &patch, now).map_err(|e| store_error(e, &FIELDS))
         })
