@@ -11,12 +11,15 @@
 pub const RUN_QUEUED: &str = "run.queued";
 /// A run's ansible-playbook started.
 pub const RUN_STARTED: &str = "run.started";
-/// A run reached a final status (successful, failed, canceled, error, lost).
+/// A run reached a final status (successful, failed, canceled, error, lost,
+/// skipped).
 pub const RUN_FINISHED: &str = "run.finished";
+/// A run submitted with `"approval": "required"` waits for an admin.
+pub const RUN_WAITING_FOR_APPROVAL: &str = "run.waiting_for_approval";
 
 /// Every event a hook may ask for today. `*` in a hook's list means all of
 /// them, and those added later.
-pub const EVENTS: &[&str] = &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED];
+pub const EVENTS: &[&str] = &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED, RUN_WAITING_FOR_APPROVAL];
 
 /// Longest hook URL.
 pub const MAX_URL_CHARS: usize = 2048;

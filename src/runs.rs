@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Where a run's status can be; the last five are final.
+/// Where a run's status can be; all but the first two are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunStatus {
     Queued,
@@ -19,10 +19,13 @@ pub enum RunStatus {
     Error,
     /// The process that held the run stopped (its lease expired).
     Lost,
+    /// Never started: a run it depends on (`after`, `require: success`)
+    /// did not succeed.
+    Skipped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Successful,
@@ -30,6 +33,7 @@ impl RunStatus {
         RunStatus::Canceled,
         RunStatus::Error,
         RunStatus::Lost,
+        RunStatus::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl RunStatus {
             RunStatus::Canceled => "canceled",
             RunStatus::Error => "error",
             RunStatus::Lost => "lost",
+            RunStatus::Skipped => "skipped",
         }
     }
 
@@ -179,6 +184,87 @@ pub struct Options {
     /// What a submit does when the run's hosts are held by another run.
     #[serde(default)]
     pub if_busy: IfBusy,
+    /// `"required"`: the run waits until an admin other than its submitter
+    /// approves it (docs/run-gates.md).
+    #[serde(default)]
+    pub approval: Approval,
+    /// How long an unanswered approval waits; then the run is canceled.
+    #[serde(default)]
+    pub approval_timeout_s: Option<u64>,
+    /// Runs (of the same project) this one waits for.
+    #[serde(default)]
+    pub after: Vec<i64>,
+    /// What `after` asks of those runs.
+    #[serde(default)]
+    pub require: Require,
+}
+
+/// `approval` of a run request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    #[default]
+    None,
+    Required,
+}
+
+/// `require` of a run request: how the runs named in `after` must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// Each must end `successful`; otherwise this run is `skipped`.
+    #[default]
+    Success,
+    /// Each must end, however it ends.
+    Finished,
+}
+
+impl Require {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Require::Success => "success",
+            Require::Finished => "finished",
+        }
+    }
+}
+
+/// Most runs one run may wait for.
+pub const MAX_AFTER: usize = 100;
+
+/// Where a run stands with the runs it waits for (`after`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependencies {
+    /// All ended as `require` asks: the run may go on.
+    Met,
+    /// These have not ended yet.
+    Waiting(Vec<i64>),
+    /// One ended otherwise than `require: success` asks (or is gone): the
+    /// run is skipped, for this reason.
+    Failed(String),
+}
+
+/// Decides [`Dependencies`] from the current status of each run in
+/// `after` (`None`: no such run any more, pruned).
+pub fn dependencies(require: Require, after: &[(i64, Option<RunStatus>)]) -> Dependencies {
+    let mut waiting = Vec::new();
+    for (id, status) in after {
+        match status {
+            Some(s) if !s.is_final() => waiting.push(*id),
+            Some(RunStatus::Successful) => {}
+            Some(s) if require == Require::Success => {
+                return Dependencies::Failed(format!("run {id} ended {} (require: success)", s.as_str()))
+            }
+            None if require == Require::Success => {
+                return Dependencies::Failed(format!("run {id} is gone (require: success)"))
+            }
+            _ => {}
+        }
+    }
+    if waiting.is_empty() {
+        Dependencies::Met
+    } else {
+        Dependencies::Waiting(waiting)
+    }
 }
 
 /// `if_busy` of a run request.
@@ -225,7 +311,7 @@ pub struct RunSpec {
 }
 
 /// The fields `POST /v1/runs` takes.
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 22] = [
     "playbook",
     "repo",
     "ref",
@@ -244,6 +330,10 @@ pub const FIELDS: [&str; 18] = [
     "shutdown",
     "priority",
     "if_busy",
+    "approval",
+    "approval_timeout_s",
+    "after",
+    "require",
 ];
 
 /// Most forks a run may ask for.
@@ -357,6 +447,33 @@ fn bounded(field: &str, v: Option<&Value>, max: u64, out: &mut Vec<FieldProblem>
             None
         }
     }
+}
+
+/// `after`: a list of distinct run ids (at most [`MAX_AFTER`]).
+fn run_ids(field: &str, v: Option<&Value>, out: &mut Vec<FieldProblem>) -> Vec<i64> {
+    let items = match v {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            out.push(problem(field, "must be a list of run ids"));
+            return Vec::new();
+        }
+    };
+    if items.len() > MAX_AFTER {
+        out.push(problem(field, format!("names more than {MAX_AFTER} runs")));
+        return Vec::new();
+    }
+    let mut ids = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        match v.as_i64().filter(|i| *i > 0) {
+            Some(id) if ids.contains(&id) => {
+                out.push(problem(&format!("{field}[{i}]"), format!("run {id} is listed twice")))
+            }
+            Some(id) => ids.push(id),
+            None => out.push(problem(&format!("{field}[{i}]"), "must be a run id")),
+        }
+    }
+    ids
 }
 
 /// Checks a run request body (an object with [`FIELDS`]). Every problem is
@@ -492,7 +609,31 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
                 IfBusy::Wait
             }
         },
+        approval: match text("approval", &mut out).as_deref() {
+            None | Some("none") => Approval::None,
+            Some("required") => Approval::Required,
+            Some(_) => {
+                out.push(problem("approval", "must be \"required\" or \"none\""));
+                Approval::None
+            }
+        },
+        approval_timeout_s: bounded("approval_timeout_s", body.get("approval_timeout_s"), MAX_TIMEOUT_S, &mut out),
+        after: run_ids("after", body.get("after"), &mut out),
+        require: match text("require", &mut out).as_deref() {
+            None | Some("success") => Require::Success,
+            Some("finished") => Require::Finished,
+            Some(_) => {
+                out.push(problem("require", "must be \"success\" or \"finished\""));
+                Require::Success
+            }
+        },
     };
+    if options.approval_timeout_s.is_some() && options.approval != Approval::Required {
+        out.push(problem("approval_timeout_s", "needs \"approval\": \"required\""));
+    }
+    if body.get("require").is_some_and(|v| !v.is_null()) && options.after.is_empty() {
+        out.push(problem("require", "needs \"after\" (the runs it applies to)"));
+    }
     match (playbook, source) {
         (Some(playbook), Some(source)) if out.is_empty() => {
             Ok(RunSpec { playbook, source, target: Target { group, filter, limit }, options })
@@ -799,6 +940,59 @@ mod tests {
         let e = parse_request(&body(json!({"playbook": "a.yml", "repo": "r", "ref": "main", "limit": "--become"})))
             .unwrap_err();
         assert_eq!(e[0].field, "limit");
+    }
+
+    #[test]
+    fn gate_fields_are_checked_and_name_their_fields() {
+        let base = json!({"playbook": "a.yml", "repo": "r", "ref": "main"});
+        let with = |extra: Value| {
+            let mut b = body(base.clone());
+            b.extend(body(extra));
+            parse_request(&b)
+        };
+        let s = with(json!({"approval": "required", "approval_timeout_s": 60, "after": [3, 1], "require": "finished"}))
+            .unwrap();
+        assert_eq!(
+            (s.options.approval, s.options.approval_timeout_s, s.options.after.clone(), s.options.require),
+            (Approval::Required, Some(60), vec![3, 1], Require::Finished)
+        );
+        let fields = |e: Vec<FieldProblem>| e.into_iter().map(|p| p.field).collect::<Vec<_>>();
+        assert_eq!(fields(with(json!({"after": [1, "x", 1, 0]})).unwrap_err()), ["after[1]", "after[2]", "after[3]"]);
+        assert_eq!(fields(with(json!({"after": 4})).unwrap_err()), ["after"]);
+        assert_eq!(fields(with(json!({"after": (1..=101).collect::<Vec<_>>()})).unwrap_err()), ["after"]);
+        assert_eq!(fields(with(json!({"require": "finished"})).unwrap_err()), ["require"]);
+        assert_eq!(
+            fields(with(json!({"approval": "yes", "approval_timeout_s": 5})).unwrap_err()),
+            ["approval", "approval_timeout_s"]
+        );
+        // Rows stored before the gates existed read with none of them.
+        let o: Options = serde_json::from_value(json!({"extra_vars": {}, "check": false, "diff": false,
+            "tags": [], "skip_tags": [], "forks": null, "timeout_s": null}))
+        .unwrap();
+        assert_eq!((o.approval, o.after.len(), o.require), (Approval::None, 0, Require::Success));
+    }
+
+    #[test]
+    fn dependencies_wait_then_go_on_or_skip() {
+        use RunStatus::*;
+        assert_eq!(dependencies(Require::Success, &[]), Dependencies::Met);
+        assert_eq!(
+            dependencies(Require::Success, &[(1, Some(Running)), (2, Some(Successful)), (3, Some(Queued))]),
+            Dependencies::Waiting(vec![1, 3])
+        );
+        // A failed one decides at once, even while others still run.
+        assert_eq!(
+            dependencies(Require::Success, &[(1, Some(Running)), (2, Some(Failed))]),
+            Dependencies::Failed("run 2 ended failed (require: success)".into())
+        );
+        assert_eq!(
+            dependencies(Require::Success, &[(7, None)]),
+            Dependencies::Failed("run 7 is gone (require: success)".into())
+        );
+        for s in [Failed, Canceled, Error, Lost, Skipped] {
+            assert_eq!(dependencies(Require::Finished, &[(1, Some(s)), (2, None)]), Dependencies::Met, "{s:?}");
+        }
+        assert_eq!(dependencies(Require::Finished, &[(1, Some(Running))]), Dependencies::Waiting(vec![1]));
     }
 
     #[test]

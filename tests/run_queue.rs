@@ -47,7 +47,7 @@ fn submit(c: &mut DbConn, pid: i64, holder: &str, hosts: &[&str], priority: i32)
 }
 
 fn dispatch(c: &mut DbConn, pid: i64, holder: &str) -> Vec<i64> {
-    queue::dispatch(c, pid, holder, &HashMap::new()).unwrap()
+    queue::dispatch(c, pid, holder, &HashMap::new(), craton::store::now_ms()).unwrap()
 }
 
 fn waiting(c: &mut DbConn, id: i64) -> Option<Value> {

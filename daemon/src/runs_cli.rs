@@ -4,7 +4,7 @@
 //! resuming with `Last-Event-ID` when the connection drops; `--local` runs
 //! it in this process through the same code path as `POST /v1/runs`. The
 //! exit code is ansible-playbook's, so scripts and CI read it as they would
-//! ansible's. `runs list|show|cancel|prune` work on the database, as the
+//! ansible's. `runs list|show|cancel|approve|deny|prune` work on the database, as the
 //! other administrative commands do (a cancel reaches the daemon running
 //! the run at its next lease renewal).
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use craton::runs::{EventHead, RunStatus};
+use craton::store::gates::{self, Answered, Decision};
 use craton::store::{self, DbConn, DbUrl};
 use serde_json::{json, Map, Value};
 
@@ -74,7 +75,7 @@ pub enum RunsAction {
     List {
         #[arg(long, env = "CRATON_PROJECT", default_value = craton::DEFAULT_PROJECT)]
         project: String,
-        /// queued, running, successful, failed, canceled, error or lost.
+        /// queued, running, successful, failed, canceled, error, lost or skipped.
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 20)]
@@ -88,6 +89,19 @@ pub enum RunsAction {
         id: i64,
         #[arg(long)]
         immediate: bool,
+    },
+    /// Approve a run waiting for approval, as the OS user of this shell
+    /// (who may not be the run's submitter).
+    Approve {
+        id: i64,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a run waiting for approval: it ends canceled.
+    Deny {
+        id: i64,
+        #[arg(long)]
+        comment: Option<String>,
     },
     /// Delete finished runs older than a duration (30d, 12h, 90m, 3600s).
     Prune {
@@ -620,12 +634,28 @@ pub fn runs(conn: &mut DbConn, action: RunsAction) -> Result<()> {
             store::runs::request_cancel(conn, r.project_id, id, mode)?;
             println!("asked run {id} to stop ({mode}); the daemon running it acts at its next lease renewal");
         }
+        RunsAction::Approve { id, comment } => decide(conn, id, Decision::Approve, comment)?,
+        RunsAction::Deny { id, comment } => decide(conn, id, Decision::Deny, comment)?,
         RunsAction::Prune { older_than } => {
             let age = parse_age(&older_than)?;
             let before = store::now_ms() - age.as_millis() as i64;
             let n = store::runs::prune(conn, before)?;
             println!("pruned {n} runs");
         }
+    }
+    Ok(())
+}
+
+/// `runs approve|deny`: answers as `cli user <USER>`.
+fn decide(conn: &mut DbConn, id: i64, decision: Decision, comment: Option<String>) -> Result<()> {
+    let r = store::runs::get(conn, None, id)?.ok_or_else(|| anyhow!("run {id} not found"))?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "?".into());
+    let (by, label) = (format!("cli user {user}"), format!("cli:{user}"));
+    let now = store::now_ms();
+    match gates::decide(conn, r.project_id, id, decision, &by, &label, comment.as_deref(), now)? {
+        Answered::Done(run, _) => println!("{}", run_line(&run)),
+        Answered::NoSuchRun => bail!("run {id} not found"),
+        Answered::OwnRun => bail!("run {id} was submitted by {by}: another admin must approve or deny it"),
     }
     Ok(())
 }

@@ -416,7 +416,10 @@ async fn roles_are_enforced_in_the_own_project() {
             let project_admin = route.path.starts_with("/v1/projects")
                 && !route.path.ends_with("/variables")
                 && !route.path.contains("/secrets");
-            let token_admin = route.path.starts_with("/v1/tokens");
+            // Tokens, and the answer to a run's approval gate.
+            let token_admin = route.path.starts_with("/v1/tokens")
+                || route.path.ends_with("/approve")
+                || route.path.ends_with("/deny");
             for role in ROLES {
                 let forbidden = role == Role::Reader
                     || (role == Role::Editor && (project_admin || token_admin))

@@ -500,3 +500,62 @@ async fn a_run_canceled_in_the_queue_is_reported_finished() {
         "{b:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_run_is_announced_and_a_denial_and_a_skip_are_reported() {
+    let b = backends()[0];
+    let clock = clock();
+    let (h, _hub, _task) = with_hooks(Harness::with_clock(b, clock.clone()), "daemon-a");
+    let rx = receiver(0).await;
+    let root = h.token(None, Role::Root);
+    let admin = h.token(Some("default"), Role::Admin);
+    h.create("/v1/hooks", &root, json!({"url": format!("{}/gates", rx.base), "secret": SECRET, "events": ["*"]})).await;
+    h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
+    let run = json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main"});
+    let mut gated = run.clone();
+    gated["approval"] = json!("required");
+    let gated = h.create("/v1/runs", &root, gated).await;
+    let mut after = run.clone();
+    after["after"] = json!([gated]);
+    let after = h.create("/v1/runs", &root, after).await;
+    let seen = |n: usize| {
+        let rx = rx.clone();
+        async move {
+            wait_until(&format!("{n} deliveries"), async || {
+                let g = rx.got("/gates");
+                (g.len() >= n).then_some(g)
+            })
+            .await
+        }
+    };
+    let events = |g: &[Got]| -> Vec<(String, i64, String)> {
+        let mut e: Vec<(String, i64, String)> = g
+            .iter()
+            .map(|x| {
+                let v: Value = serde_json::from_slice(&x.body).unwrap();
+                let r = &v["run"];
+                (v["event"].as_str().unwrap().into(), r["id"].as_i64().unwrap(), r["status"].as_str().unwrap().into())
+            })
+            .collect();
+        e.sort();
+        e
+    };
+    let q = |e: &str, id: i64, s: &str| (e.to_string(), id, s.to_string());
+    let got = seen(3).await;
+    assert_eq!(
+        events(&got),
+        [
+            q("run.queued", gated, "queued"),
+            q("run.queued", after, "queued"),
+            q("run.waiting_for_approval", gated, "queued")
+        ],
+        "{b:?}"
+    );
+    h.expect(200, "POST", &format!("/v1/runs/{gated}/deny"), &admin, None).await;
+    let got = seen(5).await;
+    let e = events(&got);
+    assert!(e.contains(&q("run.finished", gated, "canceled")), "{b:?}: {e:?}");
+    assert!(e.contains(&q("run.finished", after, "skipped")), "{b:?}: {e:?}");
+    let r = h.get(&format!("/v1/runs/{after}"), &root).await;
+    assert_eq!(r.body["reason"], format!("run {gated} ended canceled (require: success)"), "{}", r.text);
+}

@@ -12,180 +12,16 @@ mod common;
 #[path = "../../tests/common/git.rs"]
 mod upstream;
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod queue_env;
 
-use axum::Router;
-use common::{Backend, Harness, Resp};
-use craton::store::tokens::Role;
-use craton::store::{self, DbUrl};
-use cratond::api::{app, Limits};
-use cratond::state::{AppState, AuthMode};
+use common::Backend;
+use craton::store;
+use queue_env::{call, env, is_final, ms};
 use serde_json::{json, Value};
-use upstream::Upstream;
-
-const QUICK: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n";
-/// Runs until the file `gate` (an extra var) exists.
-const GATED: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for:\n        path: \"{{ gate }}\"\n        timeout: 120\n";
-
-/// One runner over the shared database: its own holder, work directory
-/// and git cache, and its lost-run sweeper.
-struct Daemon {
-    app: Router,
-    _state: AppState,
-    _scratch: tempfile::TempDir,
-}
-
-fn daemon(url: &DbUrl, holder: &str, lease_ttl_ms: i64) -> Daemon {
-    let pool = store::pool::build(url, 4).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let sync = cratond::sync::SyncHub::new(cratond::sync::SyncSettings::with_cache(scratch.path().join("git")));
-    let mut settings =
-        cratond::runner::RunSettings::with(scratch.path().join("runs"), common::ansible_playbook(), holder.into());
-    settings.lease_ttl_ms = lease_ttl_ms;
-    let runs = cratond::runner::RunHub::new(settings, sync).unwrap();
-    runs.start_sweeper(pool.clone());
-    let keys = craton::secrets::FileKeyProvider::open_or_create(&scratch.path().join("master.key")).unwrap();
-    let state = AppState::new(pool, AuthMode::Tokens).with_runs(runs).with_key_provider(std::sync::Arc::new(keys));
-    Daemon { app: app(state.clone(), Limits::default()), _state: state, _scratch: scratch }
-}
-
-struct Env {
-    h: Harness,
-    a: Daemon,
-    b: Daemon,
-    root: String,
-    repo: Upstream,
-    gate: tempfile::TempDir,
-}
-
-/// Hosts h1..h4 (local connection); groups left = h1 h2, right = h2 h3,
-/// four = h4, and one group per host.
-async fn env(lease_ttl_ms: i64) -> Env {
-    let h = Harness::new(Backend::Postgres);
-    let root = h.token(None, Role::Root);
-    let python = format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR"));
-    let mut ids = Vec::new();
-    for n in ["h1", "h2", "h3", "h4"] {
-        let g = h.create("/v1/groups", &root, json!({"name": format!("g{n}")})).await;
-        let host = h.create("/v1/hosts", &root, json!({"name": n, "groups": [g]})).await;
-        h.expect(
-            200,
-            "PUT",
-            &format!("/v1/hosts/{host}/variables"),
-            &root,
-            Some(json!({"ansible_connection": "local", "ansible_python_interpreter": python})),
-        )
-        .await;
-        ids.push(host);
-    }
-    for (name, members) in [("left", vec![ids[0], ids[1]]), ("right", vec![ids[1], ids[2]]), ("four", vec![ids[3]])] {
-        let g = h.create("/v1/groups", &root, json!({"name": name})).await;
-        for m in members {
-            let r = h.call("GET", &format!("/v1/hosts/{m}"), &root, None).await;
-            let mut groups: Vec<Value> = r.body["groups"].as_array().cloned().unwrap_or_default();
-            groups.push(json!(g));
-            h.expect(200, "PATCH", &format!("/v1/hosts/{m}"), &root, Some(json!({"groups": groups}))).await;
-        }
-    }
-    let repo = Upstream::new();
-    repo.write("quick.yml", QUICK);
-    repo.write("gated.yml", GATED);
-    repo.commit_push("playbooks");
-    let a = daemon(&h.url, "daemon-a", lease_ttl_ms);
-    let b = daemon(&h.url, "daemon-b", lease_ttl_ms);
-    Env { h, a, b, root, repo, gate: tempfile::tempdir().unwrap() }
-}
-
-async fn call(app: &Router, method: &str, uri: &str, token: &str, body: Option<Value>) -> Resp {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let mut req =
-        axum::http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {token}"));
-    let bytes = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            serde_json::to_vec(&b).unwrap()
-        }
-        None => Vec::new(),
-    };
-    let resp = app.clone().oneshot(req.body(axum::body::Body::from(bytes)).unwrap()).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp { status, headers, body, text }
-}
-
-impl Env {
-    fn gate_file(&self, name: &str) -> PathBuf {
-        self.gate.path().join(name)
-    }
-
-    fn body(&self, playbook: &str, group: &str, extra: Value) -> Value {
-        let mut body = json!({"playbook": playbook, "repo": self.repo.url(), "ref": "main", "group": group});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        body
-    }
-
-    async fn submit(&self, on: &Daemon, playbook: &str, group: &str, extra: Value) -> i64 {
-        let r = call(&on.app, "POST", "/v1/runs", &self.root, Some(self.body(playbook, group, extra))).await;
-        assert_eq!(r.status.as_u16(), 201, "{}", r.text);
-        r.body["id"].as_i64().unwrap()
-    }
-
-    async fn gated(&self, on: &Daemon, group: &str, gate: &str) -> i64 {
-        let g = self.gate_file(gate).to_string_lossy().into_owned();
-        self.submit(on, "gated.yml", group, json!({"extra_vars": {"gate": g}})).await
-    }
-
-    fn open(&self, gate: &str) {
-        std::fs::write(self.gate_file(gate), b"go").unwrap();
-    }
-
-    async fn run(&self, on: &Daemon, id: i64) -> Value {
-        let r = call(&on.app, "GET", &format!("/v1/runs/{id}"), &self.root, None).await;
-        assert_eq!(r.status.as_u16(), 200, "{}", r.text);
-        r.body
-    }
-
-    async fn wait_for(&self, on: &Daemon, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let r = self.run(on, id).await;
-            if done(&r) {
-                return r;
-            }
-            assert!(start.elapsed() < Duration::from_secs(50), "run {id} never {what}: {r}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn set_max(&self, n: i64) {
-        let p = self.h.call("GET", "/v1/projects?name=default", &self.root, None).await;
-        let pid = p.body["items"][0]["id"].as_i64().unwrap();
-        let r = self
-            .h
-            .expect(200, "PATCH", &format!("/v1/projects/{pid}"), &self.root, Some(json!({"max_concurrent_runs": n})))
-            .await;
-        assert_eq!(r.body["max_concurrent_runs"], n, "{}", r.text);
-    }
-}
-
-fn is_final(r: &Value) -> bool {
-    !matches!(r["status"].as_str(), Some("queued") | Some("running"))
-}
-
-fn ms(r: &Value, k: &str) -> i64 {
-    r[k].as_i64().unwrap_or_else(|| panic!("no {k} in {r}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_on_two_daemons_never_run_at_once() {
-    let e = env(30_000).await;
+    let e = env(Backend::Postgres, 30_000).await;
     e.set_max(5).await;
     let first = e.gated(&e.a, "left", "first").await;
     e.wait_for(&e.a, first, "started", |r| r["status"] == "running").await;
@@ -223,7 +59,7 @@ async fn overlapping_runs_on_two_daemons_never_run_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priorities_under_the_cap_and_cancel_of_a_queued_run() {
-    let e = env(30_000).await;
+    let e = env(Backend::Postgres, 30_000).await;
     // The default cap: one run of the project at a time.
     let gate = e.gated(&e.a, "gh1", "g").await;
     e.wait_for(&e.a, gate, "started", |r| r["status"] == "running").await;
@@ -263,7 +99,7 @@ async fn priorities_under_the_cap_and_cancel_of_a_queued_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_daemons_claim_expires_and_the_waiting_run_starts() {
     // Short leases: the sweeper runs every second.
-    let e = env(2_000).await;
+    let e = env(Backend::Postgres, 2_000).await;
     // A daemon that claimed h1 and then died: its claim is in the database,
     // no process renews its lease.
     let ghost = {
@@ -287,7 +123,10 @@ async fn a_dead_daemons_claim_expires_and_the_waiting_run_starts() {
             lease_ttl_ms: 1_500,
         };
         let id = craton::store::runs::create(&mut c, &new).unwrap().id;
-        assert_eq!(craton::store::queue::dispatch(&mut c, pid, "ghost", &Default::default()).unwrap(), [id]);
+        assert_eq!(
+            craton::store::queue::dispatch(&mut c, pid, "ghost", &Default::default(), craton::store::now_ms()).unwrap(),
+            [id]
+        );
         assert!(craton::store::runs::start(&mut c, id, "ghost", None).unwrap());
         id
     };

@@ -23,6 +23,7 @@ pub mod apply;
 pub mod audit;
 pub mod config_refs;
 pub mod edit;
+pub mod gates;
 pub mod groups;
 pub mod hooks;
 pub mod hosts;

@@ -10,7 +10,8 @@
 //! then id); a run starts when its hosts are free, no earlier waiting run
 //! wants any of them (a run is never overtaken by later runs that overlap
 //! it), and the project's `max_concurrent_runs` allows one more. Runs on
-//! disjoint hosts backfill past a blocked one. A run waiting for its
+//! disjoint hosts backfill past a blocked one. A run waiting for a gate
+//! (the runs it comes after, its approval: [`super::gates`]) or for its
 //! maintenance window takes part in nothing (it holds and reserves no
 //! host). Locks go with the run's end ([`super::runs::finish`]) or with its
 //! lease ([`super::runs::sweep_lost`]), in the same transaction.
@@ -21,6 +22,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use super::edit::chunked;
+use super::gates::Gate;
 use super::schema::{projects, run_hosts, run_locks, runs};
 use super::{now_ms, DbConn, StoreError};
 use crate::runs::{Options, RunStatus};
@@ -34,8 +36,8 @@ pub struct Queued {
     pub id: i64,
     pub priority: i32,
     pub hosts: Vec<String>,
-    /// Waiting for its maintenance window: it takes no part now.
-    pub window: bool,
+    /// Waiting for a gate or its maintenance window: it takes no part now.
+    pub inert: bool,
 }
 
 /// What [`plan`] decided for one queued run.
@@ -61,7 +63,7 @@ pub fn plan(queued: &[Queued], locked: &HashMap<String, i64>, active: &[i64], ma
     let mut running: Vec<i64> = active.to_vec();
     let mut out = Vec::new();
     for q in order {
-        if q.window {
+        if q.inert {
             continue;
         }
         let held = q.hosts.iter().find_map(|h| locked.get(h).copied());
@@ -157,12 +159,15 @@ pub fn renew_queued(conn: &mut DbConn, ids: &[i64], holder: &str, ttl_ms: i64) -
 /// the project (whoever holds it), records each one's `waiting_for`, and
 /// claims the runs `holder` holds that may start: their hosts locked,
 /// `claimed_at` set. `window_waits`: runs of `holder` that wait for their
-/// maintenance window, with their `waiting_for`. Returns the claimed ids.
+/// maintenance window, with their `waiting_for`. `clock_ms`: the daemon
+/// clock's reading, for approval timeouts. Runs whose gate failed are
+/// ended here (whoever holds them). Returns the claimed ids.
 pub fn dispatch(
     conn: &mut DbConn,
     pid: i64,
     holder: &str,
     window_waits: &HashMap<i64, Value>,
+    clock_ms: i64,
 ) -> Result<Vec<i64>, StoreError> {
     super::tx::write(conn, |conn| {
         // The project's row lock: claims of one project are serial.
@@ -203,27 +208,37 @@ pub fn dispatch(
                 hosts.entry(r).or_default().push(h);
             }
         }
+        let options: HashMap<i64, Options> =
+            rows.iter().map(|r| (r.0, serde_json::from_str::<Options>(&r.1).unwrap_or_default())).collect();
+        let opts: Vec<(i64, &Options)> = options.iter().map(|(id, o)| (*id, o)).collect();
+        let gates = super::gates::evaluate(conn, &opts, clock_ms)?;
         let mut mine = HashSet::new();
         let mut was: HashMap<i64, Option<String>> = HashMap::new();
-        let queued: Vec<Queued> = rows
-            .into_iter()
-            .map(|(id, options, lease_holder, waiting)| {
-                let priority = serde_json::from_str::<Options>(&options).map(|o| o.priority).unwrap_or(0);
-                let ours = lease_holder.as_deref() == Some(holder);
-                if ours {
-                    mine.insert(id);
+        let mut gate_waits: Vec<(i64, Value)> = Vec::new();
+        let mut queued: Vec<Queued> = Vec::new();
+        for (id, _, lease_holder, waiting) in rows {
+            let ours = lease_holder.as_deref() == Some(holder);
+            if ours {
+                mine.insert(id);
+            }
+            let inert = match gates.get(&id) {
+                Some(Gate::End(status, why)) => {
+                    super::gates::end(conn, id, *status, why, clock_ms)?;
+                    continue;
+                }
+                Some(Gate::Wait(w)) => {
+                    gate_waits.push((id, w.clone()));
+                    true
                 }
                 // Another process's run in its window wait: that process
                 // decides when the window opens.
-                let window = if ours {
-                    window_waits.contains_key(&id)
-                } else {
-                    waiting.as_deref().is_some_and(|w| w.starts_with("{\"window\""))
-                };
-                was.insert(id, waiting);
-                Queued { id, priority, hosts: hosts.remove(&id).unwrap_or_default(), window }
-            })
-            .collect();
+                Some(Gate::Open) | None if ours => window_waits.contains_key(&id),
+                Some(Gate::Open) | None => waiting.as_deref().is_some_and(|w| w.starts_with("{\"window\"")),
+            };
+            was.insert(id, waiting);
+            let priority = options[&id].priority;
+            queued.push(Queued { id, priority, hosts: hosts.remove(&id).unwrap_or_default(), inert });
+        }
         let now = now_ms();
         let set_waiting = |conn: &mut DbConn, id: i64, w: Option<String>| -> Result<(), StoreError> {
             if was.get(&id).cloned().flatten() != w {
@@ -231,8 +246,12 @@ pub fn dispatch(
             }
             Ok(())
         };
+        for (id, w) in &gate_waits {
+            set_waiting(conn, *id, Some(w.to_string()))?;
+        }
+        let gated: HashSet<i64> = gate_waits.iter().map(|(id, _)| *id).collect();
         for (id, w) in window_waits {
-            if mine.contains(id) {
+            if mine.contains(id) && !gated.contains(id) && was.contains_key(id) {
                 set_waiting(conn, *id, Some(w.to_string()))?;
             }
         }
@@ -279,34 +298,57 @@ pub(crate) fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), StoreError> 
 }
 
 /// Cancels run `id` of project `pid` if it is queued and unclaimed (no
-/// process runs it yet): final `canceled` at once. None when the run is
-/// not such a run.
-pub fn cancel_queued(conn: &mut DbConn, pid: i64, id: i64) -> Result<Option<super::runs::Run>, StoreError> {
+/// process runs it yet): final `canceled` at once, for `reason`. None when
+/// the run is not such a run.
+pub fn cancel_queued(
+    conn: &mut DbConn,
+    pid: i64,
+    id: i64,
+    reason: &str,
+) -> Result<Option<super::runs::Run>, StoreError> {
     super::tx::write(conn, |conn| {
-        let now = now_ms();
-        let n = diesel::update(
-            runs::table
-                .filter(runs::id.eq(id))
-                .filter(runs::project_id.eq(pid))
-                .filter(runs::status.eq(RunStatus::Queued.as_str()))
-                .filter(runs::claimed_at.is_null()),
-        )
+        if end_queued(conn, Some(pid), id, RunStatus::Canceled, reason, Some("immediate"))? == 0 {
+            return Ok(None);
+        }
+        super::runs::get(conn, Some(pid), id)
+    })
+}
+
+/// Ends run `id` (of project `pid` when given) with a final `status` if it
+/// is still queued and unclaimed; how many rows that was (0 or 1).
+pub(crate) fn end_queued(
+    conn: &mut DbConn,
+    pid: Option<i64>,
+    id: i64,
+    status: RunStatus,
+    reason: &str,
+    cancel: Option<&str>,
+) -> Result<usize, StoreError> {
+    let now = now_ms();
+    let mut q = runs::table
+        .filter(runs::id.eq(id))
+        .filter(runs::status.eq(RunStatus::Queued.as_str()))
+        .filter(runs::claimed_at.is_null())
+        .into_boxed();
+    if let Some(pid) = pid {
+        q = q.filter(runs::project_id.eq(pid));
+    }
+    let ids: Vec<i64> = q.select(runs::id).load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(runs::table.filter(runs::id.eq_any(ids)))
         .set((
-            runs::status.eq(RunStatus::Canceled.as_str()),
-            runs::reason.eq("canceled while queued"),
-            runs::cancel_requested.eq("immediate"),
+            runs::status.eq(status.as_str()),
+            runs::reason.eq(reason),
+            runs::cancel_requested.eq(cancel),
             runs::waiting_for.eq(None::<String>),
             runs::finished_at.eq(now),
             runs::updated_at.eq(now),
             runs::lease_holder.eq(None::<String>),
             runs::lease_expires_at.eq(None::<i64>),
         ))
-        .execute(conn)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        super::runs::get(conn, Some(pid), id)
-    })
+        .execute(conn)?)
 }
 
 #[cfg(test)]
@@ -314,7 +356,7 @@ mod tests {
     use super::*;
 
     fn q(id: i64, priority: i32, hosts: &[&str]) -> Queued {
-        Queued { id, priority, hosts: hosts.iter().map(|s| s.to_string()).collect(), window: false }
+        Queued { id, priority, hosts: hosts.iter().map(|s| s.to_string()).collect(), inert: false }
     }
 
     fn starts(p: &[(i64, Decision)]) -> Vec<i64> {
@@ -351,7 +393,7 @@ mod tests {
     #[test]
     fn a_run_waiting_for_its_window_reserves_nothing() {
         let mut w = q(1, 9, &["a"]);
-        w.window = true;
+        w.inert = true;
         let p = plan(&[w, q(2, 0, &["a"])], &HashMap::new(), &[], 1);
         assert_eq!(p, vec![(2, Decision::Start)]);
     }

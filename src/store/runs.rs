@@ -259,7 +259,7 @@ pub fn renew(conn: &mut DbConn, id: i64, holder: &str, ttl_ms: i64) -> Result<Op
 /// at once (final). None when there is no such run.
 pub fn request_cancel(conn: &mut DbConn, pid: i64, id: i64, mode: &str) -> Result<Option<Run>, StoreError> {
     super::tx::write(conn, |conn| {
-        if let Some(run) = super::queue::cancel_queued(conn, pid, id)? {
+        if let Some(run) = super::queue::cancel_queued(conn, pid, id, "canceled while queued")? {
             return Ok(Some(run));
         }
         let Some(run) = get(conn, Some(pid), id)? else { return Ok(None) };

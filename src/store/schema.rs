@@ -191,6 +191,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    run_approvals (run_id) {
+        run_id -> BigInt,
+        requested_by -> Text,
+        expires_at -> Nullable<BigInt>,
+        decision -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     run_bundles (run_id) {
         run_id -> BigInt,
         bytes -> Binary,

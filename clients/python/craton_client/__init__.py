@@ -258,7 +258,7 @@ class SecretInfo(_SecretInfoBase, total=False):
 
 
 # Final run statuses: a run in one of these changes no more.
-FINAL_RUN_STATUSES = frozenset(["successful", "failed", "canceled", "error", "lost"])
+FINAL_RUN_STATUSES = frozenset(["successful", "failed", "canceled", "error", "lost", "skipped"])
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 //! (compression, metrics, timeout, body limit) and `app()`, which tests
 //! call without a socket.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -114,6 +115,8 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/runs/{id}/stdout", "ansible-playbook's output as stored; ?tail=BYTES for the end only"),
     r("GET", "/v1/runs/{id}/bundle", "The inventory bundle (.tgz) the run's ansible-playbook read"),
     r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
+    r("POST", "/v1/runs/{id}/approve", "Approve a run waiting for approval (admin, not its submitter)"),
+    r("POST", "/v1/runs/{id}/deny", "Deny a run waiting for approval: it ends canceled (admin, not its submitter)"),
     // Audit trail (issue 12).
     r("GET", "/v1/audit", "Change sets of the audit trail, newest first (admin)"),
     r("GET", "/v1/audit/{id}", "One change set with its changes before and after (admin)"),
@@ -286,6 +289,8 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/stdout", get(runs::stdout))
         .route("/v1/runs/{id}/bundle", get(runs::bundle))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{id}/approve", post(approvals::approve))
+        .route("/v1/runs/{id}/deny", post(approvals::deny))
         // Audit trail (issue 12).
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/{id}", get(audit::get_one))

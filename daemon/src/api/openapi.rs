@@ -743,7 +743,7 @@ pub struct Binary(Vec<u8>);
 pub struct RunListQuery {
     /// Root tokens: the project (default `default`).
     pub project: Option<String>,
-    /// queued, running, successful, failed, canceled, error or lost.
+    /// queued, running, successful, failed, canceled, error, lost or skipped.
     pub status: Option<String>,
     /// Only runs whose target is this group.
     pub group: Option<String>,
@@ -829,6 +829,29 @@ pub struct NewRun {
     /// answers 409 when a running or claimed run holds any of them.
     #[schema(required = false)]
     pub if_busy: String,
+    /// `required`: the run waits until an admin other than its submitter
+    /// approves it (`none`, the default: no gate).
+    #[schema(required = false)]
+    pub approval: String,
+    /// Seconds an unanswered approval waits before the run is canceled.
+    #[schema(required = false, minimum = 1)]
+    pub approval_timeout_s: i64,
+    /// Runs of the project this one waits for (at most 100).
+    #[schema(required = false, max_items = 100)]
+    pub after: Vec<i64>,
+    /// With `after`: `success` (default; the run is `skipped` if one did
+    /// not succeed) or `finished` (however they end).
+    #[schema(required = false)]
+    pub require: String,
+}
+
+/// POST /v1/runs/{id}/approve and /deny; the body is optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    /// Why (at most 1024 characters); a denial's comment becomes the run's reason.
+    #[schema(required = false)]
+    pub comment: String,
 }
 
 /// POST /v1/runs/{id}/cancel; the body is optional.
@@ -857,7 +880,7 @@ pub struct RunCounts {
 pub struct RunDoc {
     pub id: i64,
     pub project: String,
-    /// queued, running, successful, failed, canceled, error or lost.
+    /// queued, running, successful, failed, canceled, error, lost or skipped.
     pub status: String,
     #[schema(required)]
     pub rc: Option<i64>,
@@ -880,8 +903,10 @@ pub struct RunDoc {
     pub finished_at: Option<i64>,
     #[schema(required)]
     pub cancel_requested: Option<String>,
-    /// A queued run that waits: `{"run": id}` (its hosts are held or
-    /// wanted by that run), `{"concurrency": {"max", "running"}}` or
+    /// A queued run that waits: `{"after": {"runs", "require"}}` (runs it
+    /// comes after), `{"approval": {"requested_by", "expires_at"}}`,
+    /// `{"run": id}` (its hosts are held or wanted by that run),
+    /// `{"concurrency": {"max", "running"}}` or
     /// `{"window": {"opens_at", "closes_at"}}`. Absent otherwise.
     #[schema(required = false, value_type = Object)]
     pub waiting_for: Value,
@@ -890,6 +915,10 @@ pub struct RunDoc {
     pub events: Value,
     #[schema(value_type = Object)]
     pub stdout: Value,
+    /// Approve and deny answers: the approval record (requested_by,
+    /// expires_at, decision, decided_by, decided_at, comment).
+    #[schema(required = false, value_type = Object)]
+    pub approval: Value,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1054,6 +1083,8 @@ impl Modify for OperationIds {
         runs::stdout,
         runs::bundle,
         runs::cancel,
+        crate::api::approvals::approve,
+        crate::api::approvals::deny,
     )
 )]
 pub struct ApiDoc;

@@ -66,6 +66,16 @@ pub(crate) fn created_by(caller: &Caller) -> String {
     }
 }
 
+/// Who a caller is, whatever its role: the key an approval compares
+/// against the submitter's (an admin may not approve its own run).
+pub(crate) fn identity(caller: &Caller) -> String {
+    match &caller.who {
+        Who::Token(id) => format!("token {id}"),
+        Who::Keystone(k) => format!("keystone user {}", k.user_id),
+        Who::Local => "local".into(),
+    }
+}
+
 /// Reads a run of the caller's project.
 async fn visible_run(state: &AppState, caller: Caller, q: &Query, id: i64) -> Result<(Run, String), ApiError> {
     let requested = q.get("project").map(str::to_string);
@@ -174,9 +184,15 @@ pub async fn submit(
     let st = state.clone();
     let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
     let again = requested_project;
+    let submitter = identity(&caller);
+    let approval_expires =
+        spec.options.approval_timeout_s.map(|t| state.clock.now().timestamp_millis() + (t as i64) * 1000);
     let (run, config_ref, bundle, vault_password) = state
         .db(move |conn| {
             let project = caller.project(conn, again.as_deref())?;
+            if let Some((i, id)) = craton::store::gates::missing_after(conn, project.id, &sp.options.after)? {
+                return Err(field(&format!("after[{i}]"), format!("no run {id} in this project")));
+            }
             let config_ref = match &sp.source {
                 Source::ConfigRef { config_ref } => Some(
                     config_refs::get(conn, Some(project.id), *config_ref)?
@@ -229,23 +245,33 @@ pub async fn submit(
                     (super::bundles::build_cached(&st, conn, &project, &sel, Format::Tgz, &format!("run:{key}"))?, None)
                 }
             };
-            let run = store_runs::create(
-                conn,
-                &NewRun {
-                    project_id: project.id,
-                    spec: &sp,
-                    created_by: &who,
-                    bundle: &bundle.bytes,
-                    bundle_etag: &bundle.etag,
-                    hosts: &hosts,
-                    holder: &holder,
-                    lease_ttl_ms: ttl,
-                },
-            )?;
+            let new = NewRun {
+                project_id: project.id,
+                spec: &sp,
+                created_by: &who,
+                bundle: &bundle.bytes,
+                bundle_etag: &bundle.etag,
+                hosts: &hosts,
+                holder: &holder,
+                lease_ttl_ms: ttl,
+            };
+            // The run and its approval request together: a gated run is
+            // never stored ungated.
+            let run = craton::store::tx::write(conn, |conn| {
+                let run = store_runs::create(conn, &new)?;
+                if sp.options.approval == core_runs::Approval::Required {
+                    craton::store::gates::request_approval(conn, run.id, &submitter, approval_expires)?;
+                }
+                Ok::<_, craton::store::StoreError>(run)
+            })?;
             Ok((run, config_ref, bundle, vault_password))
         })
         .await?;
-    hub.emit_hook(crate::hooks::RUN_QUEUED, &run, &run_json(&run, &project.name));
+    let json = run_json(&run, &project.name);
+    hub.emit_hook(crate::hooks::RUN_QUEUED, &run, &json);
+    if spec.options.approval == core_runs::Approval::Required {
+        hub.emit_hook(craton::hooks::RUN_WAITING_FOR_APPROVAL, &run, &json);
+    }
     hub.launch(
         state.pool.clone(),
         Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle, vault_password },

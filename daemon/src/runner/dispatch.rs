@@ -111,7 +111,8 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
         let kept = {
             let mut conn = p.get().map_err(|e| e.to_string())?;
             for a in asks.iter().filter(|a| a.canceled) {
-                craton::store::queue::cancel_queued(&mut conn, a.project_id, a.id).map_err(|e| e.to_string())?;
+                craton::store::queue::cancel_queued(&mut conn, a.project_id, a.id, "canceled while queued")
+                    .map_err(|e| e.to_string())?;
             }
             craton::store::queue::renew_queued(&mut conn, &ids, &holder, ttl).map_err(|e| e.to_string())?
         };
@@ -164,7 +165,7 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
         let mut claimed = Vec::new();
         let mut conn = p.get().map_err(|e| e.to_string())?;
         for (pid, waits) in &by_project {
-            match craton::store::queue::dispatch(&mut conn, *pid, &holder, waits) {
+            match craton::store::queue::dispatch(&mut conn, *pid, &holder, waits, now.timestamp_millis()) {
                 Ok(c) => claimed.extend(c),
                 Err(StoreError::Unavailable(m)) => return Err(m),
                 Err(e) => tracing::warn!(project = pid, error = %e, "dispatching a project's runs failed"),
@@ -184,14 +185,15 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
     }
     for r in gone {
         let Some(p) = hub.pending.lock().expect("pending poisoned").remove(&r.id) else { continue };
-        // Ended while queued: canceled in the database, or swept lost.
+        // Ended while queued: canceled in the database (also a denied or
+        // timed-out approval), skipped by its dependencies, or swept lost.
         let json = run_json(&r, &p.launch.project);
         hub.metrics.finish(Some(RunStatus::Queued.as_str()), r.status().as_str());
         tracing::info!(run = r.id, status = %r.status, "queued run ended before it started");
         p.feed.set_run(json.clone());
         hub.publish_status(r.id, &p.launch.project, &json, true);
         // A lost run's hook event comes from the sweeper that marked it.
-        if r.status() == RunStatus::Canceled {
+        if matches!(r.status(), RunStatus::Canceled | RunStatus::Skipped) {
             hub.emit_hook(crate::hooks::RUN_FINISHED, &r, &json);
         }
         hub.unregister(r.id);

@@ -114,6 +114,12 @@ impl RunHub {
         self.feeds.lock().expect("feeds poisoned").get(&id).cloned()
     }
 
+    /// Asks the dispatcher to look at the queue now (an approval was
+    /// answered) instead of at its next tick.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Passes a cancel to the run if this process runs it (others learn
     /// it from the database at their next lease renewal); a queued run's
     /// cancel is already final in the database, and the dispatcher drops it.

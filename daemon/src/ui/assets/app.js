@@ -18,7 +18,7 @@
   // which only the event stream tells); `not_run` is a host of the target
   // that Ansible never reported on, and the run's `counts.hosts` leaves out.
   const STATUSES = ['ok', 'changed', 'failed', 'unreachable', 'skipped', 'running', 'pending', 'not_run'];
-  const FINISHED = new Set(['successful', 'failed', 'canceled', 'error', 'lost']);
+  const FINISHED = new Set(['successful', 'failed', 'canceled', 'error', 'lost', 'skipped']);
   const STDOUT_TAIL = 8192;
 
   // ---------- session ----------
@@ -153,6 +153,16 @@
   function fmtWaiting(w) {
     if (!w || typeof w !== 'object') return '';
     if (w.run !== undefined) return 'run #' + w.run + ' (its hosts)';
+    if (w.after) {
+      const runs = (w.after.runs || []).map((r) => '#' + r).join(', ');
+      return 'run' + ((w.after.runs || []).length === 1 ? ' ' : 's ') + runs + ' to end' +
+        (w.after.require === 'success' ? ' successfully' : '');
+    }
+    if (w.approval) {
+      const by = w.approval.requested_by ? ' (submitted by ' + w.approval.requested_by + ')' : '';
+      const until = w.approval.expires_at ? ', until ' + fmtTime(w.approval.expires_at) : '';
+      return 'approval by an admin' + by + until;
+    }
     if (w.concurrency) {
       const c = w.concurrency;
       return 'a free slot (' + (c.running || []).length + ' of ' + c.max + ' running)';
