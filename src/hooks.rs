@@ -16,10 +16,12 @@ pub const RUN_STARTED: &str = "run.started";
 pub const RUN_FINISHED: &str = "run.finished";
 /// A run submitted with `"approval": "required"` waits for an admin.
 pub const RUN_WAITING_FOR_APPROVAL: &str = "run.waiting_for_approval";
+/// A schedule handled an occurrence: the run it submitted, or why none.
+pub const SCHEDULE_FIRED: &str = "schedule.fired";
 
 /// Every event a hook may ask for today. `*` in a hook's list means all of
 /// them, and those added later.
-pub const EVENTS: &[&str] = &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED, RUN_WAITING_FOR_APPROVAL];
+pub const EVENTS: &[&str] = &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED, RUN_WAITING_FOR_APPROVAL, SCHEDULE_FIRED];
 
 /// Longest hook URL.
 pub const MAX_URL_CHARS: usize = 2048;

@@ -631,9 +631,6 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
     if options.approval_timeout_s.is_some() && options.approval != Approval::Required {
         out.push(problem("approval_timeout_s", "needs \"approval\": \"required\""));
     }
-    if body.get("require").is_some_and(|v| !v.is_null()) && options.after.is_empty() {
-        out.push(problem("require", "needs \"after\" (the runs it applies to)"));
-    }
     match (playbook, source) {
         (Some(playbook), Some(source)) if out.is_empty() => {
             Ok(RunSpec { playbook, source, target: Target { group, filter, limit }, options })
@@ -960,7 +957,10 @@ mod tests {
         assert_eq!(fields(with(json!({"after": [1, "x", 1, 0]})).unwrap_err()), ["after[1]", "after[2]", "after[3]"]);
         assert_eq!(fields(with(json!({"after": 4})).unwrap_err()), ["after"]);
         assert_eq!(fields(with(json!({"after": (1..=101).collect::<Vec<_>>()})).unwrap_err()), ["after"]);
-        assert_eq!(fields(with(json!({"require": "finished"})).unwrap_err()), ["require"]);
+        // `require` alone is allowed: a schedule's `after_schedules` adds
+        // the runs it applies to when it fires.
+        assert!(with(json!({"require": "finished"})).is_ok());
+        assert_eq!(fields(with(json!({"require": "always"})).unwrap_err()), ["require"]);
         assert_eq!(
             fields(with(json!({"approval": "yes", "approval_timeout_s": 5})).unwrap_err()),
             ["approval", "approval_timeout_s"]

@@ -96,9 +96,64 @@ pub fn plan(rec: &Recurrence, next_due: DateTime<Utc>, now: DateTime<Utc>, catch
     Plan { occurrence: Some(latest), fire, missed, next }
 }
 
+/// Most schedules one schedule may come after.
+pub const MAX_AFTER_SCHEDULES: usize = 20;
+
+/// Whether giving schedule `from` the dependencies `to` (with `edges`, the
+/// other `(schedule, comes after)` pairs of its project; `from`'s own old
+/// ones are ignored) closes a cycle; the cycle as a path from `from` back
+/// to it, when it does.
+pub fn cycle_through(edges: &[(i64, i64)], from: i64, to: &[i64]) -> Option<Vec<i64>> {
+    let mut next: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for (s, a) in edges.iter().filter(|(s, _)| *s != from) {
+        next.entry(*s).or_default().push(*a);
+    }
+    next.insert(from, to.to_vec());
+    // Depth-first from `from`, keeping the path; a schedule seen before is
+    // not walked twice (a diamond is not a cycle).
+    let mut seen = std::collections::HashSet::new();
+    let mut path = vec![from];
+    fn walk(
+        at: i64,
+        from: i64,
+        next: &std::collections::HashMap<i64, Vec<i64>>,
+        seen: &mut std::collections::HashSet<i64>,
+        path: &mut Vec<i64>,
+    ) -> bool {
+        for &n in next.get(&at).map(Vec::as_slice).unwrap_or(&[]) {
+            if n == from {
+                path.push(n);
+                return true;
+            }
+            if seen.insert(n) {
+                path.push(n);
+                if walk(n, from, next, seen, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    walk(from, from, &next, &mut seen, &mut path).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dependency_cycle_is_found_and_named_and_a_diamond_is_not_one() {
+        // 2 after 1, 3 after 2.
+        let edges = [(2, 1), (3, 2)];
+        assert_eq!(cycle_through(&edges, 1, &[3]), Some(vec![1, 3, 2, 1]));
+        assert_eq!(cycle_through(&edges, 1, &[1]), Some(vec![1, 1]));
+        assert_eq!(cycle_through(&edges, 4, &[3, 2]), None);
+        // 1's old edges do not count: re-pointing 2 is not a cycle with them.
+        assert_eq!(cycle_through(&[(2, 1), (1, 5)], 1, &[5]), None);
+        // A diamond: 4 after 2 and 3, both after 1.
+        assert_eq!(cycle_through(&[(2, 1), (3, 1)], 4, &[2, 3]), None);
+    }
     use crate::windows::WindowKind;
     use chrono::TimeZone;
 

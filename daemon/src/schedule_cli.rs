@@ -39,6 +39,10 @@ pub enum ScheduleAction {
         /// Add it disabled.
         #[arg(long)]
         disabled: bool,
+        /// A schedule (id) whose latest run this one's runs come after;
+        /// repeatable.
+        #[arg(long = "after")]
+        after: Vec<i64>,
     },
     /// Schedules of a project with their next run.
     List {
@@ -73,7 +77,7 @@ fn line(s: &ss::ScheduleRecord) -> String {
 
 pub fn schedule(conn: &mut DbConn, action: ScheduleAction) -> Result<()> {
     match action {
-        ScheduleAction::Add { project, name, template, cron, rrule, time_zone, catch_up, disabled } => {
+        ScheduleAction::Add { project, name, template, cron, rrule, time_zone, catch_up, disabled, after } => {
             let p = store::find_project(conn, &project)?.ok_or_else(|| anyhow!("project {project:?} not found"))?;
             let obj: Map<String, Value> = match serde_json::from_str(&template) {
                 Ok(Value::Object(m)) => m,
@@ -100,6 +104,7 @@ pub fn schedule(conn: &mut DbConn, action: ScheduleAction) -> Result<()> {
                 catch_up,
                 created_by: crate::api::runs::created_by(&local),
                 creator: Creator { kind: "local".into(), token_id: None, role: local.grant.role.as_str().into() },
+                after_schedules: after,
             };
             let s = ss::create(conn, p.id, &new, store::now_ms())?;
             println!("{}", line(&s));

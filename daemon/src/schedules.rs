@@ -104,7 +104,18 @@ pub async fn tick(state: &AppState) -> Result<usize, ApiError> {
             Ok(run) => tracing::info!(schedule = s.id, run, occurrence = ?p.occurrence, "schedule fired"),
             Err(e) => tracing::warn!(schedule = s.id, error = %e, "schedule fired; its run was refused"),
         }
+        let fired = outcome.clone();
         state.db(move |conn| Ok(ss::record_submit(conn, firing, outcome)?)).await?;
+        // Told after the firing is recorded, so a receiver that reads the
+        // firing log finds it.
+        let mut payload = crate::api::schedules::schedule_json(&s);
+        payload["firing"] = serde_json::json!({
+            "id": firing,
+            "occurrence": p.occurrence.map(crate::api::windows::ts),
+            "run_id": fired.as_ref().ok(),
+            "error": fired.as_ref().err(),
+        });
+        state.hooks.emit(s.project_id, craton::hooks::SCHEDULE_FIRED, format!("schedule:{}", s.id), &payload);
     }
     Ok(submitted)
 }
@@ -152,10 +163,23 @@ async fn fire_one(state: &AppState, s: &ScheduleRecord) -> Result<i64, String> {
             caller.grant.role.as_str()
         ));
     }
-    let obj: Map<String, Value> = match serde_json::from_str(&s.template) {
+    let mut obj: Map<String, Value> = match serde_json::from_str(&s.template) {
         Ok(Value::Object(m)) => m,
         _ => return Err("the stored template is not a JSON object".into()),
     };
+    if !s.after_schedules.is_empty() {
+        let after = s.after_schedules.clone();
+        let latest = state.db(move |conn| Ok(ss::latest_runs(conn, &after)?)).await.map_err(|e| e.to_string())?;
+        let mut ids: Vec<Value> = obj.get("after").and_then(Value::as_array).cloned().unwrap_or_default();
+        for r in latest {
+            if !ids.contains(&Value::from(r)) {
+                ids.push(r.into());
+            }
+        }
+        if !ids.is_empty() {
+            obj.insert("after".into(), Value::Array(ids));
+        }
+    }
     let pid = s.project_id;
     let project = state
         .db(move |conn| Ok(craton::store::project_by_id(conn, pid)?))

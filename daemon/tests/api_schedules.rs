@@ -252,6 +252,7 @@ async fn cli_schedules_are_the_operators_and_fire_as_such() {
         time_zone: cron.map(|_| "UTC".to_string()),
         catch_up: "once".into(),
         disabled: false,
+        after: Vec::new(),
     };
     schedule(&mut c, add("cli", Some("0 * * * *"), None)).unwrap();
     schedule(&mut c, add("cli-rrule", None, Some("DTSTART:20261102T120000Z\\nRRULE:FREQ=DAILY"))).unwrap();
@@ -278,4 +279,77 @@ async fn cli_schedules_are_the_operators_and_fire_as_such() {
     schedule(&mut c, ScheduleAction::Remove { id, project: "default".into() }).unwrap();
     assert!(schedule(&mut c, ScheduleAction::Remove { id, project: "default".into() }).is_err());
     assert_eq!(h.get("/v1/schedules", &ed).await.names(), vec!["cli-rrule"]);
+}
+
+#[tokio::test]
+async fn schedules_come_after_schedules_and_cycles_are_refused() {
+    for b in backends() {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let h = Harness::with_clock(b, clock.clone());
+        // Root: the submit accepts the file:// repository (the run then
+        // ends `error` in the runner, which is all this test needs).
+        let root = h.token(None, Role::Root);
+        h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
+        let with = |name: &str, after: Value| {
+            let mut s = hourly(name);
+            s["template"] = json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main"});
+            s["after_schedules"] = after;
+            s
+        };
+        let a = h.create("/v1/schedules", &root, with("a", json!([]))).await;
+        let r = h.expect(201, "POST", "/v1/schedules", &root, Some(with("b", json!([a])))).await;
+        assert_eq!(r.body["after_schedules"], json!([a]), "{b:?}: {}", r.text);
+        let bid = r.body["id"].as_i64().unwrap();
+        for bad in [json!([999]), json!(["x"]), json!([a, a]), json!(5)] {
+            let r = h.call("POST", "/v1/schedules", &root, Some(with("c", bad.clone()))).await;
+            assert_eq!(
+                (r.status.as_u16(), r.detail_fields()),
+                (400, vec!["after_schedules".into()]),
+                "{b:?} {bad}: {}",
+                r.text
+            );
+        }
+        // a after b closes a -> b -> a; a after itself too. Nothing changes.
+        let r = h.call("PATCH", &format!("/v1/schedules/{a}"), &root, Some(json!({"after_schedules": [bid]}))).await;
+        assert_eq!(r.status.as_u16(), 409, "{b:?}: {}", r.text);
+        assert!(r.text.contains(&format!("{a} -> {bid} -> {a}")), "{b:?}: {}", r.text);
+        let r = h.call("PATCH", &format!("/v1/schedules/{a}"), &root, Some(json!({"after_schedules": [a]}))).await;
+        assert_eq!(r.status.as_u16(), 409, "{b:?}: {}", r.text);
+        assert_eq!(h.get(&format!("/v1/schedules/{a}"), &root).await.body["after_schedules"], json!([]), "{b:?}");
+        // A diamond is no cycle.
+        let c = h.create("/v1/schedules", &root, with("c", json!([a, bid]))).await;
+        // Another project cannot name this project's schedules.
+        h.expect(201, "POST", "/v1/projects", &root, Some(json!({"name": "other"}))).await;
+        let r = h.call("POST", "/v1/schedules?project=other", &root, Some(with("x", json!([a])))).await;
+        assert_eq!((r.status.as_u16(), r.detail_fields()), (400, vec!["after_schedules".into()]), "{b:?}: {}", r.text);
+        // One tick fires all three in id order: b's and c's runs come after
+        // the run a has just fired (and c's after b's too).
+        clock.set(Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 5).unwrap());
+        assert_eq!(cratond::schedules::tick(&h.state).await.unwrap(), 3, "{b:?}");
+        let run_of = |f: Vec<Value>| f[0]["run_id"].as_i64().unwrap_or_else(|| panic!("{b:?}: {f:?}"));
+        let (ra, rb, rc) = (
+            run_of(firings(&h, &root, a).await),
+            run_of(firings(&h, &root, bid).await),
+            run_of(firings(&h, &root, c).await),
+        );
+        let after = |run: i64| {
+            let h = &h;
+            let root = &root;
+            async move { h.get(&format!("/v1/runs/{run}"), root).await.body["options"]["after"].clone() }
+        };
+        assert_eq!(after(ra).await, json!([]), "{b:?}");
+        assert_eq!(after(rb).await, json!([ra]), "{b:?}");
+        assert_eq!(after(rc).await, json!([ra, rb]), "{b:?}");
+        // Deleting a schedule drops the edges to it.
+        h.expect(204, "DELETE", &format!("/v1/schedules/{a}"), &root, None).await;
+        assert_eq!(h.get(&format!("/v1/schedules/{c}"), &root).await.body["after_schedules"], json!([bid]), "{b:?}");
+        let r = h.call("PATCH", &format!("/v1/schedules/{bid}"), &root, Some(json!({"after_schedules": [c]}))).await;
+        assert_eq!(r.status.as_u16(), 409, "{b:?}: {}", r.text);
+        let r =
+            h.expect(200, "PATCH", &format!("/v1/schedules/{c}"), &root, Some(json!({"after_schedules": []}))).await;
+        assert_eq!(r.body["after_schedules"], json!([]), "{b:?}: {}", r.text);
+        let r =
+            h.expect(200, "PATCH", &format!("/v1/schedules/{bid}"), &root, Some(json!({"after_schedules": [c]}))).await;
+        assert_eq!(r.body["after_schedules"], json!([c]), "{b:?}: {}", r.text);
+    }
 }

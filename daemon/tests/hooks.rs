@@ -559,3 +559,46 @@ async fn a_gated_run_is_announced_and_a_denial_and_a_skip_are_reported() {
     let r = h.get(&format!("/v1/runs/{after}"), &root).await;
     assert_eq!(r.body["reason"], format!("run {gated} ended canceled (require: success)"), "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_firing_is_announced_with_its_run_or_its_refusal() {
+    let b = backends()[0];
+    let clock = clock();
+    let (h, _hub, _task) = with_hooks(Harness::with_clock(b, clock.clone()), "daemon-a");
+    let rx = receiver(0).await;
+    let root = h.token(None, Role::Root);
+    let hook = json!({"url": format!("{}/fired", rx.base), "secret": SECRET, "events": ["schedule.fired"]});
+    h.create("/v1/hooks", &root, hook).await;
+    h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
+    let schedule = |name: &str, template: Value| json!({"name": name, "kind": "cron", "expression": "0 * * * *", "time_zone": "UTC", "template": template});
+    let ok = h
+        .create(
+            "/v1/schedules",
+            &root,
+            schedule("ok", json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main"})),
+        )
+        .await;
+    // Refused at fire time: no such config ref.
+    let refused =
+        h.create("/v1/schedules", &root, schedule("refused", json!({"playbook": "site.yml", "config_ref": 999}))).await;
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 2, 1, 0, 1).unwrap());
+    assert_eq!(cratond::schedules::tick(&h.state).await.unwrap(), 1, "{b:?}");
+    let got = wait_until("two schedule.fired", async || {
+        let g = rx.got("/fired");
+        (g.len() >= 2).then_some(g)
+    })
+    .await;
+    let mut by_id: HashMap<i64, Value> = HashMap::new();
+    for g in &got {
+        let v: Value = serde_json::from_slice(&g.body).unwrap();
+        assert_eq!(v["event"], "schedule.fired", "{v}");
+        by_id.insert(v["schedule"]["id"].as_i64().unwrap(), v["schedule"].clone());
+    }
+    let f = &by_id[&ok]["firing"];
+    assert_eq!(f["occurrence"], "2026-11-02T01:00:00Z", "{f}");
+    let run = f["run_id"].as_i64().unwrap_or_else(|| panic!("{f}"));
+    h.expect(200, "GET", &format!("/v1/runs/{run}"), &root, None).await;
+    let f = &by_id[&refused]["firing"];
+    assert_eq!(f["run_id"], Value::Null, "{f}");
+    assert!(f["error"].as_str().unwrap_or_default().contains("config_ref"), "{f}");
+}

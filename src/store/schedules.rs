@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::edit::{conflict_on_unique, invalid};
-use super::schema::{schedule_firings, schedules};
+use super::schema::{schedule_after, schedule_firings, schedules};
 use super::{DbConn, StoreError};
 use crate::schedules::CatchUp;
 use crate::windows::{Recurrence, WindowError, WindowKind};
@@ -45,6 +45,8 @@ pub struct ScheduleRecord {
     pub creator: Creator,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Schedules whose latest run this one's runs come after.
+    pub after_schedules: Vec<i64>,
 }
 
 impl ScheduleRecord {
@@ -81,6 +83,7 @@ pub struct NewSchedule {
     pub catch_up: CatchUp,
     pub created_by: String,
     pub creator: Creator,
+    pub after_schedules: Vec<i64>,
 }
 
 /// A change of a schedule; `None` keeps a field.
@@ -91,6 +94,7 @@ pub struct SchedulePatch {
     pub rule: Option<(WindowKind, String, Option<String>)>,
     pub enabled: Option<bool>,
     pub catch_up: Option<CatchUp>,
+    pub after_schedules: Option<Vec<i64>>,
 }
 
 fn rule_error(e: WindowError) -> StoreError {
@@ -132,7 +136,83 @@ fn record(r: Row) -> ScheduleRecord {
         creator: Creator { kind: r.11, token_id: r.12, role: r.13 },
         created_at: r.14,
         updated_at: r.15,
+        after_schedules: Vec::new(),
     }
+}
+
+/// Fills `after_schedules` of `recs` from `schedule_after`.
+fn with_after(conn: &mut DbConn, mut recs: Vec<ScheduleRecord>) -> Result<Vec<ScheduleRecord>, StoreError> {
+    let ids: Vec<i64> = recs.iter().map(|r| r.id).collect();
+    let mut by: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for chunk in super::edit::chunked(&ids) {
+        for (s, a) in schedule_after::table
+            .filter(schedule_after::schedule_id.eq_any(chunk))
+            .order((schedule_after::schedule_id, schedule_after::after_id))
+            .select((schedule_after::schedule_id, schedule_after::after_id))
+            .load::<(i64, i64)>(conn)?
+        {
+            by.entry(s).or_default().push(a);
+        }
+    }
+    for r in &mut recs {
+        r.after_schedules = by.remove(&r.id).unwrap_or_default();
+    }
+    Ok(recs)
+}
+
+/// Sets the schedules that schedule `id` of project `pid` comes after:
+/// each a schedule of the project, not itself, and no cycle (Conflict
+/// naming it).
+fn set_after(conn: &mut DbConn, pid: i64, id: i64, after: &[i64]) -> Result<(), StoreError> {
+    if after.len() > crate::schedules::MAX_AFTER_SCHEDULES {
+        return Err(invalid(
+            "after_schedules",
+            format!("names more than {} schedules", crate::schedules::MAX_AFTER_SCHEDULES),
+        ));
+    }
+    let ours: Vec<i64> = schedules::table.filter(schedules::project_id.eq(pid)).select(schedules::id).load(conn)?;
+    for (i, a) in after.iter().enumerate() {
+        if !ours.contains(a) {
+            return Err(invalid("after_schedules", format!("entry {i}: no schedule {a} in this project")));
+        }
+        if after[..i].contains(a) {
+            return Err(invalid("after_schedules", format!("entry {i}: schedule {a} is listed twice")));
+        }
+    }
+    let edges: Vec<(i64, i64)> = schedule_after::table
+        .filter(schedule_after::schedule_id.eq_any(&ours))
+        .select((schedule_after::schedule_id, schedule_after::after_id))
+        .load(conn)?;
+    if let Some(cycle) = crate::schedules::cycle_through(&edges, id, after) {
+        let path: Vec<String> = cycle.iter().map(i64::to_string).collect();
+        return Err(StoreError::Conflict(format!(
+            "after_schedules would make a cycle of schedules: {} (each comes after the next)",
+            path.join(" -> ")
+        )));
+    }
+    diesel::delete(schedule_after::table.filter(schedule_after::schedule_id.eq(id))).execute(conn)?;
+    for a in after {
+        diesel::insert_into(schedule_after::table)
+            .values((schedule_after::schedule_id.eq(id), schedule_after::after_id.eq(*a)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The latest run fired by each of `schedules` (those that fired one).
+pub fn latest_runs(conn: &mut DbConn, schedules: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let mut out = Vec::new();
+    for s in schedules {
+        let run: Option<Option<i64>> = schedule_firings::table
+            .filter(schedule_firings::schedule_id.eq(*s))
+            .filter(schedule_firings::run_id.is_not_null())
+            .order(schedule_firings::id.desc())
+            .select(schedule_firings::run_id)
+            .first(conn)
+            .optional()?;
+        out.extend(run.flatten());
+    }
+    Ok(out)
 }
 
 macro_rules! columns {
@@ -214,7 +294,8 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewSchedule, now_ms: i64) -> Re
             .filter(schedules::name.eq(&new.name))
             .select(columns!())
             .first(conn)?;
-        Ok(record(row))
+        set_after(conn, pid, row.0, &new.after_schedules)?;
+        get(conn, Some(pid), row.0)
     })
 }
 
@@ -222,7 +303,7 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewSchedule, now_ms: i64) -> Re
 pub fn list(conn: &mut DbConn, pid: i64) -> Result<Vec<ScheduleRecord>, StoreError> {
     let rows: Vec<Row> =
         schedules::table.filter(schedules::project_id.eq(pid)).order(schedules::id).select(columns!()).load(conn)?;
-    Ok(rows.into_iter().map(record).collect())
+    with_after(conn, rows.into_iter().map(record).collect())
 }
 
 /// Schedule `id` of project `pid` (any project with `None`); a schedule
@@ -233,7 +314,8 @@ pub fn get(conn: &mut DbConn, pid: Option<i64>, id: i64) -> Result<ScheduleRecor
         q = q.filter(schedules::project_id.eq(pid));
     }
     let row: Option<Row> = q.first(conn).optional()?;
-    row.map(record).ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))
+    let rec = row.map(record).ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))?;
+    Ok(with_after(conn, vec![rec])?.remove(0))
 }
 
 /// Changes schedule `id` of project `pid`. A new rule, or enabling,
@@ -278,6 +360,9 @@ pub fn update(
                 schedules::updated_at.eq(now_ms),
             ))
             .execute(conn)?;
+        if let Some(after) = &patch.after_schedules {
+            set_after(conn, pid, id, after)?;
+        }
         get(conn, Some(pid), id)
     })
 }
@@ -288,6 +373,10 @@ pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
         get(conn, Some(pid), id)?;
         // MySQL and SQLite cascade too; spelled out so no backend differs.
         diesel::delete(schedule_firings::table.filter(schedule_firings::schedule_id.eq(id))).execute(conn)?;
+        diesel::delete(
+            schedule_after::table.filter(schedule_after::schedule_id.eq(id).or(schedule_after::after_id.eq(id))),
+        )
+        .execute(conn)?;
         diesel::delete(schedules::table.filter(schedules::id.eq(id)).filter(schedules::project_id.eq(pid)))
             .execute(conn)?;
         Ok(())
@@ -303,7 +392,7 @@ pub fn due(conn: &mut DbConn, now_ms: i64) -> Result<Vec<ScheduleRecord>, StoreE
         .order(schedules::id)
         .select(columns!())
         .load(conn)?;
-    Ok(rows.into_iter().map(record).collect())
+    with_after(conn, rows.into_iter().map(record).collect())
 }
 
 /// What a claim records.

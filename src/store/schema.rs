@@ -191,6 +191,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    schedule_after (schedule_id, after_id) {
+        schedule_id -> BigInt,
+        after_id -> BigInt,
+    }
+}
+
+diesel::table! {
     run_approvals (run_id) {
         run_id -> BigInt,
         requested_by -> Text,

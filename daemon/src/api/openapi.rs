@@ -1502,6 +1502,11 @@ pub struct NewScheduleDoc {
     /// latest) or `skip` (default: wait for the next).
     #[schema(required = false)]
     pub catch_up: String,
+    /// Schedules of the project (at most 20) whose latest run each fired
+    /// run comes after (added to its `after`; the template's `require`
+    /// applies). A cycle is a 409 naming it.
+    #[schema(required = false)]
+    pub after_schedules: Vec<i64>,
 }
 
 /// Fields not given keep their value; a new rule (`kind`, `expression`,
@@ -1521,6 +1526,9 @@ pub struct SchedulePatchDoc {
     pub enabled: bool,
     #[schema(required = false)]
     pub catch_up: String,
+    /// Replaces the list (`[]` clears it).
+    #[schema(required = false)]
+    pub after_schedules: Vec<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1533,6 +1541,7 @@ pub struct ScheduleDoc {
     pub time_zone: String,
     pub enabled: bool,
     pub catch_up: String,
+    pub after_schedules: Vec<i64>,
     /// The next occurrence that will fire (RFC 3339, UTC); null when
     /// disabled or the rule has ended.
     #[schema(required)]

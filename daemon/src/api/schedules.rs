@@ -33,10 +33,17 @@ use super::windows::ts;
 use crate::state::AppState;
 
 const ONE_PARAMS: [&str; 1] = ["project"];
-const FIELDS: [&str; 7] = ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up"];
+const FIELDS: [&str; 8] =
+    ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up", "after_schedules"];
 
-object_fields!(ScheduleBody, ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up"]);
-object_fields!(SchedulePatchBody, ["template", "kind", "expression", "time_zone", "enabled", "catch_up"]);
+object_fields!(
+    ScheduleBody,
+    ["name", "template", "kind", "expression", "time_zone", "enabled", "catch_up", "after_schedules"]
+);
+object_fields!(
+    SchedulePatchBody,
+    ["template", "kind", "expression", "time_zone", "enabled", "catch_up", "after_schedules"]
+);
 
 fn ms_ts(ms: i64) -> Value {
     DateTime::from_timestamp_millis(ms).map_or(Value::Null, |t| json!(ts(t)))
@@ -53,6 +60,7 @@ pub(crate) fn schedule_json(s: &ScheduleRecord) -> Value {
         "time_zone": s.time_zone,
         "enabled": s.enabled,
         "catch_up": s.catch_up,
+        "after_schedules": s.after_schedules,
         "next_run": s.next_run_at.map_or(Value::Null, ms_ts),
         "created_by": s.created_by,
         "created_at": s.created_at,
@@ -92,6 +100,24 @@ fn check_template(v: Option<&Value>, r: &mut FieldReader) -> Option<String> {
             None
         }
     }
+}
+
+/// `after_schedules`: a list of schedule ids (the store checks that they
+/// are the project's and make no cycle).
+fn after_schedules(v: Option<&Value>, r: &mut FieldReader) -> Option<Vec<i64>> {
+    let items = match v? {
+        Value::Null => return Some(Vec::new()),
+        Value::Array(a) => a,
+        _ => {
+            r.error("after_schedules", "must be a list of schedule ids");
+            return None;
+        }
+    };
+    let ids: Option<Vec<i64>> = items.iter().map(|v| v.as_i64().filter(|i| *i > 0)).collect();
+    if ids.is_none() {
+        r.error("after_schedules", "must be a list of schedule ids");
+    }
+    ids
 }
 
 fn kind(r: &mut FieldReader) -> Option<WindowKind> {
@@ -192,6 +218,7 @@ fn new_schedule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewSchedule
     let time_zone = r.nullable_string("time_zone").flatten();
     let enabled = r.bool("enabled").unwrap_or(true);
     let catch_up = catch_up(&mut r).unwrap_or_default();
+    let after = after_schedules(obj.get("after_schedules"), &mut r).unwrap_or_default();
     r.finish()?;
     let (Some(name), Some(template), Some(kind), Some(expression)) = (name, template, kind, expression) else {
         return Err(ApiError::bad("name, template, kind and expression are required"));
@@ -206,6 +233,7 @@ fn new_schedule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewSchedule
         catch_up,
         created_by: super::runs::created_by(caller),
         creator: creator(caller)?,
+        after_schedules: after,
     })
 }
 
@@ -297,6 +325,7 @@ fn patch_of(obj: &Map<String, Value>, old: &ScheduleRecord) -> Result<SchedulePa
     let time_zone = r.nullable_string("time_zone");
     let enabled = r.bool("enabled");
     let catch_up = catch_up(&mut r);
+    let after = after_schedules(obj.get("after_schedules"), &mut r);
     r.finish()?;
     let rule = rule_given.then(|| {
         // A rule is replaced whole; fields not given keep their values,
@@ -310,7 +339,7 @@ fn patch_of(obj: &Map<String, Value>, old: &ScheduleRecord) -> Result<SchedulePa
         };
         (kind, expression, time_zone)
     });
-    Ok(SchedulePatch { template, rule, enabled, catch_up })
+    Ok(SchedulePatch { template, rule, enabled, catch_up, after_schedules: after })
 }
 
 #[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])),
