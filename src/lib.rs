@@ -24,6 +24,8 @@ pub mod schedules;
 pub mod secrets;
 pub mod source;
 pub mod typed;
+/// Webhook rules: which GitHub events submit which run.
+pub mod webhook_rules;
 /// Maintenance windows: recurrence arithmetic, unions and intersections.
 #[cfg(feature = "windows")]
 pub mod windows;

@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use craton::schedules::plan;
 use craton::store::schedules::{self as ss, Claim, ScheduleRecord};
-use craton::store::tokens::{self, Role};
 use serde_json::{Map, Value};
 
-use crate::api::auth::{Caller, Who};
 use crate::api::error::ApiError;
+use crate::on_behalf::{submit_as_creator, Owner};
 use crate::state::AppState;
 
 /// How often a production daemon looks for due schedules.
@@ -42,7 +41,7 @@ pub fn start(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
 }
 
 /// This process's name in firing rows (its runner's lease holder).
-fn holder(state: &AppState) -> String {
+pub(crate) fn holder(state: &AppState) -> String {
     state.runs.as_ref().map_or_else(|| format!("pid {}", std::process::id()), |h| h.settings.holder.clone())
 }
 
@@ -120,49 +119,8 @@ pub async fn tick(state: &AppState) -> Result<usize, ApiError> {
     Ok(submitted)
 }
 
-/// The caller a fired run acts as: the creator now. A token is read again
-/// (revoked: refused); its role is what it is now (`submit` checks editor).
-async fn creator_caller(state: &AppState, s: &ScheduleRecord) -> Result<Caller, String> {
-    match (s.creator.kind.as_str(), s.creator.token_id) {
-        ("local", _) => Ok(Caller::local()),
-        ("token", Some(id)) => {
-            let grant = state
-                .db(move |conn| Ok(tokens::grant_of(conn, id)?))
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("the schedule's creator, token {id}, is revoked or deleted"))?;
-            if grant.project_id.is_some_and(|p| p != s.project_id) {
-                return Err(format!("token {id} does not belong to the schedule's project"));
-            }
-            Ok(Caller { who: Who::Token(id), grant })
-        }
-        (kind, _) => Err(format!("the schedule's creator ({kind}) cannot submit runs")),
-    }
-}
-
-/// A refusal as one line: the message and each field's problem.
-fn describe(e: &ApiError) -> String {
-    match e {
-        ApiError::BadRequest { message, details } if !details.is_empty() => {
-            let d: Vec<String> = details.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
-            format!("{message} ({})", d.join("; "))
-        }
-        other => format!("{} {}", other.status().as_u16(), other),
-    }
-}
-
 /// Submits the schedule's template as its creator; the run id, or why not.
 async fn fire_one(state: &AppState, s: &ScheduleRecord) -> Result<i64, String> {
-    let caller = creator_caller(state, s).await?;
-    // A reader token would be refused by submit too; saying so here names
-    // the schedule's creator rather than "this needs the editor role".
-    if caller.grant.role < Role::Editor {
-        return Err(format!(
-            "the schedule's creator ({}) is now {}: runs need editor",
-            s.created_by,
-            caller.grant.role.as_str()
-        ));
-    }
     let mut obj: Map<String, Value> = match serde_json::from_str(&s.template) {
         Ok(Value::Object(m)) => m,
         _ => return Err("the stored template is not a JSON object".into()),
@@ -180,15 +138,6 @@ async fn fire_one(state: &AppState, s: &ScheduleRecord) -> Result<i64, String> {
             obj.insert("after".into(), Value::Array(ids));
         }
     }
-    let pid = s.project_id;
-    let project = state
-        .db(move |conn| Ok(craton::store::project_by_id(conn, pid)?))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the schedule's project is gone")?;
-    let who = format!("schedule:{} {}", s.id, crate::api::runs::created_by(&caller));
-    match crate::api::runs::submit(state, caller, Some(project.name), &obj, who).await {
-        Ok((run, _)) => Ok(run.id),
-        Err(e) => Err(describe(&e)),
-    }
+    let owner = Owner { what: "schedule", project_id: s.project_id, creator: &s.creator, created_by: &s.created_by };
+    submit_as_creator(state, &owner, &obj, &format!("schedule:{}", s.id)).await
 }

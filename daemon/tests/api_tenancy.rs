@@ -35,6 +35,8 @@ struct Target {
     schedule: i64,
     /// An outbound webhook of the project (issue 10).
     hook: i64,
+    /// A webhook rule of the project (issue 10), with a delivery it matched.
+    rule: i64,
     /// The project's newest audit change set (issue 12).
     audit: i64,
 }
@@ -112,6 +114,33 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
         .await;
     craton::store::hooks::enqueue(&mut h.conn(), pid, "run.queued", "run:0", &format!("{{\"{prefix}\":1}}"), 1)
         .unwrap();
+    // A webhook rule (issue 10), disabled, with a delivery in its log.
+    let rule = h
+        .create(
+            &format!("/v1/webhook-rules{q}"),
+            root,
+            json!({"name": format!("{prefix}-rule"), "event": "push", "repository": format!("acme/{prefix}"),
+                   "branches": ["main"], "enabled": false,
+                   "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "group": group_name}}),
+        )
+        .await;
+    {
+        use craton::store::webhook_rules as wr;
+        let mut c = h.conn();
+        let guid = format!("{prefix}-delivery");
+        let d = wr::NewDelivery {
+            delivery: &guid,
+            event: "push",
+            repository: Some("acme/x"),
+            git_ref: Some("refs/heads/main"),
+            sha: None,
+            received_at: 1,
+            holder: "tenancy-test",
+            outcome: "{}",
+        };
+        let id = wr::record_delivery(&mut c, &d).unwrap().unwrap();
+        wr::add_matches(&mut c, id, &[(rule, pid)], false, None, 1).unwrap();
+    }
     // A run, stored as the runner stores one (it never starts: no runner
     // holds its lease here).
     let run = {
@@ -154,6 +183,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             window,
             schedule,
             hook,
+            rule,
             audit,
         },
         tokens,
@@ -175,6 +205,7 @@ fn missing() -> Target {
         window: 999_994,
         schedule: 999_993,
         hook: 999_993,
+        rule: 999_992,
         audit: 999_993,
     }
 }
@@ -195,6 +226,8 @@ fn uri(route: &Route, t: &Target) -> String {
         t.schedule
     } else if route.path.starts_with("/v1/hooks") {
         t.hook
+    } else if route.path.starts_with("/v1/webhook-rules") {
+        t.rule
     } else if route.path.starts_with("/v1/audit") {
         t.audit
     } else {
@@ -239,6 +272,10 @@ fn body(route: &Route, t: &Target) -> Option<Value> {
             json!({"url": "http://8.8.8.8/new-hook", "secret": "new-hook-secret", "events": ["run.finished"]})
         }
         "PATCH" if p.starts_with("/v1/hooks") => json!({"events": ["*"], "active": false}),
+        "POST" if p == "/v1/webhook-rules" => json!({"name": "new-r", "event": "push", "repository": "acme/new",
+            "branches": ["*"], "enabled": false,
+            "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "group": t.group_name}}),
+        "PATCH" if p.starts_with("/v1/webhook-rules") => json!({"enabled": true, "branches": ["*"]}),
         "PUT" if p.ends_with("/variables") => json!({"k": 1}),
         "DELETE" if p.ends_with("/variables") => json!({"keys": ["alpha_secret", "k"]}),
         "DELETE" => return None,
@@ -257,9 +294,18 @@ fn names_an_object(route: &Route) -> bool {
 
 /// Routes of this crate's resources, which must answer exactly 404.
 fn resource_route(route: &Route) -> bool {
-    ["/v1/projects/", "/v1/groups/", "/v1/hosts/", "/v1/windows/", "/v1/schedules/", "/v1/hooks/", "/v1/audit/"]
-        .iter()
-        .any(|p| route.path.starts_with(p))
+    [
+        "/v1/projects/",
+        "/v1/groups/",
+        "/v1/hosts/",
+        "/v1/windows/",
+        "/v1/schedules/",
+        "/v1/hooks/",
+        "/v1/audit/",
+        "/v1/webhook-rules/",
+    ]
+    .iter()
+    .any(|p| route.path.starts_with(p))
 }
 
 /// What is left of a response once the names we sent are taken out: must
@@ -283,7 +329,16 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let root = h.token(None, Role::Root);
         let a = tenant(&h, &root, A, "alpha").await;
         let bt = tenant(&h, &root, "bravo", "bravo").await;
-        let a_sent = [A, "alpha-group", "alpha-host", "alpha_secret", "alpha_token", "alpha-window", "alpha-schedule"];
+        let a_sent = [
+            A,
+            "alpha-group",
+            "alpha-host",
+            "alpha_secret",
+            "alpha_token",
+            "alpha-window",
+            "alpha-schedule",
+            "alpha-rule",
+        ];
         let routes: Vec<&Route> = ROUTES.iter().filter(|r| !r.public).collect();
         assert!(routes.len() >= 30, "the route table lost routes");
 
@@ -329,6 +384,7 @@ async fn foreign_tokens_see_nothing_on_any_route() {
                 "/v1/inventory",
                 "/v1/runs",
                 "/v1/schedules",
+                "/v1/webhook-rules",
             ] {
                 let r = h.expect(200, "GET", path, token, None).await;
                 assert_no_leak(&r, &[], path);
@@ -391,6 +447,13 @@ async fn foreign_tokens_see_nothing_on_any_route() {
         let r = h.expect(200, "GET", &format!("/v1/schedules/{}", t.schedule), ar, None).await;
         assert_eq!((r.body["enabled"].clone(), r.body["expression"].clone()), (json!(false), json!("0 2 * * SAT")));
         assert_eq!(h.expect(200, "GET", "/v1/schedules", ar, None).await.names(), ["alpha-schedule"]);
+        // A's webhook rule: unchanged (still disabled, main only), its
+        // delivery still logged.
+        let r = h.expect(200, "GET", &format!("/v1/webhook-rules/{}", t.rule), ar, None).await;
+        assert_eq!((r.body["enabled"].clone(), r.body["branches"].clone()), (json!(false), json!(["main"])));
+        let r = h.expect(200, "GET", &format!("/v1/webhook-rules/{}/deliveries", t.rule), ar, None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
+        assert_eq!(h.expect(200, "GET", "/v1/webhook-rules", ar, None).await.names(), ["alpha-rule"]);
         // A's hook: unchanged, its delivery still logged; B's list has none of it.
         let aa = a.token(Role::Admin);
         let r = h.expect(200, "GET", &format!("/v1/hooks/{}", t.hook), aa, None).await;

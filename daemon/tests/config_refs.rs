@@ -337,6 +337,10 @@ async fn post_raw(e: &Env, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    // Every delivery is recorded once by its id (GitHub's is a UUID).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    req = req.header("x-github-delivery", format!("config-refs-{}-{n}", std::process::id()));
     let resp = e.h.app.clone().oneshot(req.body(Body::from(body.to_vec())).unwrap()).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();

@@ -43,6 +43,8 @@ pub mod tokens;
 pub mod tx;
 pub mod variables;
 #[cfg(feature = "windows")]
+pub mod webhook_rules;
+#[cfg(feature = "windows")]
 pub mod windows;
 
 use std::fmt;

@@ -470,3 +470,58 @@ diesel::table! {
 
 diesel::joinable!(schedule_firings -> schedules (schedule_id));
 diesel::allow_tables_to_appear_in_same_query!(schedule_firings, schedules);
+
+diesel::table! {
+    webhook_rules (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        name -> Text,
+        event -> Text,
+        repository -> Text,
+        branches -> Text,
+        tags -> Text,
+        matchers -> Text,
+        sync_first -> Bool,
+        template -> Text,
+        enabled -> Bool,
+        created_by -> Text,
+        creator_kind -> Text,
+        creator_token_id -> Nullable<BigInt>,
+        creator_role -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        delivery -> Text,
+        event -> Text,
+        repository -> Nullable<Text>,
+        git_ref -> Nullable<Text>,
+        sha -> Nullable<Text>,
+        received_at -> BigInt,
+        holder -> Text,
+        outcome -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_rule_matches (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        rule_id -> BigInt,
+        project_id -> BigInt,
+        status -> Text,
+        simulation -> Bool,
+        sha -> Nullable<Text>,
+        run_id -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(webhook_rule_matches -> webhook_deliveries (delivery_id));
+diesel::joinable!(webhook_rule_matches -> webhook_rules (rule_id));
+diesel::allow_tables_to_appear_in_same_query!(webhook_rule_matches, webhook_deliveries, webhook_rules);

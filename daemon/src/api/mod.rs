@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod tokens;
 pub mod variables;
 pub mod vault_out;
+pub mod webhook_rules;
 pub mod webhooks;
 pub mod windows;
 
@@ -143,6 +144,25 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/v1/schedules/{id}/firings",
         "A schedule's handled occurrences, newest first: the run each started or why none",
+    ),
+    // Webhook rules (issue 10, "Choreography").
+    r(
+        "POST",
+        "/v1/webhook-rules",
+        "Add a webhook rule: a GitHub push or pull request that submits a run template (editor)",
+    ),
+    r("GET", "/v1/webhook-rules", "List the project's webhook rules; limit + marker paging"),
+    r("GET", "/v1/webhook-rules/{id}", "One webhook rule: what it matches, its template, sync, enabled"),
+    r("PATCH", "/v1/webhook-rules/{id}", "Change a webhook rule: match fields, template, sync, enabled (editor)"),
+    r(
+        "DELETE",
+        "/v1/webhook-rules/{id}",
+        "Delete a webhook rule and its match log (editor; its runs and the deliveries stay)",
+    ),
+    r(
+        "GET",
+        "/v1/webhook-rules/{id}/deliveries",
+        "The GitHub deliveries a rule matched, newest first: the run each submitted or why none",
     ),
     r("POST", "/v1/hooks", "Add an outbound webhook: {url, secret, events, active} (admin); the secret is write-only"),
     r("GET", "/v1/hooks", "List the project's outbound webhooks (admin); limit + marker paging"),
@@ -302,6 +322,13 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/schedules", get(schedules::list).post(schedules::create))
         .route("/v1/schedules/{id}", get(schedules::get_one).patch(schedules::patch).delete(schedules::delete))
         .route("/v1/schedules/{id}/firings", get(schedules::firings))
+        // Webhook rules (issue 10).
+        .route("/v1/webhook-rules", get(webhook_rules::list).post(webhook_rules::create))
+        .route(
+            "/v1/webhook-rules/{id}",
+            get(webhook_rules::get_one).patch(webhook_rules::patch).delete(webhook_rules::delete),
+        )
+        .route("/v1/webhook-rules/{id}/deliveries", get(webhook_rules::deliveries))
         .route("/v1/hooks", get(hooks::list).post(hooks::create))
         .route("/v1/hooks/{id}", get(hooks::get_one).patch(hooks::patch).delete(hooks::delete))
         .route("/v1/hooks/{id}/deliveries", get(hooks::deliveries))

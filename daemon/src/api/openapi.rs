@@ -319,9 +319,13 @@ pub struct WebhookHeaders {
     /// `sha256=HEX`: HMAC-SHA256 of the body with the webhook secret.
     #[param(rename = "X-Hub-Signature-256")]
     pub signature: Option<String>,
-    /// `push` or `ping`; other events are ignored (202).
+    /// `push`, `pull_request` or `ping`; other events are recorded and
+    /// ignored (202).
     #[param(rename = "X-GitHub-Event")]
     pub event: Option<String>,
+    /// GitHub's id of the delivery (required): a replayed id does nothing.
+    #[param(rename = "X-GitHub-Delivery")]
+    pub delivery: Option<String>,
 }
 
 // ---- bodies --------------------------------------------------------------
@@ -723,6 +727,13 @@ pub struct WebhookAnswer {
     pub event: String,
     #[schema(required = false)]
     pub refs: Vec<i64>,
+    /// The X-GitHub-Delivery id.
+    #[schema(required = false)]
+    pub delivery: String,
+    /// The webhook rules the event matched (their runs are submitted in
+    /// the background).
+    #[schema(required = false)]
+    pub rules: Vec<i64>,
 }
 
 /// Any JSON object (inventory documents, this document).
@@ -1595,6 +1606,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(AuditDoc::openapi());
     doc.merge(HooksDoc::openapi());
     doc.merge(SchedulesDoc::openapi());
+    doc.merge(super::webhook_rules::doc::WebhookRulesDoc::openapi());
     // The modifiers again, for the merged paths (they are idempotent).
     OperationIds.modify(&mut doc);
     OptionalBodies.modify(&mut doc);
@@ -1641,6 +1653,8 @@ mod tests {
         }
         assert_eq!(properties("NewScheduleDoc"), fields::<super::super::schedules::ScheduleBody>());
         assert_eq!(properties("SchedulePatchDoc"), fields::<super::super::schedules::SchedulePatchBody>());
+        assert_eq!(properties("NewWebhookRule"), fields::<super::super::webhook_rules::RuleBody>());
+        assert_eq!(properties("WebhookRulePatch"), fields::<super::super::webhook_rules::RulePatchBody>());
         assert_eq!(properties("NewRun"), craton::runs::FIELDS.map(String::from).to_vec());
     }
 }

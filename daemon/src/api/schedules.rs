@@ -83,7 +83,7 @@ pub(crate) fn firing_json(f: &Firing) -> Value {
 
 /// The template: a JSON object that `POST /v1/runs` would accept in form
 /// (its fields' problems are named `template.FIELD`).
-fn check_template(v: Option<&Value>, r: &mut FieldReader) -> Option<String> {
+pub(crate) fn check_template(v: Option<&Value>, r: &mut FieldReader) -> Option<String> {
     match v {
         None => None,
         Some(Value::Object(m)) => match craton::runs::parse_request(m) {
@@ -147,7 +147,7 @@ fn catch_up(r: &mut FieldReader) -> Option<CatchUp> {
 /// its group exists, its repository URL and ref are well-formed and the
 /// repository policy lets the writer use them, as at submit, which checks
 /// all of it again then.
-fn check_target(
+pub(crate) fn check_target(
     state: &AppState,
     conn: &mut craton::store::DbConn,
     project: &craton::model::Project,
