@@ -331,7 +331,31 @@ fn run_page_follows_a_real_run_in_chromium() {
     let created: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(status, 201, "POST /v1/runs: {created}");
     let id = created["id"].as_i64().unwrap();
-    driver.send(&id.to_string());
+    // A run waiting for approval, submitted by another root token than the
+    // page's (no one approves their own run); on the `later` group, so
+    // once approved it waits for its window and runs nothing.
+    let other_root =
+        ok(cratond(&db).args(["token", "create", "--root", "--description", "ui submitter"])).trim().to_string();
+    let mut r = agent()
+        .post(format!("{}/v1/runs", server.base))
+        .header("authorization", format!("Bearer {other_root}"))
+        .send_json(json!({"playbook": "site.yml", "repo": repo.url(), "ref": "main", "group": "later",
+            "approval": "required"}))
+        .unwrap();
+    let gated: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let gated = gated["id"].as_i64().unwrap_or_else(|| panic!("POST /v1/runs (gated): {gated}"));
+    let w = {
+        let start = std::time::Instant::now();
+        loop {
+            let w = api(&server.base, &root, &format!("/v1/runs/{gated}"));
+            if w.get("waiting_for").is_some() || start.elapsed() > Duration::from_secs(30) {
+                break w;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(w["waiting_for"].get("approval").is_some(), "{w}");
+    driver.send(&format!("{id} {gated}"));
     let page = driver.line("the run page", Duration::from_secs(240));
 
     let run = api(&server.base, &root, &format!("/v1/runs/{id}"));
@@ -441,6 +465,31 @@ fn run_page_follows_a_real_run_in_chromium() {
     assert_eq!(row(id)["waiting"], "", "{queue:?}");
     let mut r = agent()
         .post(format!("{}/v1/runs/{waits}/cancel", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"mode": "immediate"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "cancel: {}", r.body_mut().read_to_string().unwrap());
+
+    // The approval, from the page: it said what the run waited for, and
+    // after the click the run is approved and waits for its window.
+    let approval = &page["approval"];
+    let before = approval["before"].as_str().unwrap_or_default();
+    assert!(before.starts_with("approval by an admin (submitted by token "), "{approval}");
+    assert_eq!(approval["status"], "queued", "{approval}");
+    // Past the gate: it waits for its window now (as the API says too).
+    let start = std::time::Instant::now();
+    let g = loop {
+        let g = api(&server.base, &root, &format!("/v1/runs/{gated}"));
+        if g["waiting_for"].get("window").is_some() || start.elapsed() > Duration::from_secs(30) {
+            break g;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((g["status"].as_str(), g["waiting_for"].get("window").is_some()), (Some("queued"), true), "{g}");
+    let shown_after = approval["after"].as_str().unwrap_or_default();
+    assert!(!shown_after.starts_with("approval"), "{approval}");
+    let mut r = agent()
+        .post(format!("{}/v1/runs/{gated}/cancel", server.base))
         .header("authorization", format!("Bearer {root}"))
         .send_json(json!({"mode": "immediate"}))
         .unwrap();

@@ -184,6 +184,24 @@ pub fn get(conn: &mut DbConn, pid: Option<i64>, id: i64) -> Result<Option<Run>, 
     Ok(q.select(Run::as_select()).first(conn).optional()?)
 }
 
+/// `waiting_for` of the runs `ids` that are queued, by id.
+pub fn waiting_of(
+    conn: &mut DbConn,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Option<String>>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in chunked(ids) {
+        out.extend(
+            runs::table
+                .filter(runs::id.eq_any(chunk))
+                .filter(runs::status.eq(RunStatus::Queued.as_str()))
+                .select((runs::id, runs::waiting_for))
+                .load::<(i64, Option<String>)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// What `GET /v1/runs` filters on.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {

@@ -53,6 +53,8 @@ pub(crate) struct Pending {
     pub cancel_rx: watch::Receiver<Option<CancelMode>>,
     pub cancel_tx: watch::Sender<Option<CancelMode>>,
     pub window: Option<WindowAnswer>,
+    /// The `waiting_for` its feed (SSE, Redis) last showed.
+    pub waiting: Option<String>,
 }
 
 /// How often the loop runs: the tick, and at least three times a lease.
@@ -82,6 +84,7 @@ struct Ask {
     /// Canceled through this process (`cancel_local`, the CLI's Ctrl-C).
     canceled: bool,
     window: Option<WindowAnswer>,
+    waiting: Option<String>,
 }
 
 /// One dispatch: renew, drop what ended elsewhere (canceled, swept),
@@ -99,14 +102,15 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
             windows: p.launch.spec.options.window != Some(WindowPolicy::Ignore),
             canceled: p.cancel_rx.borrow().is_some(),
             window: p.window.clone().filter(|w| w.at.elapsed() < WINDOW_RECHECK),
+            waiting: p.waiting.clone(),
         })
         .collect();
     if asks.is_empty() {
         return Ok(());
     }
     let (p, holder, ttl, clock) = (pool.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms, hub.clock());
-    type Out = (Vec<store_runs::Run>, Vec<i64>, Vec<(i64, WindowAnswer)>);
-    let (gone, claimed, answers) = tokio::task::spawn_blocking(move || -> Result<Out, String> {
+    type Out = (Vec<store_runs::Run>, Vec<i64>, Vec<(i64, WindowAnswer)>, Vec<store_runs::Run>);
+    let (gone, claimed, answers, moved) = tokio::task::spawn_blocking(move || -> Result<Out, String> {
         let ids: Vec<i64> = asks.iter().map(|a| a.id).collect();
         let kept = {
             let mut conn = p.get().map_err(|e| e.to_string())?;
@@ -171,7 +175,18 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
                 Err(e) => tracing::warn!(project = pid, error = %e, "dispatching a project's runs failed"),
             }
         }
-        Ok((gone, claimed, answers))
+        // What still waits and now waits for something else: its live
+        // feed says so (the page, SSE and Redis readers see the queue move).
+        let still: Vec<i64> =
+            asks.iter().filter(|a| kept.contains(&a.id) && !claimed.contains(&a.id)).map(|a| a.id).collect();
+        let now_waiting = store_runs::waiting_of(&mut conn, &still).map_err(|e| e.to_string())?;
+        let mut moved = Vec::new();
+        for a in asks.iter().filter(|a| now_waiting.get(&a.id).is_some_and(|w| *w != a.waiting)) {
+            if let Some(r) = store_runs::get(&mut conn, None, a.id).map_err(|e| e.to_string())? {
+                moved.push(r);
+            }
+        }
+        Ok((gone, claimed, answers, moved))
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -182,6 +197,22 @@ async fn once(hub: &Arc<RunHub>, pool: &DbPool) -> Result<(), String> {
                 p.window = Some(w);
             }
         }
+    }
+    for r in moved {
+        let Some(project) = ({
+            let mut pending = hub.pending.lock().expect("pending poisoned");
+            pending.get_mut(&r.id).map(|p| {
+                p.waiting = r.waiting_for.clone();
+                p.launch.project.clone()
+            })
+        }) else {
+            continue;
+        };
+        let json = run_json(&r, &project);
+        if let Some(f) = hub.feed(r.id) {
+            f.set_run(json.clone());
+        }
+        hub.publish_status(r.id, &project, &json, false);
     }
     for r in gone {
         let Some(p) = hub.pending.lock().expect("pending poisoned").remove(&r.id) else { continue };

@@ -170,7 +170,7 @@ impl RunHub {
         self.pending
             .lock()
             .expect("pending poisoned")
-            .insert(id, dispatch::Pending { launch, feed, cancel_rx, cancel_tx, window: None });
+            .insert(id, dispatch::Pending { launch, feed, cancel_rx, cancel_tx, window: None, waiting: None });
         self.dispatcher.call_once(|| {
             tokio::spawn(dispatch::run_loop(self.clone(), pool));
         });

@@ -1,8 +1,9 @@
 // Drives cratond's web page in the system Chromium for daemon/tests/ui_chromium.rs:
-// logs in with a token, says {"ready":true} on stdout, reads a run id from
-// stdin, watches that run's page until it ends (counters over time, one
-// deliberate drop of the event stream halfway), then prints what the page
-// shows as one JSON line. The Rust test compares that with the API.
+// logs in with a token, says {"ready":true} on stdout, reads two run ids from
+// stdin, watches the first run's page until it ends (counters over time, one
+// deliberate drop of the event stream halfway), approves the second (which
+// waits for approval) on its page, then prints what the page showed as one
+// JSON line. The Rust test compares that with the API.
 //
 // Environment: CRATON_UI_BASE (http://127.0.0.1:PORT), CRATON_UI_TOKEN,
 // CRATON_TEST_CHROMIUM (default /usr/bin/chromium), CRATON_UI_SCREENSHOT
@@ -81,9 +82,10 @@ try {
   const stored = await page.evaluate(() => sessionStorage.getItem('craton.token'));
   say({ ready: true, token_in_session_storage: stored === token });
 
+  // "ID GATED": the run to watch, and a run waiting for approval.
   const { value: line } = await lines.next();
-  const id = Number(String(line).trim());
-  if (!id) throw new Error('no run id on stdin: ' + line);
+  const [id, gated] = String(line).trim().split(/\s+/).map(Number);
+  if (!id || !gated) throw new Error('no run ids on stdin: ' + line);
 
   // The run page, sampled every 50 ms until it says the run ended.
   await page.evaluate((h) => { location.hash = h; }, '#/runs/' + id);
@@ -148,7 +150,21 @@ try {
     waiting: r.querySelector('[data-col="waiting"]').textContent,
   })));
 
-  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, queue, perf, errors });
+  // The run waiting for approval: its page says so and offers the
+  // answer; clicking Approve shows the answered run.
+  await page.evaluate((h) => { location.hash = h; }, '#/runs/' + gated);
+  await page.waitForSelector('#run-actions:not([hidden])');
+  const waitingText = () => page.evaluate(() => {
+    const dd = document.querySelector('[data-field="waiting for"]');
+    return dd ? dd.textContent : '';
+  });
+  const approval = { before: await waitingText() };
+  await page.click('#run-approve');
+  await page.waitForSelector('#run-actions[hidden]', { state: 'attached' });
+  approval.after = await waitingText();
+  approval.status = await page.textContent('#run-status');
+
+  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, queue, approval, perf, errors });
 } catch (e) {
   // One line the Rust test can show, rather than a silent hang.
   say({ error: String((e && e.stack) || e), errors });

@@ -67,9 +67,12 @@
 
   async function api(path, opts) {
     opts = opts || {};
+    const headers = { Accept: opts.text ? 'text/plain' : 'application/json' };
+    if (opts.json !== undefined) headers['Content-Type'] = 'application/json';
     const resp = await fetch(withProject(path), {
       method: opts.method || 'GET',
-      headers: authHeaders({ Accept: opts.text ? 'text/plain' : 'application/json' }),
+      headers: authHeaders(headers),
+      body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
       cache: 'no-store',
       signal: opts.signal,
     });
@@ -346,6 +349,21 @@
     $('run-id').textContent = '#' + id;
     $('run-status').textContent = '';
     $('run-meta').replaceChildren();
+    $('run-actions').hidden = true;
+    // The approval gate's answer (the API refuses the submitter and
+    // non-admins; the page shows what it says).
+    const answer = (what) => async () => {
+      for (const b of ['run-approve', 'run-deny']) $(b).disabled = true;
+      try {
+        renderRun(await api('/v1/runs/' + id + '/' + what, { method: 'POST', json: {}, signal: ctrl.signal }));
+      } catch (e) {
+        if (!stopped && !isAbort(e)) flash('Could not ' + what + ' run #' + id + ': ' + e.message);
+      } finally {
+        for (const b of ['run-approve', 'run-deny']) $(b).disabled = false;
+      }
+    };
+    $('run-approve').onclick = answer('approve');
+    $('run-deny').onclick = answer('deny');
     $('hosts-body').replaceChildren();
     $('stdout').textContent = '';
     $('run-task').textContent = '';
@@ -594,6 +612,7 @@
         dl.append(el('div', { class: 'kv' }, el('dt', { text: k }), el('dd', { 'data-field': k, text: v })));
       }
       $('run-meta').replaceChildren(dl);
+      $('run-actions').hidden = !(r.status === 'queued' && r.waiting_for && r.waiting_for.approval);
       countsDirty = true;
       schedule();
     }
