@@ -156,8 +156,16 @@ async fn api_writes_leave_one_change_set_each() {
         // Another project's admin: not found.
         let other = h.token(Some("other"), Role::Admin);
         h.expect(404, "GET", &format!("/v1/audit/{id}"), &other, None).await;
-        let r = h.expect(200, "GET", "/v1/audit", &other, None).await;
-        assert_eq!(r.body["items"], json!([]), "{}", r.text);
+        // It sees its own project's trail only: the creation of its token.
+        let r = h.expect(200, "GET", "/v1/audit?changes=true", &other, None).await;
+        let items = r.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{}", r.text);
+        assert_eq!(
+            (items[0]["project"].as_str(), items[0]["changes"][0]["object"]["kind"].as_str()),
+            (Some("other"), Some("token")),
+            "{}",
+            r.text
+        );
         h.expect(400, "GET", "/v1/audit?since=yesterday", &admin, None).await;
     }
 }
@@ -237,13 +245,15 @@ async fn imports_write_one_change_set_and_failures_none() {
     for b in backends() {
         let h = Harness::new(b);
         let admin = h.token(Some("default"), Role::Admin);
+        // The token's own change set (tokens are audited too).
+        let base = count_sets(&h);
         let dir = tempfile::tempdir().unwrap();
 
         // Small: change rows.
         let small = inventory(dir.path(), "small.ini", 20);
         let out = cratond(&h, &["import", "ansible", &small]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(count_sets(&h), 1, "{b:?}");
+        assert_eq!(count_sets(&h), base + 1, "{b:?}");
         let cs = newest(&h, &admin).await;
         assert_eq!((cs["source"].clone(), cs["via"].clone()), (json!("import"), json!(small)), "{cs}");
         assert_eq!(cs["actor"], json!({"kind": "import", "id": "audit-tester", "note": null}));
@@ -255,9 +265,13 @@ async fn imports_write_one_change_set_and_failures_none() {
         let large = inventory(dir.path(), "large.ini", 1200);
         let out = cratond(&h, &["import", "ansible", &large]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(count_sets(&h), 2, "{b:?}: one change set per import");
-        let n: i64 =
-            audit_changes::table.filter(audit_changes::attr_kind.ne("bulk")).count().get_result(&mut h.conn()).unwrap();
+        assert_eq!(count_sets(&h), base + 2, "{b:?}: one change set per import");
+        let n: i64 = audit_changes::table
+            .filter(audit_changes::attr_kind.ne("bulk"))
+            .filter(audit_changes::object_kind.ne("token"))
+            .count()
+            .get_result(&mut h.conn())
+            .unwrap();
         assert_eq!(n, 62, "{b:?}: the large import wrote change rows");
         let cs = newest(&h, &admin).await;
         assert_eq!((cs["via"].clone(), cs["n_changes"].clone()), (json!(large), json!(1180 * 3)), "{b:?}");
@@ -297,12 +311,17 @@ async fn imports_write_one_change_set_and_failures_none() {
             .unwrap();
         let out = cratond(&h, &["audit", "prune", "--older-than", "1d"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pruned 1 change sets", "{b:?}");
-        assert_eq!(count_sets(&h), 2);
+        assert_eq!(count_sets(&h), base + 2);
         let left = audit::list(&mut h.conn(), &Filter { limit: 10, ..Default::default() }).unwrap();
-        let vias: Vec<&str> = left.iter().map(|cs| cs.actor.via.as_str()).collect();
+        let vias: Vec<&str> =
+            left.iter().filter(|cs| cs.actor.source == "import").map(|cs| cs.actor.via.as_str()).collect();
         assert_eq!(vias, [ab.canonicalize().unwrap().to_str().unwrap(), large.as_str()], "{b:?}");
-        let n: i64 =
-            audit_changes::table.filter(audit_changes::attr_kind.ne("bulk")).count().get_result(&mut h.conn()).unwrap();
+        let n: i64 = audit_changes::table
+            .filter(audit_changes::attr_kind.ne("bulk"))
+            .filter(audit_changes::object_kind.ne("token"))
+            .count()
+            .get_result(&mut h.conn())
+            .unwrap();
         assert_eq!(n, 7, "{b:?}: the ab import's 7 rows stay, the pruned set's 62 go");
     }
 }
@@ -358,5 +377,79 @@ async fn a_sync_names_its_ref_and_commit() {
         let cs = newest(&h, &admin).await;
         assert_eq!(changes(&cs), [ch("group", "web", "file_var", "http_port", json!(80), json!(81))], "{b:?}");
         assert_eq!(cs["actor"]["note"], json!(second));
+    }
+}
+
+#[tokio::test]
+async fn tokens_windows_schedules_config_refs_and_approvals_are_audited() {
+    for b in backends() {
+        let h = Harness::new(b);
+        let root = h.token(None, Role::Root);
+        let admin = h.token(Some("default"), Role::Admin);
+        let of = |kind: &'static str| {
+            let (h, admin) = (&h, &admin);
+            async move {
+                let r = h.expect(200, "GET", &format!("/v1/audit?object_kind={kind}&changes=true"), admin, None).await;
+                r.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|cs| cs["changes"].as_array().unwrap().clone())
+                    .map(|c| (c["object"]["name"].clone(), c["before"].clone(), c["after"].clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        // A token: created and revoked, never its secret.
+        let (tid, secret) = h.token_with_id(Some("default"), Role::Editor);
+        h.expect(204, "DELETE", &format!("/v1/tokens/{tid}"), &root, None).await;
+        let t: Vec<_> = of("token").await.into_iter().filter(|c| c.0 == json!(tid.to_string())).collect();
+        assert_eq!(t.len(), 2, "{b:?}: {t:?}");
+        assert_eq!((t[0].1["role"].clone(), t[0].2.clone()), (json!("editor"), Value::Null), "{b:?}: newest first");
+        assert_eq!((t[1].1.clone(), t[1].2["role"].clone()), (Value::Null, json!("editor")), "{b:?}");
+        assert!(!audit_text(&h).contains(&secret), "{b:?}: a token secret in the trail");
+        // A window, created and deleted.
+        let g = h.create("/v1/groups", &root, json!({"name": "cell"})).await;
+        let w = json!({"name": "nightly", "kind": "cron", "expression": "0 2 * * *", "time_zone": "UTC", "duration_s": 3600});
+        let wid = h.create(&format!("/v1/groups/{g}/windows"), &root, w).await;
+        h.expect(204, "DELETE", &format!("/v1/windows/{wid}"), &root, None).await;
+        let w = of("window").await;
+        assert_eq!(w.len(), 2, "{b:?}: {w:?}");
+        assert_eq!((w[1].2["expression"].clone(), w[0].2.clone()), (json!("0 2 * * *"), Value::Null), "{b:?}: {w:?}");
+        // A schedule: created, changed (before and after), deleted.
+        let s = json!({"name": "hourly", "kind": "cron", "expression": "0 * * * *", "time_zone": "UTC",
+            "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main"}});
+        let sid = h.create("/v1/schedules", &root, s).await;
+        h.expect(200, "PATCH", &format!("/v1/schedules/{sid}"), &root, Some(json!({"enabled": false}))).await;
+        h.expect(204, "DELETE", &format!("/v1/schedules/{sid}"), &root, None).await;
+        let s = of("schedule").await;
+        assert_eq!(s.len(), 3, "{b:?}: {s:?}");
+        assert_eq!((s[1].1["enabled"].clone(), s[1].2["enabled"].clone()), (json!(true), json!(false)), "{b:?}: {s:?}");
+        // A config ref, added and deleted.
+        let repo = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", repo.path().display());
+        let rid = h.create("/v1/config-refs", &root, json!({"url": url, "ref": "main", "path": "", "group": g})).await;
+        h.expect(204, "DELETE", &format!("/v1/config-refs/{rid}"), &root, None).await;
+        let c = of("config_ref").await;
+        assert_eq!(c.len(), 2, "{b:?}: {c:?}");
+        assert_eq!((c[1].2["url"].clone(), c[0].1["ref"].clone()), (json!(url), json!("main")), "{b:?}: {c:?}");
+        // A run's approval: who answered it.
+        h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
+        let run = h
+            .create(
+                "/v1/runs",
+                &root,
+                json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main",
+                "approval": "required"}),
+            )
+            .await;
+        h.expect(200, "POST", &format!("/v1/runs/{run}/deny"), &admin, Some(json!({"comment": "freeze"}))).await;
+        let a = of("run").await;
+        assert_eq!(a.len(), 1, "{b:?}: {a:?}");
+        assert_eq!(
+            (a[0].0.clone(), a[0].2["approval"]["decision"].clone()),
+            (json!(format!("#{run}")), json!("denied")),
+            "{b:?}"
+        );
+        assert_eq!(a[0].2["approval"]["comment"], "freeze", "{b:?}");
     }
 }

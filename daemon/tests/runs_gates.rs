@@ -143,6 +143,9 @@ async fn an_unanswered_approval_times_out_on_the_daemon_clock() {
         let r = h.call("POST", &format!("/v1/runs/{id}/approve"), &other, None).await;
         assert_eq!(r.status.as_u16(), 409, "{b:?}: {}", r.text);
         assert!(r.text.contains("expired"), "{b:?}: {}", r.text);
+        // Retention takes the approval record with the run.
+        assert_eq!(craton::store::runs::prune(&mut h.conn(), i64::MAX).unwrap(), 1, "{b:?}");
+        assert_eq!(craton::store::gates::approval(&mut h.conn(), id).unwrap(), None, "{b:?}");
     }
 }
 

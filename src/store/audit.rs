@@ -105,6 +105,38 @@ struct Pending {
 thread_local! {
     static ACTOR: RefCell<Option<Actor>> = const { RefCell::new(None) };
     static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    static NOTES: RefCell<Vec<(i64, Change)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a change may be about: the inventory's objects, then what
+/// [`note`] records.
+pub const OBJECT_KINDS: [&str; 8] = ["project", "group", "host", "token", "window", "schedule", "config_ref", "run"];
+
+/// Records a change of something outside the inventory view (a token, a
+/// maintenance window, a schedule, a config ref, a run's approval) with
+/// the change set of the transaction it is made in: `object_kind` names
+/// the kind, `object_name` the object, and `before`/`after` its settings
+/// as JSON (`None`: absent; never a secret). Must be called inside
+/// [`super::tx::write`], whose commit writes it.
+pub fn note(
+    pid: i64,
+    object_kind: &str,
+    object_name: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) {
+    if MODE.load(Ordering::Relaxed) == MODE_OFF || before == after {
+        return;
+    }
+    let change = Change {
+        object_kind: object_kind.into(),
+        object_name: object_name.into(),
+        attr_kind: "object".into(),
+        attr: String::new(),
+        before: before.map(|v| v.to_string()),
+        after: after.map(|v| v.to_string()),
+    };
+    NOTES.with(|n| n.borrow_mut().push((pid, change)));
 }
 
 const MODE_AUTO: u8 = 0;
@@ -180,19 +212,28 @@ pub(crate) fn track_new(pid: i64) {
     PENDING.with(|p| p.borrow_mut().push(Pending { pid, rev_before: None, before: View::new() }));
 }
 
-/// Forgets what [`track`] noted (the transaction rolled back or starts over).
+/// Forgets what [`track`] and [`note`] noted (the transaction rolled back
+/// or starts over).
 pub(crate) fn discard() {
     PENDING.with(|p| p.borrow_mut().clear());
+    NOTES.with(|n| n.borrow_mut().clear());
 }
 
 /// Writes the change set of every tracked project, in the transaction that
 /// is about to commit.
 pub(crate) fn flush(conn: &mut DbConn) -> Result<(), StoreError> {
     let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if pending.is_empty() {
+    let mut notes = NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()));
+    if pending.is_empty() && notes.is_empty() {
         return Ok(());
     }
     let actor = current_actor();
+    fn noted(notes: &mut Vec<(i64, Change)>, pid: i64) -> Vec<Change> {
+        let (ours, rest): (Vec<_>, Vec<_>) = std::mem::take(notes).into_iter().partition(|(p, _)| *p == pid);
+        *notes = rest;
+        ours.into_iter().map(|(_, c)| c).collect()
+    }
+    let mut done = Vec::new();
     for p in pending {
         let (name, rev_after, after) = match project_by_id(conn, p.pid)? {
             Some(project) => {
@@ -202,11 +243,25 @@ pub(crate) fn flush(conn: &mut DbConn) -> Result<(), StoreError> {
             }
             None => (project_name_of(&p.before), None, View::new()),
         };
-        let changes = diff(&p.before, &after);
+        let mut changes = diff(&p.before, &after);
+        changes.extend(noted(&mut notes, p.pid));
+        done.push(p.pid);
         if changes.is_empty() {
             continue;
         }
         write_changeset(conn, p.pid, &name, &actor, p.rev_before, rev_after, &changes)?;
+    }
+    // Projects whose inventory this transaction did not touch.
+    let mut pids: Vec<i64> = notes.iter().map(|(p, _)| *p).filter(|p| !done.contains(p)).collect();
+    pids.dedup();
+    for pid in pids {
+        let changes = noted(&mut notes, pid);
+        if changes.is_empty() {
+            continue;
+        }
+        let Some(project) = project_by_id(conn, pid)? else { continue };
+        let rev = Some(project.revision);
+        write_changeset(conn, pid, &project.name, &actor, rev, rev, &changes)?;
     }
     Ok(())
 }

@@ -354,8 +354,16 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRef) -> Result<ConfigRef, St
             .order(config_refs::id.desc())
             .select(config_refs::id)
             .first::<i64>(conn)?;
-        get(conn, Some(pid), id)?.ok_or_else(|| StoreError::NotFound(format!("config ref {id}")))
+        let r = get(conn, Some(pid), id)?.ok_or_else(|| StoreError::NotFound(format!("config ref {id}")))?;
+        super::audit::note(pid, "config_ref", &format!("#{id}"), None, Some(&audit_json(&r)));
+        Ok(r)
     })
+}
+
+/// A config ref's settings as the audit trail keeps them.
+fn audit_json(r: &ConfigRef) -> serde_json::Value {
+    serde_json::json!({"url": r.url, "ref": r.git_ref, "path": r.path, "group_id": r.group_id,
+        "poll_interval_secs": r.poll_interval_secs})
 }
 
 /// Ref `id`, within project `pid` when given (another project's ref is
@@ -395,9 +403,10 @@ pub fn group_names(conn: &mut DbConn, ids: &[i64]) -> Result<std::collections::H
 /// transaction. Returns false when there was no such ref.
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<bool, StoreError> {
     super::tx::write(conn, |conn| {
-        if get(conn, Some(pid), id)?.is_none() {
+        let Some(r) = get(conn, Some(pid), id)? else {
             return Ok(false);
-        }
+        };
+        super::audit::note(pid, "config_ref", &format!("#{id}"), Some(&audit_json(&r)), None);
         let owned: i64 = variables::table
             .filter(variables::project_id.eq(pid))
             .filter(variables::source_id.eq(id))

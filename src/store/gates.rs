@@ -154,6 +154,7 @@ pub fn decide(
             }
         };
         let row = approval(conn, id)?.expect("the approval row was just written");
+        super::audit::note(pid, "run", &format!("#{id}"), None, Some(&serde_json::json!({"approval": row.to_json()})));
         let run = run.ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
         Ok(Answered::Done(Box::new(run), row))
     })

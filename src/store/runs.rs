@@ -595,6 +595,10 @@ pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize, StoreError> {
             diesel::delete(run_stdout::table.filter(run_stdout::run_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(run_hosts::table.filter(run_hosts::run_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(run_bundles::table.filter(run_bundles::run_id.eq_any(chunk))).execute(conn)?;
+            diesel::delete(
+                super::schema::run_approvals::table.filter(super::schema::run_approvals::run_id.eq_any(chunk)),
+            )
+            .execute(conn)?;
             super::queue::release(conn, chunk)?;
             diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn).map_err(StoreError::from)
         })?;

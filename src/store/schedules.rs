@@ -295,8 +295,18 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewSchedule, now_ms: i64) -> Re
             .select(columns!())
             .first(conn)?;
         set_after(conn, pid, row.0, &new.after_schedules)?;
-        get(conn, Some(pid), row.0)
+        let rec = get(conn, Some(pid), row.0)?;
+        super::audit::note(pid, "schedule", &rec.name, None, Some(&audit_json(&rec)));
+        Ok(rec)
     })
+}
+
+/// A schedule's settings as the audit trail keeps them (not its moving
+/// `next_run_at`).
+fn audit_json(s: &ScheduleRecord) -> serde_json::Value {
+    let template: serde_json::Value = serde_json::from_str(&s.template).unwrap_or_default();
+    serde_json::json!({"id": s.id, "template": template, "kind": s.kind, "expression": s.expression,
+        "time_zone": s.time_zone, "enabled": s.enabled, "catch_up": s.catch_up, "after_schedules": s.after_schedules})
 }
 
 /// Every schedule of project `pid`, by id.
@@ -363,14 +373,17 @@ pub fn update(
         if let Some(after) = &patch.after_schedules {
             set_after(conn, pid, id, after)?;
         }
-        get(conn, Some(pid), id)
+        let new = get(conn, Some(pid), id)?;
+        super::audit::note(pid, "schedule", &new.name, Some(&audit_json(&old)), Some(&audit_json(&new)));
+        Ok(new)
     })
 }
 
 /// Deletes schedule `id` of project `pid` (and its firings).
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
     super::tx::write(conn, |conn| {
-        get(conn, Some(pid), id)?;
+        let old = get(conn, Some(pid), id)?;
+        super::audit::note(pid, "schedule", &old.name, Some(&audit_json(&old)), None);
         // MySQL and SQLite cascade too; spelled out so no backend differs.
         diesel::delete(schedule_firings::table.filter(schedule_firings::schedule_id.eq(id))).execute(conn)?;
         diesel::delete(

@@ -100,18 +100,28 @@ pub fn create_scoped(
     super::text_field("description", description, MAX_DESCRIPTION_CHARS)?;
     let secret = new_secret()?;
     let hash = hash_secret(&secret);
-    diesel::insert_into(api_tokens::table)
-        .values((
-            api_tokens::project_id.eq(project_id),
-            api_tokens::role.eq(role.as_str()),
-            api_tokens::description.eq(description),
-            api_tokens::token_hash.eq(&hash),
-            api_tokens::prefix.eq(&secret[..14]),
-            api_tokens::created_at.eq(now_ms()),
-            api_tokens::secrets_scope.eq(secrets_scope),
-        ))
-        .execute(conn)?;
-    let id = api_tokens::table.filter(api_tokens::token_hash.eq(&hash)).select(api_tokens::id).first(conn)?;
+    let id = super::tx::write(conn, |conn| {
+        diesel::insert_into(api_tokens::table)
+            .values((
+                api_tokens::project_id.eq(project_id),
+                api_tokens::role.eq(role.as_str()),
+                api_tokens::description.eq(description),
+                api_tokens::token_hash.eq(&hash),
+                api_tokens::prefix.eq(&secret[..14]),
+                api_tokens::created_at.eq(now_ms()),
+                api_tokens::secrets_scope.eq(secrets_scope),
+            ))
+            .execute(conn)?;
+        let id: i64 = api_tokens::table.filter(api_tokens::token_hash.eq(&hash)).select(api_tokens::id).first(conn)?;
+        // Project tokens go to their project's trail (root tokens belong to
+        // none); never the secret, only what identifies the token.
+        if let Some(pid) = project_id {
+            let after =
+                serde_json::json!({"role": role.as_str(), "description": description, "secrets_scope": secrets_scope});
+            super::audit::note(pid, "token", &id.to_string(), None, Some(&after));
+        }
+        Ok::<_, StoreError>(id)
+    })?;
     Ok((id, secret))
 }
 
@@ -185,12 +195,25 @@ pub fn list(conn: &mut DbConn, project_id: Option<i64>) -> Result<Vec<TokenInfo>
 /// Revokes token `id` if it belongs to `project_id` (any token for `None`).
 /// Returns false when there is no such live token.
 pub fn revoke(conn: &mut DbConn, id: i64, project_id: Option<i64>) -> Result<bool, StoreError> {
-    let mut q = diesel::update(api_tokens::table)
-        .filter(api_tokens::id.eq(id))
-        .filter(api_tokens::revoked_at.is_null())
-        .into_boxed();
-    if let Some(p) = project_id {
-        q = q.filter(api_tokens::project_id.eq(p));
-    }
-    Ok(q.set(api_tokens::revoked_at.eq(now_ms())).execute(conn)? == 1)
+    super::tx::write(conn, |conn| {
+        let mut q = diesel::update(api_tokens::table)
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at.is_null())
+            .into_boxed();
+        if let Some(p) = project_id {
+            q = q.filter(api_tokens::project_id.eq(p));
+        }
+        if q.set(api_tokens::revoked_at.eq(now_ms())).execute(conn)? != 1 {
+            return Ok(false);
+        }
+        let (pid, role, description): (Option<i64>, String, String) = api_tokens::table
+            .find(id)
+            .select((api_tokens::project_id, api_tokens::role, api_tokens::description))
+            .first(conn)?;
+        if let Some(pid) = pid {
+            let before = serde_json::json!({"role": role, "description": description});
+            super::audit::note(pid, "token", &id.to_string(), Some(&before), None);
+        }
+        Ok(true)
+    })
 }

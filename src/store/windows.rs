@@ -108,8 +108,15 @@ pub fn create_window(conn: &mut DbConn, pid: i64, group_id: i64, new: &NewWindow
             .filter(maintenance_windows::name.eq(&new.name))
             .select(columns!())
             .first(conn)?;
-        Ok(record(row))
+        let w = record(row);
+        super::audit::note(pid, "window", &format!("#{}", w.id), None, Some(&audit_json(&w)));
+        Ok(w)
     })
+}
+
+/// A window as the audit trail keeps it.
+fn audit_json(w: &WindowRecord) -> serde_json::Value {
+    serde_json::to_value(w).unwrap_or_default()
 }
 
 /// Every window of project `pid`, by id.
@@ -135,14 +142,15 @@ pub fn get_window(conn: &mut DbConn, pid: i64, id: i64) -> Result<WindowRecord, 
 
 /// Deletes window `id` of project `pid`.
 pub fn delete_window(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
-    let n = diesel::delete(
-        maintenance_windows::table
-            .filter(maintenance_windows::project_id.eq(pid))
-            .filter(maintenance_windows::id.eq(id)),
-    )
-    .execute(conn)?;
-    if n == 0 {
-        return Err(StoreError::NotFound(format!("window {id}")));
-    }
-    Ok(())
+    super::tx::write(conn, |conn| {
+        let w = get_window(conn, pid, id)?;
+        diesel::delete(
+            maintenance_windows::table
+                .filter(maintenance_windows::project_id.eq(pid))
+                .filter(maintenance_windows::id.eq(id)),
+        )
+        .execute(conn)?;
+        super::audit::note(pid, "window", &format!("#{id}"), Some(&audit_json(&w)), None);
+        Ok(())
+    })
 }

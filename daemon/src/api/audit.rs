@@ -111,8 +111,9 @@ pub fn filter_of(q: &Query) -> Result<Filter, ApiError> {
         f.object_name = Some(n.to_string());
     }
     if let Some(k) = &f.object_kind {
-        if !["project", "group", "host"].contains(&k.as_str()) {
-            return Err(field("object_kind", format!("{k:?} is not one of project, group, host")));
+        if !craton::store::audit::OBJECT_KINDS.contains(&k.as_str()) {
+            let kinds = craton::store::audit::OBJECT_KINDS.join(", ");
+            return Err(field("object_kind", format!("{k:?} is not one of {kinds}")));
         }
     }
     f.key = q.get("key").map(str::to_string);
