@@ -20,7 +20,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::hooks::Next;
+use super::hooks::{Attempt, Next};
 use super::schema::commit_statuses;
 use super::{DbConn, StoreError};
 
@@ -173,20 +173,12 @@ pub fn claim(
     Ok(out)
 }
 
-/// Records attempt number `attempt` of status `id` claimed by `holder` (at
-/// `at`, the daemon's clock: the answer's code or what went wrong) and
-/// moves it on; false when the claim was lost.
-pub fn record_attempt(
-    conn: &mut DbConn,
-    id: i64,
-    holder: &str,
-    attempt: i32,
-    at: i64,
-    status_code: Option<i32>,
-    error: Option<&str>,
-    next: Next,
-) -> Result<bool, StoreError> {
-    let error = error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+/// Records attempt `a` of status `id` claimed by `holder` (the hooks'
+/// [`Attempt`]: its number, when, the answer's code or what went wrong)
+/// and moves the status on; false when the claim was lost.
+pub fn record_attempt(conn: &mut DbConn, id: i64, holder: &str, a: &Attempt, next: Next) -> Result<bool, StoreError> {
+    let (attempt, at, status_code) = (a.attempt, a.at, a.status_code);
+    let error = a.error.as_deref().map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
     let (delivery, next_at, finished) = match next {
         Next::Delivered => (DELIVERED, at, Some(at)),
         Next::RetryAt(t) => (PENDING, t, None),

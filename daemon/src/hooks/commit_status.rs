@@ -29,7 +29,7 @@ use std::time::Instant;
 use craton::commit_status as cs;
 use craton::runs::RunStatus;
 use craton::store::commit_statuses::{self as store_cs, CommitStatus, NewStatus};
-use craton::store::hooks::Next;
+use craton::store::hooks::{Attempt, Next};
 use craton::store::runs::Run;
 use craton::store::webhook_rules::RuleRecord;
 
@@ -265,8 +265,8 @@ impl HookHub {
         let (p, holder) = (self.pool.clone(), self.settings.holder.clone());
         let r = tokio::task::spawn_blocking(move || {
             let mut conn = p.get().map_err(|e| e.to_string())?;
-            store_cs::record_attempt(&mut conn, s.id, &holder, number, at, status, error.as_deref(), next)
-                .map_err(|e| e.to_string())
+            let a = Attempt { attempt: number, at, status_code: status, error, duration_ms: ms as i64 };
+            store_cs::record_attempt(&mut conn, s.id, &holder, &a, next).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
