@@ -11,7 +11,8 @@
 //! it, so GitHub never shows `pending` over a result); a failing playbook
 //! is a `failure` under the rule's own context; a rule without
 //! `commit_status` sends nothing; a daemon without a token sends nothing
-//! and the match row says so; the rule fields are checked.
+//! and the match row says so; a run already final when its `pending`
+//! row is written still gets its result, once; the rule fields are checked.
 
 mod common;
 #[path = "../../tests/common/git.rs"]
@@ -399,4 +400,39 @@ async fn commit_status_fields_are_checked_and_shown() {
         let r = e.h.expect(200, "GET", "/v1/webhook-rules", &e.root, None).await;
         assert_eq!(r.body["items"][0]["commit_status"], true, "{}", r.text);
     }
+}
+
+/// The submitter's side of the race: a run that is already final when its
+/// `pending` row is written gets its result queued by the submitter (the
+/// runner's `run.finished` came before there was a row to follow), and
+/// the two still go out in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_final_before_its_pending_row_still_gets_its_result() {
+    let b = backends()[0];
+    let rx = receiver(0).await;
+    let e = env(b, github(&rx)).await;
+    let rule = e.h.create("/v1/webhook-rules", &e.root, e.rule("late", "main", "site.yml", json!({}))).await;
+    let head = e.up.head();
+    let (_, r) = e.push(rule, "l-1", "main", &head).await;
+    let run = r["id"].as_i64().unwrap();
+    assert_eq!(r["status"], "successful", "{r}");
+    assert!(e.statuses(run).is_empty());
+    // As if the rule had commit_status and its submitter were this late.
+    let mut rec = craton::store::webhook_rules::get(&mut e.h.conn(), None, rule).unwrap();
+    rec.commit_status = true;
+    let note = cratond::hooks::commit_status::submitted(&e.h.state, &rec, run, &head, false).await;
+    assert_eq!(note, None);
+    let got = wait_until("pending and success delivered", async || {
+        let g = rx.for_sha(&head);
+        (g.len() == 2).then_some(g)
+    })
+    .await;
+    check(&got[0], &head, "pending", "craton/late", run);
+    check(&got[1], &head, "success", "craton/late", run);
+    // Queued again (a second finisher, a replayed submit): still one each.
+    let again = cratond::hooks::commit_status::submitted(&e.h.state, &rec, run, &head, false).await;
+    assert_eq!(again, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(e.statuses(run).len(), 2);
+    assert_eq!(rx.for_sha(&head).len(), 2);
 }
