@@ -7,6 +7,8 @@ pub mod bundle;
 /// The one source of "now" (tests move a manual clock instead of sleeping).
 #[cfg(feature = "windows")]
 pub mod clock;
+/// GitHub commit statuses of webhook-rule runs: states, bodies, URLs.
+pub mod commit_status;
 pub mod config;
 pub mod desired;
 pub mod hooks;

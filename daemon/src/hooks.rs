@@ -29,6 +29,8 @@ use craton::store::runs::Run;
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
+pub mod commit_status;
+
 pub use craton::hooks::{RUN_FINISHED, RUN_QUEUED, RUN_STARTED};
 
 /// The signature header of every delivery.
@@ -47,6 +49,9 @@ pub struct HookSettings {
     pub concurrency: usize,
     /// This daemon's name on its claims.
     pub holder: String,
+    /// GitHub commit statuses of webhook-rule runs, sent by the same
+    /// deliverer (`CRATON_GITHUB_*`, `CRATON_PUBLIC_URL`).
+    pub github: commit_status::GitHubSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -83,6 +88,7 @@ impl HookSettings {
             poll: Duration::from_secs(1),
             concurrency: 8,
             holder,
+            github: commit_status::GitHubSettings::default(),
         }
     }
 
@@ -100,6 +106,7 @@ impl HookSettings {
             timeout: Duration::from_secs(number("CRATON_HOOK_TIMEOUT_S", 10u64)?.max(1)),
             poll: Duration::from_millis(number("CRATON_HOOK_POLL_MS", 1000u64)?.max(10)),
             concurrency: number("CRATON_HOOK_CONCURRENCY", d.concurrency)?.max(1),
+            github: commit_status::GitHubSettings::from_env()?,
             ..d
         })
     }
@@ -254,7 +261,8 @@ impl HookHub {
                     Vec::new()
                 }
             };
-            if claimed.is_empty() {
+            let statuses = self.claim_statuses().await;
+            if claimed.is_empty() && statuses.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(self.settings.poll) => {}
@@ -265,6 +273,9 @@ impl HookHub {
             for c in claimed {
                 let hub = self.clone();
                 set.spawn(async move { hub.attempt(c).await });
+            }
+            for s in statuses {
+                set.spawn(self.clone().attempt_status(s));
             }
             while set.join_next().await.is_some() {}
         }
@@ -345,6 +356,7 @@ impl HookHub {
         let (p, holder) = (self.pool.clone(), self.settings.holder.clone());
         let _ = tokio::task::spawn_blocking(move || {
             let mut conn = p.get().map_err(|e| e.to_string())?;
+            craton::store::commit_statuses::release(&mut conn, &holder).map_err(|e| e.to_string())?;
             store_hooks::release(&mut conn, &holder).map_err(|e| e.to_string())
         })
         .await;
@@ -357,6 +369,9 @@ impl HookHub {
 pub fn emit_run(hooks: Option<&Arc<HookHub>>, event: &'static str, run: &Run, json: &Value) {
     if let Some(h) = hooks {
         h.emit(run.project_id, event, format!("run:{}", run.id), json);
+        if event == RUN_FINISHED {
+            commit_status::run_finished(h, run);
+        }
     }
 }
 

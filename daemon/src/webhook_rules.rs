@@ -18,7 +18,10 @@
 //!    on the head commit (a simulation: `created_by` says so, and the match
 //!    row links rule, delivery and run);
 //! 3. the match gets the run id or the refusal, and the delivery's outcome
-//!    is written again from its matches.
+//!    is written again from its matches; a rule with `commit_status` has
+//!    its run's `pending` status queued for GitHub
+//!    (`crate::hooks::commit_status`; without a token the match's `error`
+//!    says no status is sent).
 //!
 //! At most once, as schedules: a daemon that dies after recording leaves
 //! the matches `pending`; a replay of the delivery is a duplicate and does
@@ -162,7 +165,10 @@ async fn handle(
     match submit_as_creator(state, &owner, &body, &label).await {
         Ok(run) => {
             tracing::info!(rule = rule.id, delivery = %guid, run, sha, "webhook rule submitted a run");
-            set(state, delivery_id, rule.id, "submitted", Some(run), None).await
+            // A rule with commit_status: `pending` on the commit now, the
+            // result when the run ends; the note when none will be sent.
+            let note = crate::hooks::commit_status::submitted(state, rule, run, sha, facts.simulation()).await;
+            set(state, delivery_id, rule.id, "submitted", Some(run), note).await
         }
         Err(e) => {
             tracing::warn!(rule = rule.id, delivery = %guid, error = %e, "webhook rule: run refused");

@@ -21,6 +21,7 @@ pub(crate) const CHUNK: usize = 500;
 
 pub mod apply;
 pub mod audit;
+pub mod commit_statuses;
 pub mod config_refs;
 pub mod edit;
 pub mod gates;

@@ -490,6 +490,8 @@ diesel::table! {
         creator_role -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        commit_status -> Bool,
+        status_context -> Nullable<Text>,
     }
 }
 
@@ -525,3 +527,28 @@ diesel::table! {
 diesel::joinable!(webhook_rule_matches -> webhook_deliveries (delivery_id));
 diesel::joinable!(webhook_rule_matches -> webhook_rules (rule_id));
 diesel::allow_tables_to_appear_in_same_query!(webhook_rule_matches, webhook_deliveries, webhook_rules);
+
+diesel::table! {
+    commit_statuses (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        run_id -> BigInt,
+        rule_id -> BigInt,
+        event -> Text,
+        repository -> Text,
+        sha -> Text,
+        context -> Text,
+        state -> Text,
+        description -> Text,
+        target_url -> Nullable<Text>,
+        delivery -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_by -> Nullable<Text>,
+        claim_expires_at -> Nullable<BigInt>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}

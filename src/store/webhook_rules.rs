@@ -48,6 +48,10 @@ pub struct RuleRecord {
     pub creator: Creator,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Report the rule's runs to GitHub as commit statuses.
+    pub commit_status: bool,
+    /// Their context; `None`: `craton/<name>`.
+    pub status_context: Option<String>,
 }
 
 impl RuleRecord {
@@ -59,6 +63,11 @@ impl RuleRecord {
             tags: self.tags.clone(),
             matchers: self.matchers.clone(),
         }
+    }
+
+    /// The context of the rule's commit statuses.
+    pub fn context(&self) -> String {
+        self.status_context.clone().unwrap_or_else(|| crate::commit_status::default_context(&self.name))
     }
 }
 
@@ -72,6 +81,8 @@ pub struct NewRule {
     pub enabled: bool,
     pub created_by: String,
     pub creator: Creator,
+    pub commit_status: bool,
+    pub status_context: Option<String>,
 }
 
 /// A change of a rule; `None` keeps a field. The match fields are given
@@ -83,11 +94,14 @@ pub struct RulePatch {
     pub sync: Option<bool>,
     pub template: Option<String>,
     pub enabled: Option<bool>,
+    pub commit_status: Option<bool>,
+    /// `Some(None)` goes back to the default context.
+    pub status_context: Option<Option<String>>,
 }
 
 type Row = (
     (i64, i64, String, String, String, String, String, String, bool),
-    (String, bool, String, String, Option<i64>, String, i64, i64),
+    (String, bool, String, String, Option<i64>, String, i64, i64, bool, Option<String>),
 );
 
 macro_rules! columns {
@@ -113,6 +127,8 @@ macro_rules! columns {
                 webhook_rules::creator_role,
                 webhook_rules::created_at,
                 webhook_rules::updated_at,
+                webhook_rules::commit_status,
+                webhook_rules::status_context,
             ),
         )
     };
@@ -137,6 +153,8 @@ fn record(r: Row) -> RuleRecord {
         creator: Creator { kind: b.3, token_id: b.4, role: b.5 },
         created_at: b.6,
         updated_at: b.7,
+        commit_status: b.8,
+        status_context: b.9,
     }
 }
 
@@ -151,11 +169,19 @@ fn check_template(template: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn check_context(c: Option<&str>) -> Result<(), StoreError> {
+    match c {
+        Some(c) => crate::commit_status::check_context(c).map_err(|m| invalid("status_context", m)),
+        None => Ok(()),
+    }
+}
+
 /// Adds a rule to project `pid`.
 pub fn create(conn: &mut DbConn, pid: i64, new: &NewRule, now_ms: i64) -> Result<RuleRecord, StoreError> {
     crate::names::check_name("webhook rule", &new.name).map_err(|m| invalid("name", m))?;
     super::text_field("name", &new.name, MAX_NAME_CHARS)?;
     check_template(&new.template)?;
+    check_context(new.status_context.as_deref())?;
     super::tx::write(conn, |conn| {
         let taken = || format!("project already has a webhook rule {:?}", new.name);
         diesel::insert_into(webhook_rules::table)
@@ -176,6 +202,8 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRule, now_ms: i64) -> Result
                 webhook_rules::creator_role.eq(&new.creator.role),
                 webhook_rules::created_at.eq(now_ms),
                 webhook_rules::updated_at.eq(now_ms),
+                webhook_rules::commit_status.eq(new.commit_status),
+                webhook_rules::status_context.eq(&new.status_context),
             ))
             .execute(conn)
             .map_err(|e| conflict_on_unique(e, taken))?;
@@ -214,6 +242,9 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &RulePatch, now_ms: i
     if let Some(t) = &patch.template {
         check_template(t)?;
     }
+    if let Some(c) = &patch.status_context {
+        check_context(c.as_deref())?;
+    }
     super::tx::write(conn, |conn| {
         let old = get(conn, Some(pid), id)?;
         let spec = patch.spec.clone().unwrap_or_else(|| old.spec());
@@ -228,6 +259,8 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &RulePatch, now_ms: i
                 webhook_rules::template.eq(patch.template.as_ref().unwrap_or(&old.template)),
                 webhook_rules::enabled.eq(patch.enabled.unwrap_or(old.enabled)),
                 webhook_rules::updated_at.eq(now_ms),
+                webhook_rules::commit_status.eq(patch.commit_status.unwrap_or(old.commit_status)),
+                webhook_rules::status_context.eq(patch.status_context.clone().unwrap_or(old.status_context.clone())),
             ))
             .execute(conn)?;
         get(conn, Some(pid), id)

@@ -38,16 +38,53 @@ use super::schedules::{check_target, check_template};
 use crate::state::AppState;
 
 const ONE_PARAMS: [&str; 1] = ["project"];
-const FIELDS: [&str; 9] =
-    ["name", "event", "repository", "branches", "tags", "matchers", "sync", "template", "enabled"];
+const FIELDS: [&str; 11] = [
+    "name",
+    "event",
+    "repository",
+    "branches",
+    "tags",
+    "matchers",
+    "sync",
+    "template",
+    "enabled",
+    "commit_status",
+    "status_context",
+];
 /// The fields that say what a rule matches.
 const MATCH_FIELDS: [&str; 5] = ["event", "repository", "branches", "tags", "matchers"];
 
 object_fields!(
     RuleBody,
-    ["name", "event", "repository", "branches", "tags", "matchers", "sync", "template", "enabled"]
+    [
+        "name",
+        "event",
+        "repository",
+        "branches",
+        "tags",
+        "matchers",
+        "sync",
+        "template",
+        "enabled",
+        "commit_status",
+        "status_context"
+    ]
 );
-object_fields!(RulePatchBody, ["event", "repository", "branches", "tags", "matchers", "sync", "template", "enabled"]);
+object_fields!(
+    RulePatchBody,
+    [
+        "event",
+        "repository",
+        "branches",
+        "tags",
+        "matchers",
+        "sync",
+        "template",
+        "enabled",
+        "commit_status",
+        "status_context"
+    ]
+);
 
 pub(crate) fn rule_json(r: &RuleRecord) -> Value {
     let template: Value = serde_json::from_str(&r.template).unwrap_or(Value::Null);
@@ -62,6 +99,8 @@ pub(crate) fn rule_json(r: &RuleRecord) -> Value {
         "sync": r.sync,
         "template": template,
         "enabled": r.enabled,
+        "commit_status": r.commit_status,
+        "status_context": r.context(),
         "created_by": r.created_by,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
@@ -147,6 +186,16 @@ fn creator(caller: &Caller) -> Result<Creator, ApiError> {
     super::schedules::creator(caller)
 }
 
+/// `status_context`: a context string, or null for the default
+/// (`craton/<name>`); absent: `None`.
+fn status_context_of(r: &mut FieldReader) -> Option<Option<String>> {
+    let c = r.nullable_string("status_context")?;
+    if let Some(c) = &c {
+        r.check("status_context", craton::commit_status::check_context(c));
+    }
+    Some(c)
+}
+
 fn new_rule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewRule, ApiError> {
     let mut r = FieldReader::new(obj);
     let name = r.string("name");
@@ -158,6 +207,8 @@ fn new_rule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewRule, ApiErr
     }
     let sync = r.bool("sync").unwrap_or(true);
     let enabled = r.bool("enabled").unwrap_or(true);
+    let commit_status = r.bool("commit_status").unwrap_or(false);
+    let status_context = status_context_of(&mut r).flatten();
     r.finish()?;
     let (Some(name), Some(spec), Some(template)) = (name, spec, template) else {
         return Err(ApiError::bad("name, event, repository and template are required"));
@@ -168,6 +219,8 @@ fn new_rule(obj: &Map<String, Value>, caller: &Caller) -> Result<NewRule, ApiErr
         sync,
         template,
         enabled,
+        commit_status,
+        status_context,
         created_by: super::runs::created_by(caller),
         creator: creator(caller)?,
     })
@@ -273,8 +326,10 @@ fn patch_of(obj: &Map<String, Value>, old: &RuleRecord) -> Result<RulePatch, Api
     let template = template_of(obj.get("template"), &mut r);
     let sync = r.bool("sync");
     let enabled = r.bool("enabled");
+    let commit_status = r.bool("commit_status");
+    let status_context = status_context_of(&mut r);
     r.finish()?;
-    Ok(RulePatch { spec, sync, template, enabled })
+    Ok(RulePatch { spec, sync, template, enabled, commit_status, status_context })
 }
 
 #[utoipa::path(patch, path = "/v1/webhook-rules/{id}", tag = "webhook-rules", security(("bearer" = [])),
@@ -413,6 +468,15 @@ pub mod doc {
         /// Default true.
         #[schema(required = false)]
         pub enabled: bool,
+        /// Default false: report the rule's runs on the commit as GitHub
+        /// commit statuses (`pending` when queued, then `success`,
+        /// `failure` or `error`); needs `CRATON_GITHUB_TOKEN` on the daemon.
+        #[schema(required = false)]
+        pub commit_status: bool,
+        /// The statuses' context, 1 to 255 characters; null or absent:
+        /// `craton/NAME`.
+        #[schema(required = false, max_length = 255)]
+        pub status_context: Option<String>,
     }
 
     /// Fields not given keep their value; the match fields given are merged
@@ -435,6 +499,11 @@ pub mod doc {
         pub template: NewRun,
         #[schema(required = false)]
         pub enabled: bool,
+        #[schema(required = false)]
+        pub commit_status: bool,
+        /// null: back to `craton/NAME`.
+        #[schema(required = false, max_length = 255)]
+        pub status_context: Option<String>,
     }
 
     #[derive(Deserialize, ToSchema)]
@@ -449,6 +518,10 @@ pub mod doc {
         pub sync: bool,
         pub template: JsonObject,
         pub enabled: bool,
+        /// Whether its runs are reported as GitHub commit statuses.
+        pub commit_status: bool,
+        /// The context they carry (`craton/NAME` unless set).
+        pub status_context: String,
         /// Who created it; its runs show `webhook-rule:ID` and the creator
         /// as `created_by`, and act with the creator's token as it is when
         /// the event comes.
@@ -487,7 +560,8 @@ pub mod doc {
         pub simulation: bool,
         #[schema(required)]
         pub run_id: Option<i64>,
-        /// Why no run was submitted.
+        /// Why no run was submitted (or, for a submitted run of a
+        /// `commit_status` rule, why no commit status is sent).
         #[schema(required)]
         pub error: Option<String>,
         pub updated_at: i64,
