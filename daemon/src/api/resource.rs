@@ -478,3 +478,72 @@ mod tests {
         assert_eq!((w.items.len(), w.next, w.prev), (0, None, Some(Some(6))));
     }
 }
+
+/// `GET` of a list of the caller's project that is read whole and paged by
+/// id (`limit` + `marker`): schedules, webhook rules.
+pub async fn project_list<T: Send + 'static>(
+    state: &crate::state::AppState,
+    caller: super::auth::Caller,
+    raw: Option<String>,
+    path: &str,
+    load: fn(&mut craton::store::DbConn, i64) -> Result<Vec<T>, StoreError>,
+    id: fn(&T) -> i64,
+    to_json: fn(&T) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "limit", "marker"])?;
+    let page = Page::from_query(&q)?;
+    let requested = q.get("project").map(str::to_string);
+    let all = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            Ok(load(conn, project.id)?)
+        })
+        .await?;
+    let ids: Vec<i64> = all.iter().map(id).collect();
+    let w = window(&ids, page, |_| true);
+    let items = w.items.iter().map(|&i| to_json(&all[i])).collect();
+    Ok(list_body(items, links(path, &q, page, &w)))
+}
+
+/// Object `id` of the caller's project (`?project=` for root), read by
+/// `load`; another project's is not found.
+pub async fn in_project<T: Send + 'static>(
+    state: &crate::state::AppState,
+    caller: super::auth::Caller,
+    q: &Query,
+    id: i64,
+    load: fn(&mut craton::store::DbConn, Option<i64>, i64) -> Result<T, StoreError>,
+) -> Result<T, ApiError> {
+    let requested = q.get("project").map(str::to_string);
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            Ok(load(conn, Some(project.id), id)?)
+        })
+        .await
+}
+
+/// `DELETE` of object `id` (named `what` in errors) of the caller's
+/// project: another project's object is not found (whatever the role),
+/// then the editor role, then `delete`. 204.
+pub async fn delete_in_project<T: Send + 'static>(
+    state: &crate::state::AppState,
+    caller: super::auth::Caller,
+    raw: Option<String>,
+    what: &'static str,
+    id: &str,
+    get: fn(&mut craton::store::DbConn, Option<i64>, i64) -> Result<T, StoreError>,
+    delete: fn(&mut craton::store::DbConn, i64, i64) -> Result<(), StoreError>,
+) -> Result<StatusCode, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project"])?;
+    let id = parse_id(what, id)?;
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, q.get("project"))?;
+            get(conn, Some(project.id), id)?;
+            caller.require(craton::store::tokens::Role::Editor)?;
+            Ok(delete(conn, project.id, id)?)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

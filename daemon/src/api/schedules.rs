@@ -11,7 +11,6 @@
 //! Tenancy as for runs: another project's schedule is a 404.
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
@@ -26,8 +25,8 @@ use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, location, marker_page, object_body, object_fields, parse_id, store_error, window,
-    FieldReader, Page, RawBody,
+    created, delete_in_project, in_project, list_body, location, marker_page, object_body, object_fields, parse_id,
+    project_list, store_error, FieldReader, Page, RawBody,
 };
 use super::windows::ts;
 use crate::state::AppState;
@@ -276,29 +275,11 @@ pub async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["project", "limit", "marker"])?;
-    let page = Page::from_query(&q)?;
-    let requested = q.get("project").map(str::to_string);
-    let all = state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            Ok(ss::list(conn, project.id)?)
-        })
-        .await?;
-    let ids: Vec<i64> = all.iter().map(|s| s.id).collect();
-    let w = window(&ids, page, |_| true);
-    let items = w.items.iter().map(|&i| schedule_json(&all[i])).collect();
-    Ok(list_body(items, links("/v1/schedules", &q, page, &w)))
+    project_list(&state, caller, raw, "/v1/schedules", ss::list, |s| s.id, schedule_json).await
 }
 
 async fn visible(state: &AppState, caller: Caller, q: &Query, id: i64) -> Result<ScheduleRecord, ApiError> {
-    let requested = q.get("project").map(str::to_string);
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            Ok(ss::get(conn, Some(project.id), id)?)
-        })
-        .await
+    in_project(state, caller, q, id, ss::get).await
 }
 
 #[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])),
@@ -384,17 +365,7 @@ pub async fn delete(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("schedule", &id)?;
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            ss::get(conn, Some(project.id), id)?;
-            caller.require(Role::Editor)?;
-            Ok(ss::delete(conn, project.id, id)?)
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_in_project(&state, caller, raw, "schedule", &id, ss::get, ss::delete).await
 }
 
 #[utoipa::path(get, path = "/v1/schedules/{id}/firings", tag = "schedules", security(("bearer" = [])),

@@ -17,7 +17,6 @@
 //! write, readers read; another project's rule is a 404.
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use craton::store::schedules::Creator;
@@ -31,8 +30,8 @@ use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{
-    created, links, list_body, location, marker_page, object_body, object_fields, parse_id, store_error, window,
-    FieldReader, Page, RawBody,
+    created, delete_in_project, in_project, list_body, location, marker_page, object_body, object_fields, parse_id,
+    project_list, store_error, FieldReader, Page, RawBody,
 };
 use super::schedules::{check_target, check_template};
 use crate::state::AppState;
@@ -265,29 +264,11 @@ pub async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["project", "limit", "marker"])?;
-    let page = Page::from_query(&q)?;
-    let requested = q.get("project").map(str::to_string);
-    let all = state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            Ok(wr::list(conn, project.id)?)
-        })
-        .await?;
-    let ids: Vec<i64> = all.iter().map(|s| s.id).collect();
-    let w = window(&ids, page, |_| true);
-    let items = w.items.iter().map(|&i| rule_json(&all[i])).collect();
-    Ok(list_body(items, links("/v1/webhook-rules", &q, page, &w)))
+    project_list(&state, caller, raw, "/v1/webhook-rules", wr::list, |r| r.id, rule_json).await
 }
 
 async fn visible(state: &AppState, caller: Caller, q: &Query, id: i64) -> Result<RuleRecord, ApiError> {
-    let requested = q.get("project").map(str::to_string);
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            Ok(wr::get(conn, Some(project.id), id)?)
-        })
-        .await
+    in_project(state, caller, q, id, wr::get).await
 }
 
 #[utoipa::path(get, path = "/v1/webhook-rules/{id}", tag = "webhook-rules", security(("bearer" = [])),
@@ -374,17 +355,7 @@ pub async fn delete(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("webhook rule", &id)?;
-    state
-        .db(move |conn| {
-            let project = caller.project(conn, q.get("project"))?;
-            wr::get(conn, Some(project.id), id)?;
-            caller.require(Role::Editor)?;
-            Ok(wr::delete(conn, project.id, id)?)
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_in_project(&state, caller, raw, "webhook rule", &id, wr::get, wr::delete).await
 }
 
 #[utoipa::path(get, path = "/v1/webhook-rules/{id}/deliveries", tag = "webhook-rules", security(("bearer" = [])),
