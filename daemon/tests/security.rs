@@ -250,7 +250,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
 fn webhook_head(len: usize, signature: Option<&str>) -> String {
     let sig = signature.map(|s| format!("X-Hub-Signature-256: {s}\r\n")).unwrap_or_default();
     format!(
-        "POST /v1/webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n{sig}Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        "POST /v1/webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: 00000000-0000-0000-0000-000000000001\r\n{sig}Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
     )
 }
 
