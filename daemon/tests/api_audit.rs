@@ -432,6 +432,18 @@ async fn tokens_windows_schedules_config_refs_and_approvals_are_audited() {
         let c = of("config_ref").await;
         assert_eq!(c.len(), 2, "{b:?}: {c:?}");
         assert_eq!((c[1].2["url"].clone(), c[0].1["ref"].clone()), (json!(url), json!("main")), "{b:?}: {c:?}");
+        // A hook: its settings, never its secret (a new one is "replaced").
+        let hook = json!({"url": "http://127.0.0.1:9/hook", "secret": "hook-s3cr3t-one", "events": ["*"]});
+        let hid = h.create("/v1/hooks", &root, hook).await;
+        let patch = json!({"secret": "hook-s3cr3t-two", "active": false});
+        h.expect(200, "PATCH", &format!("/v1/hooks/{hid}"), &root, Some(patch)).await;
+        h.expect(204, "DELETE", &format!("/v1/hooks/{hid}"), &root, None).await;
+        let k = of("hook").await;
+        assert_eq!(k.len(), 3, "{b:?}: {k:?}");
+        assert_eq!((k[1].1["active"].clone(), k[1].2["active"].clone()), (json!(true), json!(false)), "{b:?}: {k:?}");
+        assert_eq!((k[1].1.get("secret"), k[1].2["secret"].clone()), (None, json!("replaced")), "{b:?}: {k:?}");
+        let text = audit_text(&h);
+        assert!(!text.contains("hook-s3cr3t"), "{b:?}: a hook secret in the trail");
         // A run's approval: who answered it.
         h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
         let run = h

@@ -435,4 +435,7 @@ async fn a_run_final_before_its_pending_row_still_gets_its_result() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(e.statuses(run).len(), 2);
     assert_eq!(rx.for_sha(&head).len(), 2);
+    // Retention: the run's statuses go with it.
+    assert_eq!(craton::store::runs::prune(&mut e.h.conn(), i64::MAX).unwrap(), 1);
+    assert!(e.statuses(run).is_empty());
 }

@@ -141,8 +141,20 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewHook) -> Result<HookRecord, 
             .order(hooks::id.desc())
             .select(hook_columns!())
             .first(conn)?;
-        Ok(hook_record(row))
+        let h = hook_record(row);
+        super::audit::note(pid, "hook", &format!("#{}", h.id), None, Some(&audit_json(&h, false)));
+        Ok(h)
     })
+}
+
+/// A hook as the audit trail keeps it: never its secret, only that it was
+/// replaced.
+fn audit_json(h: &HookRecord, secret_replaced: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({"url": h.url, "events": h.events, "active": h.active});
+    if secret_replaced {
+        v["secret"] = serde_json::json!("replaced");
+    }
+    v
 }
 
 /// Hooks of project `pid`, by id, after `after` (paging), at most `limit`.
@@ -178,7 +190,7 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &HookPatch) -> Result
     }
     let events = patch.events.as_deref().map(events_json).transpose()?;
     super::tx::write(conn, |conn| {
-        get(conn, pid, id)?;
+        let old = get(conn, pid, id)?;
         let target = hooks::table.filter(hooks::project_id.eq(pid)).filter(hooks::id.eq(id));
         let now = now_ms();
         diesel::update(target).set(hooks::updated_at.eq(now)).execute(conn)?;
@@ -196,14 +208,18 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &HookPatch) -> Result
         if let Some(a) = patch.active {
             diesel::update(target).set(hooks::active.eq(a)).execute(conn)?;
         }
-        get(conn, pid, id)
+        let new = get(conn, pid, id)?;
+        let (before, after) = (audit_json(&old, false), audit_json(&new, patch.secret.is_some()));
+        super::audit::note(pid, "hook", &format!("#{id}"), Some(&before), Some(&after));
+        Ok(new)
     })
 }
 
 /// Deletes hook `id` of project `pid` with its deliveries and their log.
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
     super::tx::write(conn, |conn| {
-        get(conn, pid, id)?;
+        let old = get(conn, pid, id)?;
+        super::audit::note(pid, "hook", &format!("#{id}"), Some(&audit_json(&old, false)), None);
         let deliveries: Vec<i64> =
             hook_deliveries::table.filter(hook_deliveries::hook_id.eq(id)).select(hook_deliveries::id).load(conn)?;
         for chunk in super::edit::chunked(&deliveries) {

@@ -599,6 +599,12 @@ pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize, StoreError> {
                 super::schema::run_approvals::table.filter(super::schema::run_approvals::run_id.eq_any(chunk)),
             )
             .execute(conn)?;
+            // A pruned run's commit statuses go with it (sent or not: the
+            // run they would describe is gone).
+            diesel::delete(
+                super::schema::commit_statuses::table.filter(super::schema::commit_statuses::run_id.eq_any(chunk)),
+            )
+            .execute(conn)?;
             super::queue::release(conn, chunk)?;
             diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn).map_err(StoreError::from)
         })?;

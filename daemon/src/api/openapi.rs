@@ -1211,7 +1211,7 @@ pub struct AuditListQuery {
     /// The project (project tokens: their own; root: every project when absent).
     pub project: Option<String>,
     /// Only changes of objects of this kind: project, group, host, or token,
-    /// window, schedule, config_ref, run (their settings as one change).
+    /// window, schedule, config_ref, run, hook (their settings as one change).
     pub object_kind: Option<String>,
     /// Only changes of the object of this name.
     pub object: Option<String>,
