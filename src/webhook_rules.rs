@@ -67,10 +67,15 @@ fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
     FieldProblem { field: field.into(), message: message.into() }
 }
 
-/// `owner/name` as GitHub spells repositories.
+/// `owner/name` as GitHub spells repositories. The name becomes a path of
+/// the GitHub API the daemon calls with its token (commit statuses), so a
+/// part of dots only (`..`), which would climb out of `/repos/`, is refused.
 pub fn check_repository(r: &str) -> Result<(), String> {
     let ok = |s: &str| {
-        !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !s.bytes().all(|b| b == b'.')
     };
     match r.split_once('/') {
         Some((owner, name)) if ok(owner) && ok(name) => Ok(()),
@@ -366,6 +371,14 @@ pub fn run_body(template: &Map<String, Value>, sha: &str, simulation: bool) -> M
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repository_cannot_climb_out_of_the_api_path() {
+        assert!(check_repository("acme/deploy.git-x_1").is_ok());
+        for bad in ["../..", "acme/..", "./deploy", "acme/.", "acme", "acme/de/ploy", "acme/de ploy", "/deploy"] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
