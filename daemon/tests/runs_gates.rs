@@ -59,6 +59,20 @@ async fn an_approval_is_another_admins_and_a_denial_cancels() {
         assert_eq!(e.run(&e.a, gated).await["status"], "queued", "{b:?}");
         let r = call(&e.b.app, "POST", &own, &other, Some(json!({"comment": 5}))).await;
         assert_eq!((r.status.as_u16(), r.detail_fields()), (400, vec!["comment".to_string()]), "{b:?}: {}", r.text);
+        // The one-field bodies of approve and cancel: another field, or a
+        // bad value, is a 400 naming it; nothing changes.
+        let cancel = format!("/v1/runs/{gated}/cancel");
+        for (uri, body, named) in [
+            (own.as_str(), json!({"note": "x"}), "note"),
+            (cancel.as_str(), json!({"mode": "soft"}), "mode"),
+            (cancel.as_str(), json!({"mode": "graceful", "why": 1}), "why"),
+        ] {
+            let r = call(&e.b.app, "POST", uri, &other, Some(body)).await;
+            assert_eq!((r.status.as_u16(), r.detail_fields()), (400, vec![named.to_string()]), "{b:?}: {}", r.text);
+        }
+        let r = call(&e.b.app, "POST", &cancel, &other, Some(json!(["graceful"]))).await;
+        assert_eq!(r.status.as_u16(), 400, "{b:?}: {}", r.text);
+        assert_eq!(e.run(&e.a, gated).await["status"], "queued", "{b:?}");
         // Approved through the daemon that does not hold it.
         let r = call(&e.b.app, "POST", &own, &other, Some(json!({"comment": "looks fine"}))).await;
         assert_eq!(r.status.as_u16(), 200, "{b:?}: {}", r.text);

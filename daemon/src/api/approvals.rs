@@ -17,28 +17,16 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::query::Query;
-use super::resource::{parse_id, RawBody};
+use super::resource::{one_field_body, parse_id, RawBody};
 use super::runs::{created_by, identity};
 use crate::runner::run::run_json;
 use crate::state::AppState;
 
 /// The optional body: `{"comment": "..."}`.
 fn comment(body: &[u8]) -> Result<Option<String>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
     let bad = |m: &str| ApiError::fields(vec![FieldError { field: "comment".into(), message: m.into() }]);
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| *k != "comment") {
-        return Err(ApiError::fields(vec![FieldError {
-            field: k.clone(),
-            message: "unknown field (expected: comment)".into(),
-        }]));
-    }
-    match obj.get("comment") {
-        None | Some(Value::Null) => Ok(None),
+    match one_field_body(body, "comment")?.as_ref() {
+        None => Ok(None),
         Some(Value::String(s)) if s.chars().count() > MAX_COMMENT_CHARS => {
             Err(bad(&format!("is longer than {MAX_COMMENT_CHARS} characters")))
         }

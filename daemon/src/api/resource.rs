@@ -547,3 +547,22 @@ pub async fn delete_in_project<T: Send + 'static>(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// An optional body of one field (`{"mode": ...}` of a cancel, `{"comment":
+/// ...}` of an approval): empty or whitespace, or a JSON object with no
+/// other key. The field's value, None when absent or null.
+pub fn one_field_body(body: &[u8], name: &str) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = v else { return Err(ApiError::bad("the body must be a JSON object")) };
+    if let Some(k) = obj.keys().find(|k| *k != name) {
+        return Err(ApiError::fields(vec![FieldError {
+            field: k.clone(),
+            message: format!("unknown field (expected: {name})"),
+        }]));
+    }
+    Ok(obj.remove(name).filter(|v| !v.is_null()))
+}

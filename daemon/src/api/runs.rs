@@ -33,7 +33,7 @@ use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::inventory::render_error;
 use super::query::Query;
-use super::resource::{created, list_body, location, marker_page, parse_id, Page, RawBody};
+use super::resource::{created, list_body, location, marker_page, one_field_body, parse_id, Page, RawBody};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::runner::{CancelMode, RunHub};
@@ -761,22 +761,12 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let id = parse_id("run", &id)?;
-    let mode = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelMode::Graceful
-    } else {
-        let v: Value =
-            serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| ApiError::bad("the body must be a JSON object"))?;
-        if let Some(k) = obj.keys().find(|k| *k != "mode") {
-            return Err(field(k, "unknown field (expected: mode)"));
-        }
-        match obj.get("mode") {
-            None | Some(Value::Null) => CancelMode::Graceful,
-            Some(Value::String(s)) => {
-                CancelMode::parse(s).ok_or_else(|| field("mode", "must be \"graceful\" or \"immediate\""))?
-            }
-            Some(_) => return Err(field("mode", "must be \"graceful\" or \"immediate\"")),
-        }
+    let mode = match one_field_body(&body, "mode")? {
+        None => CancelMode::Graceful,
+        Some(v) => v
+            .as_str()
+            .and_then(CancelMode::parse)
+            .ok_or_else(|| field("mode", "must be \"graceful\" or \"immediate\""))?,
     };
     let requested = q.get("project").map(str::to_string);
     let (run, project) = state
