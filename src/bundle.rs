@@ -189,6 +189,18 @@ pub fn unpack_tgz(bytes: &[u8], dest: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a `.tgz` bundle holds a member whose file name is `name` (a
+/// vaulted bundle's `craton-vault-client`).
+pub fn tgz_holds(bytes: &[u8], name: &str) -> io::Result<bool> {
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in a.entries()? {
+        if entry?.path()?.file_name().is_some_and(|f| f == name) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One archive member; `data` is `None` for a directory.
 #[derive(Debug)]
 struct Entry {

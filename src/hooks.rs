@@ -16,12 +16,15 @@ pub const RUN_STARTED: &str = "run.started";
 pub const RUN_FINISHED: &str = "run.finished";
 /// A run submitted with `"approval": "required"` waits for an admin.
 pub const RUN_WAITING_FOR_APPROVAL: &str = "run.waiting_for_approval";
+/// A batch of a rolling run ended (its `batch` says which and how).
+pub const RUN_BATCH_FINISHED: &str = "run.batch_finished";
 /// A schedule handled an occurrence: the run it submitted, or why none.
 pub const SCHEDULE_FIRED: &str = "schedule.fired";
 
 /// Every event a hook may ask for today. `*` in a hook's list means all of
 /// them, and those added later.
-pub const EVENTS: &[&str] = &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED, RUN_WAITING_FOR_APPROVAL, SCHEDULE_FIRED];
+pub const EVENTS: &[&str] =
+    &[RUN_QUEUED, RUN_STARTED, RUN_FINISHED, RUN_WAITING_FOR_APPROVAL, RUN_BATCH_FINISHED, SCHEDULE_FIRED];
 
 /// Longest hook URL.
 pub const MAX_URL_CHARS: usize = 2048;

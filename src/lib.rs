@@ -17,6 +17,7 @@ pub mod http_client;
 pub mod model;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod runs;
 /// Schedules: run templates fired on a recurrence, with catch-up policies.
 #[cfg(feature = "windows")]

@@ -197,6 +197,18 @@ pub struct Options {
     /// What `after` asks of those runs.
     #[serde(default)]
     pub require: Require,
+    /// A rolling run: batch sizes, as `serial` (docs/rollouts.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Vec<crate::rollout::BatchSize>>,
+    /// Stop the rollout when more than this percentage of a batch fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fail_percentage: Option<f64>,
+    /// Seconds between batches (on the daemon's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_s: Option<u64>,
+    /// Which hosts go first.
+    #[serde(default)]
+    pub order: crate::rollout::Order,
 }
 
 /// `approval` of a run request.
@@ -311,7 +323,7 @@ pub struct RunSpec {
 }
 
 /// The fields `POST /v1/runs` takes.
-pub const FIELDS: [&str; 22] = [
+pub const FIELDS: [&str; 26] = [
     "playbook",
     "repo",
     "ref",
@@ -334,6 +346,10 @@ pub const FIELDS: [&str; 22] = [
     "approval_timeout_s",
     "after",
     "require",
+    "batch",
+    "max_fail_percentage",
+    "pause_s",
+    "order",
 ];
 
 /// Most forks a run may ask for.
@@ -627,10 +643,13 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
                 Require::Success
             }
         },
+        ..Options::default()
     };
     if options.approval_timeout_s.is_some() && options.approval != Approval::Required {
         out.push(problem("approval_timeout_s", "needs \"approval\": \"required\""));
     }
+    let mut options = options;
+    rollout_fields(body, &mut options, limit.is_some(), &mut out);
     match (playbook, source) {
         (Some(playbook), Some(source)) if out.is_empty() => {
             Ok(RunSpec { playbook, source, target: Target { group, filter, limit }, options })
@@ -639,14 +658,64 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<RunSpec, Vec<FieldProb
     }
 }
 
+/// `batch`, `max_fail_percentage`, `pause_s` and `order` into `o`.
+fn rollout_fields(body: &Map<String, Value>, o: &mut Options, has_limit: bool, out: &mut Vec<FieldProblem>) {
+    use crate::rollout;
+    match body.get("batch") {
+        None | Some(Value::Null) => {}
+        Some(v) => match rollout::parse_sizes(v) {
+            Ok(s) => o.batch = Some(s),
+            Err((i, m)) => out.push(problem(&i.map_or("batch".into(), |i| format!("batch[{i}]")), m)),
+        },
+    }
+    match body.get("max_fail_percentage") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_f64().filter(|p| (0.0..=100.0).contains(p)) {
+            Some(p) => o.max_fail_percentage = Some(p),
+            None => out.push(problem("max_fail_percentage", "must be a number from 0 to 100")),
+        },
+    }
+    o.pause_s = match body.get("pause_s") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|p| *p <= rollout::MAX_PAUSE_S) {
+            Some(p) => Some(p),
+            None => {
+                out.push(problem("pause_s", format!("must be an integer from 0 to {}", rollout::MAX_PAUSE_S)));
+                None
+            }
+        },
+    };
+    match body.get("order") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if rollout::Order::parse(s).is_some() => {
+            o.order = rollout::Order::parse(s).expect("checked");
+        }
+        Some(_) => out.push(problem("order", "must be \"inventory\", \"sorted\", \"reverse\" or \"shuffle\"")),
+    }
+    if o.batch.is_none() {
+        for f in ["max_fail_percentage", "pause_s", "order"] {
+            if body.get(f).is_some_and(|v| !v.is_null()) {
+                out.push(problem(f, "needs \"batch\""));
+            }
+        }
+    } else if has_limit {
+        // Batches are cut from the target's hosts, which Craton resolves;
+        // an Ansible pattern only Ansible resolves cannot be cut.
+        out.push(problem("limit", "a rolling run (batch) takes its hosts from group and filter, not limit"));
+    }
+}
+
 impl RunSpec {
     /// ansible-playbook's arguments after `-i INVENTORY`, ending with the
     /// playbook. Extra vars go through a file (`-e @FILE`): nothing a
-    /// caller sent is ever parsed as an option.
-    pub fn playbook_args(&self, extra_vars_file: Option<&str>) -> Vec<String> {
+    /// caller sent is ever parsed as an option. A rolling run's batch is
+    /// `--limit=@FILE` of its host names (a rolling run has no `limit`).
+    pub fn playbook_args(&self, extra_vars_file: Option<&str>, batch_file: Option<&str>) -> Vec<String> {
         let mut a = Vec::new();
         let o = &self.options;
-        if let Some(l) = &self.target.limit {
+        if let Some(f) = batch_file {
+            a.push(format!("--limit=@{f}"));
+        } else if let Some(l) = &self.target.limit {
             a.push(format!("--limit={l}"));
         }
         if o.check {
@@ -973,6 +1042,38 @@ mod tests {
     }
 
     #[test]
+    fn rollout_fields_are_checked_and_name_their_fields() {
+        use crate::rollout::{BatchSize, Order};
+        let base = json!({"playbook": "a.yml", "repo": "r", "ref": "main"});
+        let with = |extra: Value| {
+            let mut b = body(base.clone());
+            b.extend(body(extra));
+            parse_request(&b)
+        };
+        let s =
+            with(json!({"batch": [1, "50%"], "max_fail_percentage": 20, "pause_s": 0, "order": "reverse"})).unwrap();
+        let o = &s.options;
+        assert_eq!(o.batch, Some(vec![BatchSize::Count(1), BatchSize::Percent(50)]));
+        assert_eq!((o.max_fail_percentage, o.pause_s, o.order), (Some(20.0), Some(0), Order::Reverse));
+        // Stored and read back as submitted.
+        let back: Options = serde_json::from_str(&serde_json::to_string(o).unwrap()).unwrap();
+        assert_eq!(&back, o);
+        let fields = |e: Vec<FieldProblem>| e.into_iter().map(|p| p.field).collect::<Vec<_>>();
+        assert_eq!(fields(with(json!({"batch": [2, "0%"]})).unwrap_err()), ["batch[1]"]);
+        assert_eq!(fields(with(json!({"batch": {}})).unwrap_err()), ["batch"]);
+        assert_eq!(
+            fields(with(json!({"max_fail_percentage": 10, "pause_s": 5, "order": "sorted"})).unwrap_err()),
+            ["max_fail_percentage", "pause_s", "order"]
+        );
+        assert_eq!(fields(with(json!({"batch": 1, "limit": "web"})).unwrap_err()), ["limit"]);
+        assert_eq!(
+            fields(with(json!({"batch": 1, "max_fail_percentage": 101, "order": "random"})).unwrap_err()),
+            ["max_fail_percentage", "order"]
+        );
+        assert!(with(json!({"batch": 1})).unwrap().options.max_fail_percentage.is_none());
+    }
+
+    #[test]
     fn dependencies_wait_then_go_on_or_skip() {
         use RunStatus::*;
         assert_eq!(dependencies(Require::Success, &[]), Dependencies::Met);
@@ -1004,7 +1105,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.playbook, "site/site.yml");
         assert_eq!(
-            s.playbook_args(Some("/w/extra.json")),
+            s.playbook_args(Some("/w/extra.json"), None),
             [
                 "--limit=web:!w3",
                 "--check",

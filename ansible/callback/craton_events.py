@@ -60,6 +60,14 @@ options:
     default: "1"
     env:
       - name: CRATON_EVENTS_RUNNER_START
+  counter_start:
+    description: "The counter of the first event is this plus one: a rolling
+      run's batches are one ansible-playbook each, and their events one
+      contiguous sequence. The summary counts this process's events only."
+    type: str
+    default: "0"
+    env:
+      - name: CRATON_EVENTS_COUNTER_START
 """
 
 import atexit
@@ -161,11 +169,12 @@ class _Sender(object):
     POLL_S, writing everything queued in one sendall. Each counter is
     written by one thread only."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, start=0):
         self._sock = sock
         self._queue = collections.deque()
+        self._start = start
         # Written by the play's thread only.
-        self.counter = 0
+        self.counter = start
         self._accepted = 0
         self._accepted_bytes = 0
         self._closing = False
@@ -252,7 +261,8 @@ class _Sender(object):
             self._thread.join(0.5)
 
     def summary(self):
-        return {"emitted": self.counter, "dropped": self.counter - self.delivered}
+        emitted = self.counter - self._start
+        return {"emitted": emitted, "dropped": emitted - self.delivered}
 
 
 class CallbackModule(CallbackBase):
@@ -292,6 +302,11 @@ class CallbackModule(CallbackBase):
         except (TypeError, ValueError):
             self._display.warning("craton_events: CRATON_EVENTS_MAX_RESULT_BYTES=%r is not an integer; using 65536" % (raw,))
         self._runner_start = str(self.get_option("runner_start")).strip() != "0"
+        try:
+            start = max(0, int(self.get_option("counter_start")))
+        except (TypeError, ValueError):
+            start = 0
+            self._display.warning("craton_events: CRATON_EVENTS_COUNTER_START is not an integer; counting from 1")
         sock = None
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -304,7 +319,7 @@ class CallbackModule(CallbackBase):
             sock = None
             self._display.warning("craton_events: cannot connect to %s (%s); run events are dropped" % (path, e))
             self._warned_broken = True
-        self._sender = _Sender(sock)
+        self._sender = _Sender(sock, start)
         atexit.register(self._at_exit)
 
     # -- encoding ---------------------------------------------------------

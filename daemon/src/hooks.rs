@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, Notify};
 
 pub mod commit_status;
 
-pub use craton::hooks::{RUN_FINISHED, RUN_QUEUED, RUN_STARTED};
+pub use craton::hooks::{RUN_BATCH_FINISHED, RUN_FINISHED, RUN_QUEUED, RUN_STARTED};
 
 /// The signature header of every delivery.
 pub const SIGNATURE_HEADER: &str = "X-Craton-Signature-256";

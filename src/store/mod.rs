@@ -34,6 +34,7 @@ pub mod pool;
 pub mod project_admin;
 pub mod queue;
 pub mod ref_apply;
+pub mod rollouts;
 pub mod runs;
 #[cfg(feature = "windows")]
 pub mod schedules;

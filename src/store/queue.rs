@@ -337,6 +337,7 @@ pub(crate) fn end_queued(
     if ids.is_empty() {
         return Ok(0);
     }
+    super::rollouts::close(conn, &ids, &format!("the run ended {} before it started", status.as_str()))?;
     Ok(diesel::update(runs::table.filter(runs::id.eq_any(ids)))
         .set((
             runs::status.eq(status.as_str()),

@@ -303,11 +303,13 @@ pub struct Batch {
     pub events_received: i64,
     pub stdout_bytes: i64,
     pub stdout_truncated: bool,
+    /// A rolling run's batch changes, in order.
+    pub rollout: Vec<super::rollouts::BatchUpdate>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.hosts.is_empty() && self.stdout.is_empty()
+        self.events.is_empty() && self.hosts.is_empty() && self.stdout.is_empty() && self.rollout.is_empty()
     }
 
     /// Takes in the batch that followed this one, so that a writer that
@@ -317,6 +319,7 @@ impl Batch {
     pub fn absorb(&mut self, later: Batch) {
         self.events.extend(later.events);
         self.stdout.extend(later.stdout);
+        self.rollout.extend(later.rollout);
         let mut at: HashMap<String, usize> = self.hosts.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
         for (name, state) in later.hosts {
             match at.get(&name) {
@@ -401,7 +404,7 @@ pub fn flush(conn: &mut DbConn, id: i64, holder: &str, b: &Batch) -> Result<(), 
                 .values((run_stdout::run_id.eq(id), run_stdout::seq.eq(*seq), run_stdout::chunk.eq(text)))
                 .execute(conn)?;
         }
-        Ok(())
+        super::rollouts::apply(conn, id, &b.rollout)
     })
 }
 
@@ -438,6 +441,7 @@ pub fn finish(conn: &mut DbConn, id: i64, holder: &str, f: &Finish) -> Result<bo
             ))
             .execute(conn)?;
         super::queue::release(conn, &[id])?;
+        super::rollouts::close(conn, &[id], &format!("the run ended {}", f.status.as_str()))?;
         record_reachability(conn, &run, now)?;
         Ok(true)
     })
@@ -517,6 +521,7 @@ pub fn sweep_lost(conn: &mut DbConn, now: i64) -> Result<Vec<i64>, StoreError> {
             ))
             .execute(conn)?;
         super::queue::release(conn, &ids)?;
+        super::rollouts::close(conn, &ids, "the run was lost")?;
         Ok(ids)
     })
 }
@@ -606,6 +611,7 @@ pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize, StoreError> {
             )
             .execute(conn)?;
             super::queue::release(conn, chunk)?;
+            super::rollouts::prune(conn, chunk)?;
             diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn).map_err(StoreError::from)
         })?;
     }

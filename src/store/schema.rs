@@ -552,3 +552,25 @@ diesel::table! {
         finished_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    run_batches (run_id, seq) {
+        run_id -> BigInt,
+        seq -> Integer,
+        hosts -> Text,
+        status -> Text,
+        rc -> Nullable<Integer>,
+        failed -> Integer,
+        reason -> Nullable<Text>,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    run_rollouts (run_id) {
+        run_id -> BigInt,
+        resumed_from -> Nullable<BigInt>,
+        resumed_by -> Nullable<BigInt>,
+    }
+}

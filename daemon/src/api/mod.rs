@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod resource;
+pub mod rollouts;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;
@@ -118,6 +119,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/v1/runs/{id}/cancel", "Cancel a run: graceful (SIGINT) or immediate (SIGKILL) (editor)"),
     r("POST", "/v1/runs/{id}/approve", "Approve a run waiting for approval (admin, not its submitter)"),
     r("POST", "/v1/runs/{id}/deny", "Deny a run waiting for approval: it ends canceled (admin, not its submitter)"),
+    r("GET", "/v1/runs/{id}/batches", "A rolling run's batches: hosts, status, failed hosts; resumed from/by"),
+    r("POST", "/v1/runs/{id}/resume", "Resume a stopped rollout: a new run of its unfinished batches (editor)"),
     // Audit trail (issue 12).
     r("GET", "/v1/audit", "Change sets of the audit trail, newest first (admin)"),
     r("GET", "/v1/audit/{id}", "One change set with its changes before and after (admin)"),
@@ -311,6 +314,8 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/runs/{id}/approve", post(approvals::approve))
         .route("/v1/runs/{id}/deny", post(approvals::deny))
+        .route("/v1/runs/{id}/batches", get(rollouts::batches))
+        .route("/v1/runs/{id}/resume", post(rollouts::resume))
         // Audit trail (issue 12).
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/{id}", get(audit::get_one))

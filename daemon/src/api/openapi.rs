@@ -854,6 +854,21 @@ pub struct NewRun {
     /// not succeed) or `finished` (however they end).
     #[schema(required = false)]
     pub require: String,
+    /// A rolling run: batch sizes as Ansible's `serial`, one or a list (the
+    /// last repeats), each a positive integer or "N%" of the target's hosts;
+    /// each batch is one ansible-playbook (docs/rollouts.md). Not with `limit`.
+    #[schema(required = false)]
+    pub batch: Vec<String>,
+    /// Stop the rollout when more than this percentage of a batch fails
+    /// (default: only when all of it fails, as Ansible).
+    #[schema(required = false, minimum = 0, maximum = 100)]
+    pub max_fail_percentage: f64,
+    /// Seconds between batches.
+    #[schema(required = false, minimum = 0, maximum = 86400)]
+    pub pause_s: i64,
+    /// inventory (default: the target's group order), sorted, reverse or shuffle.
+    #[schema(required = false)]
+    pub order: String,
 }
 
 /// POST /v1/runs/{id}/approve and /deny; the body is optional.
@@ -954,6 +969,39 @@ pub struct RunHost {
     #[schema(required)]
     pub task: Option<String>,
     pub updated_at: i64,
+}
+
+/// One batch of a rolling run.
+#[derive(Deserialize, ToSchema)]
+pub struct RunBatch {
+    /// Counts from 1 across a rollout and its resumes.
+    pub seq: i64,
+    pub hosts: Vec<String>,
+    /// pending, running, done, skipped (not run: the rollout stopped
+    /// before it) or stopped (canceled, timed out or broken while it ran).
+    pub status: String,
+    #[schema(required)]
+    pub rc: Option<i64>,
+    /// Its hosts that ended failed or unreachable.
+    pub failed: i64,
+    #[schema(required)]
+    pub reason: Option<String>,
+    #[schema(required)]
+    pub started_at: Option<i64>,
+    #[schema(required)]
+    pub finished_at: Option<i64>,
+}
+
+/// GET /v1/runs/{id}/batches.
+#[derive(Deserialize, ToSchema)]
+pub struct RolloutDoc {
+    /// The run this one resumes.
+    #[schema(required)]
+    pub resumed_from: Option<i64>,
+    /// The run that resumed this one.
+    #[schema(required)]
+    pub resumed_by: Option<i64>,
+    pub batches: Vec<RunBatch>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1096,6 +1144,8 @@ impl Modify for OperationIds {
         runs::cancel,
         crate::api::approvals::approve,
         crate::api::approvals::deny,
+        crate::api::rollouts::batches,
+        crate::api::rollouts::resume,
     )
 )]
 pub struct ApiDoc;

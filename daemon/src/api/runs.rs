@@ -39,7 +39,7 @@ use crate::runner::run::{run_json, Launch};
 use crate::runner::{CancelMode, RunHub};
 use crate::state::AppState;
 
-fn not_found(id: i64) -> ApiError {
+pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("run {id} not found"))
 }
 
@@ -47,7 +47,7 @@ fn field(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::fields(vec![FieldError { field: field.into(), message: message.into() }])
 }
 
-fn hub(state: &AppState) -> Result<Arc<RunHub>, ApiError> {
+pub(crate) fn hub(state: &AppState) -> Result<Arc<RunHub>, ApiError> {
     state.runs.clone().ok_or_else(|| ApiError::Unavailable("this cratond process does not run playbooks".into()))
 }
 
@@ -211,13 +211,14 @@ pub async fn submit(
                     return Err(field("group", format!("no group named {g:?} in project {:?}", project.name)));
                 }
             }
-            let hosts: Vec<String> = render::emit(&snap, &sel, Options::default())
-                .map_err(render_error)?
-                .structure
-                .hosts
-                .iter()
-                .map(|h| h.name.clone())
-                .collect();
+            let emitted = render::emit(&snap, &sel, Options::default()).map_err(render_error)?;
+            let hosts: Vec<String> = emitted.structure.hosts.iter().map(|h| h.name.clone()).collect();
+            // A rolling run's batches, cut now from the target as resolved now.
+            let plan = sp.options.batch.as_ref().map(|sizes| {
+                let order = craton::rollout::inventory_order(&emitted.structure, sel.group.as_deref());
+                let seed = craton::store::now_ms() as u64 ^ u64::from(std::process::id());
+                craton::rollout::plan(&craton::rollout::ordered(order, sp.options.order, seed), sizes)
+            });
             if hosts.is_empty() {
                 let f = if sel.filters.is_empty() { "group" } else { "filter" };
                 return Err(field(f, "the target selects no hosts"));
@@ -259,6 +260,9 @@ pub async fn submit(
             // never stored ungated.
             let run = craton::store::tx::write(conn, |conn| {
                 let run = store_runs::create(conn, &new)?;
+                if let Some(plan) = &plan {
+                    craton::store::rollouts::create(conn, run.id, 1, plan, None)?;
+                }
                 if sp.options.approval == core_runs::Approval::Required {
                     craton::store::gates::request_approval(conn, run.id, &submitter, approval_expires)?;
                 }
@@ -274,7 +278,16 @@ pub async fn submit(
     }
     hub.launch(
         state.pool.clone(),
-        Launch { run: run.clone(), spec, project: project.name.clone(), actor, config_ref, bundle, vault_password },
+        Launch {
+            run: run.clone(),
+            spec,
+            project: project.name.clone(),
+            actor,
+            config_ref,
+            bundle,
+            vault_password,
+            pin_commit: None,
+        },
     );
     Ok((run, project.name))
 }

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use craton::rollout::BatchStatus;
 use craton::runs::{self, Counts, Ending, EventHead, Exit, RunSpec, RunStatus, Source, Tally};
 use craton::store::config_refs::ConfigRef;
 use craton::store::pool::DbPool;
+use craton::store::rollouts::{BatchRow, BatchUpdate};
 use craton::store::runs::{self as store_runs, Batch, Finish, Run};
 use craton::store::{now_ms, StoreError};
 use craton::windows::Common;
@@ -44,6 +46,9 @@ pub struct Launch {
     pub bundle: Arc<craton::bundle::Bundle>,
     /// The bundle's client-mode vault password, when it carries secrets.
     pub vault_password: Option<craton::secrets::VaultPassword>,
+    /// The commit to check out instead of the source's ref (a resumed
+    /// rollout runs the tree its first batches ran).
+    pub pin_commit: Option<String>,
 }
 
 /// Flush a batch this often, or sooner when it holds this many events.
@@ -273,6 +278,7 @@ fn prepare(hub: &RunHub, l: &Launch) -> Result<(WorkDir, PathBuf, String, Option
         }
         (Source::ConfigRef { config_ref }, None) => return Err(format!("config ref {config_ref} is gone")),
     };
+    let git_ref = l.pin_commit.clone().unwrap_or(git_ref);
     sync.policy.check_repo_url(&l.project, &url, actor).map_err(|e| e.to_string())?;
     let access = Access {
         credentials: sync.policy.credentials_for(&l.project, &url, actor, &sync.credentials),
@@ -625,197 +631,161 @@ async fn drive(
     hub.publish_status(id, &project, &json, false);
     hub.emit_hook(crate::hooks::RUN_STARTED, row, &json);
 
-    let listener = tokio::net::UnixListener::bind(wd.socket()).map_err(|e| format!("event socket: {e}"))?;
+    // A rolling run's batches (none: one ansible-playbook for all).
+    let plan: Vec<BatchRow> = {
+        let p = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = p.get().map_err(|e| e.to_string())?;
+            craton::store::rollouts::of_run(&mut conn, id).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
+    let plays: Vec<Option<&BatchRow>> = if plan.is_empty() { vec![None] } else { plan.iter().map(Some).collect() };
     let extra_s = extra.as_ref().map(|p| p.to_string_lossy().into_owned());
-    let mut cmd = tokio::process::Command::new(&binary);
-    cmd.arg("-i")
-        .arg(wd.inventory().join("hosts"))
-        .args(spec.playbook_args(extra_s.as_deref()))
-        .current_dir(&cwd)
-        .env_clear()
-        .envs(environment(hub, &wd, &project))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
-    let pid = child.id().unwrap_or(0);
-    let marker = wd.socket().to_string_lossy().into_owned();
-    tracing::info!(run = id, pid, playbook = %spec.playbook, "ansible-playbook started");
-
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
-    // Aborted when their peer outlives ansible-playbook by too long; what
-    // they had read is still processed.
-    let mut readers = vec![socket_reader(listener, ev_tx)];
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    readers.push(pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone()));
-    readers.push(pipe_reader(child.stderr.take().expect("stderr piped"), out_tx));
-
-    let mut tally = Tally::with_hosts(host_names.iter().map(String::as_str));
-    let mut output = Output::new(hub.settings.stdout_max_bytes);
-    let mut batch = Batch::default();
-    let mut bad_lines = 0i64;
+    let mut live = Live {
+        tally: Tally::with_hosts(host_names.iter().map(String::as_str)),
+        output: Output::new(hub.settings.stdout_max_bytes),
+        batch: Batch::default(),
+        bad_lines: 0,
+    };
     let deadline = spec.options.timeout_s.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut canceled: Option<CancelMode> = None;
-    let mut timed_out = false;
-    let mut exit: Option<Exit> = None;
-    let mut exited_at: Option<tokio::time::Instant> = None;
-    let mut events_open = true;
-    let mut output_open = true;
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    let mut kill_at: Option<tokio::time::Instant> = None;
-    let mut window_closed: Option<DateTime<Utc>> = None;
-
-    let publisher = hub.publisher.clone();
-    let on_event = |line: String, tally: &mut Tally, batch: &mut Batch, bad: &mut i64| {
-        hub.metrics.event_received();
-        let head: EventHead = match serde_json::from_str(&line) {
-            Ok(h) => h,
-            Err(_) => {
-                *bad += 1;
-                return;
+    let mut ends: Vec<(PlayEnd, RunStatus, Option<i32>, Option<String>)> = Vec::new();
+    let mut stop: Option<(RunStatus, String)> = None;
+    let mut counter = 0i64;
+    let mut window_closed = None;
+    let n = plays.len();
+    for (k, b) in plays.iter().enumerate() {
+        if k > 0 {
+            if let Some(why) = between_batches(hub, &spec, &mut cancel_rx, deadline, window_end).await {
+                stop = Some(why);
+                break;
             }
+        }
+        let batch_file = match b {
+            Some(b) => {
+                let hosts = b.host_names();
+                live.output.add(
+                    format!(
+                        "\n[craton: batch {} ({} of {n}): {} hosts: {}]\n",
+                        b.seq,
+                        k + 1,
+                        hosts.len(),
+                        hosts.join(", ")
+                    )
+                    .as_bytes(),
+                );
+                live.batch.rollout.push(BatchUpdate::Started { seq: b.seq, at: now_ms() });
+                Some(wd.write_batch(b.seq, &hosts).map_err(|e| format!("writing the batch's limit file: {e}"))?)
+            }
+            None => None,
         };
-        tally.apply(&head);
-        let json: Arc<str> = Arc::from(line.as_str());
-        feed.push(head.counter, json.clone());
-        if let Some(p) = &publisher {
-            p.send(publish::run_channel(id), format!("{{\"type\":\"event\",\"event\":{json}}}"));
+        let batch_s = batch_file.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let play = Play {
+            binary: &binary,
+            wd: &wd,
+            cwd: &cwd,
+            args: spec.playbook_args(extra_s.as_deref(), batch_s.as_deref()),
+            counter_start: counter,
+            deadline,
+            window_end,
+            shutdown: spec.options.shutdown,
+            // A rollout stops at its next batch boundary (unless this is its
+            // last batch, which then has nothing to stop before).
+            stop_at_boundary: b.is_some(),
+        };
+        let end = play.run(hub, &project, row, &mut live, feed, &mut cancel_rx, writes).await?;
+        counter = end.last_counter;
+        window_closed = window_closed.or(end.window_closed);
+        let (status, rc, reason) = runs::final_status(end.ending, end.recap_seen);
+        if let Some(b) = b {
+            let hosts = b.host_names();
+            let failed = hosts
+                .iter()
+                .filter(|h| {
+                    live.tally
+                        .hosts
+                        .get(*h)
+                        .is_some_and(|s| matches!(s.status, runs::HostStatus::Failed | runs::HostStatus::Unreachable))
+                })
+                .count();
+            let bstatus = if matches!(status, RunStatus::Successful | RunStatus::Failed) {
+                BatchStatus::Done
+            } else {
+                BatchStatus::Stopped
+            };
+            let brow = BatchRow {
+                status: bstatus.as_str().into(),
+                rc,
+                failed: failed as i32,
+                reason: reason.clone(),
+                finished_at: Some(now_ms()),
+                ..(*b).clone()
+            };
+            live.batch.rollout.push(BatchUpdate::Ended {
+                seq: b.seq,
+                status: bstatus,
+                rc,
+                failed: failed as i32,
+                reason: reason.clone(),
+                at: now_ms(),
+            });
+            flush(&mut live, writes, row, feed, hub, &project, false);
+            let mut json = run_json(row, &project);
+            json["batch"] = brow.json();
+            hub.emit_hook(crate::hooks::RUN_BATCH_FINISHED, row, &json);
+            if let Some(p) = &hub.publisher {
+                p.send(publish::run_channel(id), json!({"type": "batch", "batch": brow.json()}).to_string());
+            }
+            let more = k + 1 < n;
+            if bstatus == BatchStatus::Stopped {
+                ends.push((end, status, rc, reason));
+                break;
+            }
+            if more {
+                if let Some(why) = craton::rollout::stops(hosts.len(), failed, spec.options.max_fail_percentage) {
+                    stop = Some((RunStatus::Failed, format!("batch {} {why}", b.seq)));
+                    ends.push((end, status, rc, reason));
+                    break;
+                }
+                if let Some(at) = end.window_closed {
+                    stop = Some((RunStatus::Canceled, format!("maintenance window ended at {}", ts(at))));
+                    ends.push((end, status, rc, reason));
+                    break;
+                }
+            }
         }
-        let created = if head.created > 0 { head.created } else { now_ms() };
-        batch.events.push((head.counter, head.event, head.host, created, line));
-    };
-
-    loop {
-        let drain_deadline = exited_at.map(|t| t + DRAIN_AFTER_EXIT);
-        tokio::select! {
-            line = ev_rx.recv(), if events_open => match line {
-                Some(l) => {
-                    on_event(l, &mut tally, &mut batch, &mut bad_lines);
-                    if batch.events.len() >= FLUSH_EVENTS {
-                        flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);
-                    }
-                }
-                None => events_open = false,
-            },
-            chunk = out_rx.recv(), if output_open => match chunk {
-                Some(c) => output.add(&c),
-                None => output_open = false,
-            },
-            status = child.wait(), if exit.is_none() => {
-                let s = status.map_err(|e| format!("waiting for ansible-playbook: {e}"))?;
-                exit = Some(match (s.code(), s.signal()) {
-                    (Some(c), _) => Exit::Code(c),
-                    (None, Some(sig)) => Exit::Signal(sig),
-                    _ => Exit::Code(-1),
-                });
-                // Whatever is left (workers, ssh masters) goes too.
-                kill_all(pid, &marker);
-                exited_at = Some(tokio::time::Instant::now());
-            },
-            _ = cancel_rx.changed(), if exit.is_none() => {
-                let mode = *cancel_rx.borrow();
-                if let Some(m) = mode {
-                    if canceled != Some(CancelMode::Immediate) {
-                        tracing::info!(run = id, mode = m.as_str(), "canceling run");
-                        canceled = Some(m);
-                        match m {
-                            CancelMode::Graceful => signal_one(pid, libc::SIGINT),
-                            CancelMode::Immediate => kill_all(pid, &marker),
-                        }
-                    }
-                }
-            },
-            _ = super::window::sleep_until(hub.clock(), window_end.unwrap_or_default()), if window_end.is_some() && exit.is_none() && window_closed.is_none() => {
-                let m = match spec.options.shutdown {
-                    runs::Shutdown::Graceful => CancelMode::Graceful,
-                    runs::Shutdown::Immediate => CancelMode::Immediate,
-                };
-                tracing::info!(run = id, mode = m.as_str(), "maintenance window ended; stopping the run");
-                window_closed = window_end;
-                if canceled != Some(CancelMode::Immediate) {
-                    canceled = Some(m);
-                    match m {
-                        CancelMode::Graceful => signal_one(pid, libc::SIGINT),
-                        CancelMode::Immediate => kill_all(pid, &marker),
-                    }
-                }
-            },
-            _ = async { tokio::time::sleep_until(deadline.expect("deadline")).await }, if deadline.is_some() && exit.is_none() && !timed_out => {
-                tracing::warn!(run = id, "run timed out; terminating its process group");
-                timed_out = true;
-                signal_group(pid, libc::SIGTERM);
-                kill_at = Some(tokio::time::Instant::now() + KILL_GRACE);
-            },
-            _ = async { tokio::time::sleep_until(kill_at.expect("kill_at")).await }, if kill_at.is_some() && exit.is_none() => {
-                kill_all(pid, &marker);
-                kill_at = None;
-            },
-            _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && !readers.is_empty() => {
-                if readers.iter().any(|r| !r.is_finished()) {
-                    tracing::warn!(run = id, "event socket or output still open after ansible-playbook exited; closing");
-                }
-                for r in readers.drain(..) {
-                    r.abort();
-                }
-            },
-            _ = tick.tick() => {
-                flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, false);
-            },
-        }
-        if exit.is_some() && !events_open && !output_open {
-            break;
-        }
+        ends.push((end, status, rc, reason));
     }
-    tally.finish();
-    flush(&mut tally, &mut output, &mut batch, writes, row, feed, hub, &project, true);
-    let summary: Option<Value> = std::fs::read(wd.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let emitted = summary.as_ref().and_then(|s| s.get("emitted")).and_then(Value::as_i64);
-    let dropped = summary.as_ref().and_then(|s| s.get("dropped")).and_then(Value::as_i64).unwrap_or(0);
-    let exit = exit.expect("exited");
-    let ending = if timed_out {
-        Ending::TimedOut
-    } else if canceled.is_some() {
-        Ending::Canceled(exit)
-    } else {
-        Ending::Exited(exit)
-    };
-    let lost = match emitted {
-        Some(e) => (e - tally.received).max(bad_lines),
-        None => bad_lines + dropped,
-    };
-    hub.metrics.events_lost(lost.max(0) as u64);
-    let events_lost = dropped > 0
-        || bad_lines > 0
-        || emitted.is_some_and(|e| e > tally.received)
-        // No summary although events came: the callback stopped mid-play.
-        // None at all: it never ran (a playbook Ansible could not parse).
-        || (emitted.is_none() && tally.received > 0 && matches!(ending, Ending::Exited(_)) && !tally.stats_seen);
-    // Without the recap, ansible's exit bits are not about hosts (a parse
-    // error exits 4), unless the callback lost events it sent.
-    let recap_seen = tally.stats_seen || dropped > 0 || emitted.is_some_and(|e| e > tally.received);
-    let (status, rc, mut reason) = runs::final_status(ending, recap_seen);
-    if status == RunStatus::Failed {
-        // The exit code tells only the worst kind; the tally tells all.
-        let c = tally.counts(false);
-        let mut parts = Vec::new();
-        if c.failed > 0 {
-            parts.push(format!("{} failed", c.failed));
-        }
-        if c.unreachable > 0 {
-            parts.push(format!("{} unreachable", c.unreachable));
-        }
-        if !parts.is_empty() {
-            reason = Some(format!("hosts {}", parts.join(", ")));
-        }
+    tally_end(&mut live, writes, row, feed, hub, &project);
+    let events_lost = ends.iter().any(|(e, ..)| e.events_lost);
+    let lost_notes: Vec<String> = ends.iter().filter_map(|(e, ..)| e.lost_note.clone()).collect();
+    let (mut status, rc, mut reason) = combine(&ends, &live.tally);
+    if ends.len() < plan.len() {
+        let left: Vec<i32> = plan.iter().skip(ends.len()).map(|b| b.seq).collect();
+        let rest = match (left.first(), left.last()) {
+            (Some(a), Some(z)) if a == z => format!("batch {a} was not run"),
+            (Some(a), Some(z)) => format!("batches {a}-{z} were not run"),
+            _ => unreachable!("ends.len() < plan.len()"),
+        };
+        let why = match stop {
+            Some((s, why)) => {
+                // A stop never hides an error or a cancel of a batch.
+                if !matches!(status, RunStatus::Error | RunStatus::Canceled) {
+                    status = s;
+                }
+                format!("rollout stopped: {why}; {rest}")
+            }
+            None => format!("rollout stopped; {rest}"),
+        };
+        let why = format!("{why} (POST /v1/runs/{id}/resume runs them)");
+        reason = Some(match reason {
+            Some(r) => format!("{why}; {r}"),
+            None => why,
+        });
     }
     if events_lost {
-        let note = format!(
-            "events were lost (received {}, the callback emitted {}, dropped {dropped})",
-            tally.received,
-            emitted.map_or("an unknown number".into(), |e| e.to_string())
-        );
+        let note = lost_notes.join("; ");
         reason = Some(match reason {
             Some(r) => format!("{r}; {note}"),
             None => note,
@@ -823,20 +793,340 @@ async fn drive(
     }
     if let Some(end) = window_closed.filter(|_| status == RunStatus::Canceled) {
         let why = format!("maintenance window ended at {}", ts(end));
-        reason = Some(match reason {
-            Some(r) => format!("{why}; {r}"),
-            None => why,
-        });
+        if !reason.as_deref().is_some_and(|r| r.contains(&why)) {
+            reason = Some(match reason {
+                Some(r) => format!("{why}; {r}"),
+                None => why,
+            });
+        }
     }
     drop(wd);
     Ok((status, rc, reason, events_lost))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Between two batches of a rolling run: waits `pause_s` on the daemon's
+/// clock; a cancel, the timeout or the window's end during the pause (or
+/// before it) stops the rollout there. None: go on.
+async fn between_batches(
+    hub: &Arc<RunHub>,
+    spec: &RunSpec,
+    cancel_rx: &mut watch::Receiver<Option<CancelMode>>,
+    deadline: Option<tokio::time::Instant>,
+    window_end: Option<DateTime<Utc>>,
+) -> Option<(RunStatus, String)> {
+    let clock = hub.clock();
+    let resume_at = clock.now() + chrono::Duration::seconds(spec.options.pause_s.unwrap_or(0) as i64);
+    loop {
+        if cancel_rx.borrow().is_some() {
+            return Some((RunStatus::Canceled, "canceled between batches".into()));
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Some((RunStatus::Error, "timed out between batches".into()));
+        }
+        let now = clock.now();
+        if let Some(end) = window_end.filter(|e| now >= *e) {
+            return Some((RunStatus::Canceled, format!("maintenance window ended at {}", ts(end))));
+        }
+        if now >= resume_at {
+            return None;
+        }
+        tokio::select! {
+            _ = cancel_rx.changed() => {}
+            _ = super::window::sleep_until(clock.clone(), resume_at) => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// The run's status from its plays' (one per batch): the first error or
+/// cancel decides; else failed (host failures' exit bits together) if a
+/// batch failed; else successful.
+fn combine(
+    ends: &[(PlayEnd, RunStatus, Option<i32>, Option<String>)],
+    tally: &Tally,
+) -> (RunStatus, Option<i32>, Option<String>) {
+    if let Some((_, s, rc, r)) = ends.iter().find(|(_, s, ..)| !matches!(s, RunStatus::Successful | RunStatus::Failed))
+    {
+        return (*s, *rc, r.clone());
+    }
+    let failed: Vec<_> = ends.iter().filter(|(_, s, ..)| *s == RunStatus::Failed).collect();
+    if failed.is_empty() {
+        return (RunStatus::Successful, Some(0), None);
+    }
+    let rc = failed.iter().fold(0, |acc, (_, _, rc, _)| acc | rc.unwrap_or(0));
+    // The exit code tells only the worst kind; the tally tells all.
+    let c = tally.counts(false);
+    let mut parts = Vec::new();
+    if c.failed > 0 {
+        parts.push(format!("{} failed", c.failed));
+    }
+    if c.unreachable > 0 {
+        parts.push(format!("{} unreachable", c.unreachable));
+    }
+    let reason = if parts.is_empty() { failed[0].3.clone() } else { Some(format!("hosts {}", parts.join(", "))) };
+    (RunStatus::Failed, Some(rc), reason)
+}
+
+/// A run's progress between flushes, shared by its plays.
+struct Live {
+    tally: Tally,
+    output: Output,
+    batch: Batch,
+    bad_lines: i64,
+}
+
+/// What one ansible-playbook process left.
+struct PlayEnd {
+    ending: Ending,
+    /// Whether its exit bits are about hosts (see [`runs::final_status`]).
+    recap_seen: bool,
+    events_lost: bool,
+    lost_note: Option<String>,
+    /// The window ended while it ran (and it was stopped, or, in a
+    /// rollout, the rollout stops after it).
+    window_closed: Option<DateTime<Utc>>,
+    /// The highest counter it numbered: the next play counts on from here.
+    last_counter: i64,
+}
+
+/// One ansible-playbook process of a run.
+struct Play<'a> {
+    binary: &'a std::path::Path,
+    wd: &'a WorkDir,
+    cwd: &'a std::path::Path,
+    args: Vec<String>,
+    counter_start: i64,
+    deadline: Option<tokio::time::Instant>,
+    window_end: Option<DateTime<Utc>>,
+    shutdown: runs::Shutdown,
+    /// At the window's end a graceful shutdown lets the process finish
+    /// (the rollout stops after it) instead of interrupting it.
+    stop_at_boundary: bool,
+}
+
+impl Play<'_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        hub: &Arc<RunHub>,
+        project: &str,
+        row: &mut Run,
+        live: &mut Live,
+        feed: &Arc<Feed>,
+        cancel_rx: &mut watch::Receiver<Option<CancelMode>>,
+        writes: &mpsc::UnboundedSender<Write>,
+    ) -> Result<PlayEnd, String> {
+        let id = row.id;
+        let wd = self.wd;
+        // Each play has its own socket and summary.
+        let _ = std::fs::remove_file(wd.socket());
+        let _ = std::fs::remove_file(wd.summary());
+        let listener = tokio::net::UnixListener::bind(wd.socket()).map_err(|e| format!("event socket: {e}"))?;
+        let mut env = environment(hub, wd, project);
+        env.push(("CRATON_EVENTS_COUNTER_START".into(), self.counter_start.to_string()));
+        let mut cmd = tokio::process::Command::new(self.binary);
+        cmd.arg("-i")
+            .arg(wd.inventory().join("hosts"))
+            .args(&self.args)
+            .current_dir(self.cwd)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", self.binary.display()))?;
+        let pid = child.id().unwrap_or(0);
+        let marker = wd.socket().to_string_lossy().into_owned();
+        tracing::info!(run = id, pid, "ansible-playbook started");
+
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
+        // Aborted when their peer outlives ansible-playbook by too long; what
+        // they had read is still processed.
+        let mut readers = vec![socket_reader(listener, ev_tx)];
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        readers.push(pipe_reader(child.stdout.take().expect("stdout piped"), out_tx.clone()));
+        readers.push(pipe_reader(child.stderr.take().expect("stderr piped"), out_tx));
+
+        let received_before = live.tally.received;
+        let bad_before = live.bad_lines;
+        let stats_before = std::mem::replace(&mut live.tally.stats_seen, false);
+        let mut canceled: Option<CancelMode> = None;
+        let mut timed_out = false;
+        let mut exit: Option<Exit> = None;
+        let mut exited_at: Option<tokio::time::Instant> = None;
+        let mut events_open = true;
+        let mut output_open = true;
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        let mut kill_at: Option<tokio::time::Instant> = None;
+        let mut window_closed: Option<DateTime<Utc>> = None;
+        let deadline = self.deadline;
+        let window_end = self.window_end;
+
+        let publisher = hub.publisher.clone();
+        let on_event = |line: String, live: &mut Live| {
+            hub.metrics.event_received();
+            let head: EventHead = match serde_json::from_str(&line) {
+                Ok(h) => h,
+                Err(_) => {
+                    live.bad_lines += 1;
+                    return;
+                }
+            };
+            live.tally.apply(&head);
+            let json: Arc<str> = Arc::from(line.as_str());
+            feed.push(head.counter, json.clone());
+            if let Some(p) = &publisher {
+                p.send(publish::run_channel(id), format!("{{\"type\":\"event\",\"event\":{json}}}"));
+            }
+            let created = if head.created > 0 { head.created } else { now_ms() };
+            live.batch.events.push((head.counter, head.event, head.host, created, line));
+        };
+
+        loop {
+            let drain_deadline = exited_at.map(|t| t + DRAIN_AFTER_EXIT);
+            tokio::select! {
+                line = ev_rx.recv(), if events_open => match line {
+                    Some(l) => {
+                        on_event(l, live);
+                        if live.batch.events.len() >= FLUSH_EVENTS {
+                            flush(live, writes, row, feed, hub, project, false);
+                        }
+                    }
+                    None => events_open = false,
+                },
+                chunk = out_rx.recv(), if output_open => match chunk {
+                    Some(c) => live.output.add(&c),
+                    None => output_open = false,
+                },
+                status = child.wait(), if exit.is_none() => {
+                    let s = status.map_err(|e| format!("waiting for ansible-playbook: {e}"))?;
+                    exit = Some(match (s.code(), s.signal()) {
+                        (Some(c), _) => Exit::Code(c),
+                        (None, Some(sig)) => Exit::Signal(sig),
+                        _ => Exit::Code(-1),
+                    });
+                    // Whatever is left (workers, ssh masters) goes too.
+                    kill_all(pid, &marker);
+                    exited_at = Some(tokio::time::Instant::now());
+                },
+                _ = cancel_rx.changed(), if exit.is_none() => {
+                    let mode = *cancel_rx.borrow();
+                    if let Some(m) = mode {
+                        if canceled != Some(CancelMode::Immediate) {
+                            tracing::info!(run = id, mode = m.as_str(), "canceling run");
+                            canceled = Some(m);
+                            match m {
+                                CancelMode::Graceful => signal_one(pid, libc::SIGINT),
+                                CancelMode::Immediate => kill_all(pid, &marker),
+                            }
+                        }
+                    }
+                },
+                _ = super::window::sleep_until(hub.clock(), window_end.unwrap_or_default()), if window_end.is_some() && exit.is_none() && window_closed.is_none() => {
+                    window_closed = window_end;
+                    let m = match self.shutdown {
+                        runs::Shutdown::Graceful if self.stop_at_boundary => None,
+                        runs::Shutdown::Graceful => Some(CancelMode::Graceful),
+                        runs::Shutdown::Immediate => Some(CancelMode::Immediate),
+                    };
+                    match m {
+                        None => tracing::info!(run = id, "maintenance window ended; the rollout stops after this batch"),
+                        Some(m) => {
+                            tracing::info!(run = id, mode = m.as_str(), "maintenance window ended; stopping the run");
+                            if canceled != Some(CancelMode::Immediate) {
+                                canceled = Some(m);
+                                match m {
+                                    CancelMode::Graceful => signal_one(pid, libc::SIGINT),
+                                    CancelMode::Immediate => kill_all(pid, &marker),
+                                }
+                            }
+                        }
+                    }
+                },
+                _ = async { tokio::time::sleep_until(deadline.expect("deadline")).await }, if deadline.is_some() && exit.is_none() && !timed_out => {
+                    tracing::warn!(run = id, "run timed out; terminating its process group");
+                    timed_out = true;
+                    signal_group(pid, libc::SIGTERM);
+                    kill_at = Some(tokio::time::Instant::now() + KILL_GRACE);
+                },
+                _ = async { tokio::time::sleep_until(kill_at.expect("kill_at")).await }, if kill_at.is_some() && exit.is_none() => {
+                    kill_all(pid, &marker);
+                    kill_at = None;
+                },
+                _ = async { tokio::time::sleep_until(drain_deadline.expect("drain")).await }, if drain_deadline.is_some() && !readers.is_empty() => {
+                    if readers.iter().any(|r| !r.is_finished()) {
+                        tracing::warn!(run = id, "event socket or output still open after ansible-playbook exited; closing");
+                    }
+                    for r in readers.drain(..) {
+                        r.abort();
+                    }
+                },
+                _ = tick.tick() => {
+                    flush(live, writes, row, feed, hub, project, false);
+                },
+            }
+            if exit.is_some() && !events_open && !output_open {
+                break;
+            }
+        }
+        let stats_seen = live.tally.stats_seen;
+        live.tally.stats_seen = stats_before || stats_seen;
+        let received = live.tally.received - received_before;
+        let bad_lines = live.bad_lines - bad_before;
+        let summary: Option<Value> = std::fs::read(wd.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let emitted = summary.as_ref().and_then(|s| s.get("emitted")).and_then(Value::as_i64);
+        let dropped = summary.as_ref().and_then(|s| s.get("dropped")).and_then(Value::as_i64).unwrap_or(0);
+        let exit = exit.expect("exited");
+        let ending = if timed_out {
+            Ending::TimedOut
+        } else if canceled.is_some() {
+            Ending::Canceled(exit)
+        } else {
+            Ending::Exited(exit)
+        };
+        let lost = match emitted {
+            Some(e) => (e - received).max(bad_lines),
+            None => bad_lines + dropped,
+        };
+        hub.metrics.events_lost(lost.max(0) as u64);
+        let events_lost = dropped > 0
+            || bad_lines > 0
+            || emitted.is_some_and(|e| e > received)
+            // No summary although events came: the callback stopped mid-play.
+            // None at all: it never ran (a playbook Ansible could not parse).
+            || (emitted.is_none() && received > 0 && matches!(ending, Ending::Exited(_)) && !stats_seen);
+        // Without the recap, ansible's exit bits are not about hosts (a parse
+        // error exits 4), unless the callback lost events it sent.
+        let recap_seen = stats_seen || dropped > 0 || emitted.is_some_and(|e| e > received);
+        let lost_note = events_lost.then(|| {
+            format!(
+                "events were lost (received {received}, the callback emitted {}, dropped {dropped})",
+                emitted.map_or("an unknown number".into(), |e| e.to_string())
+            )
+        });
+        let last_counter = live.tally.last_counter.max(self.counter_start + emitted.unwrap_or(0));
+        Ok(PlayEnd { ending, recap_seen, events_lost, lost_note, window_closed, last_counter })
+    }
+}
+
+/// Ends the tally (hosts never reported on become `not_run`) and stores
+/// the last of the run's progress.
+fn tally_end(
+    live: &mut Live,
+    writes: &mpsc::UnboundedSender<Write>,
+    row: &mut Run,
+    feed: &Feed,
+    hub: &RunHub,
+    project: &str,
+) {
+    live.tally.finish();
+    flush(live, writes, row, feed, hub, project, true);
+}
+
 fn flush(
-    tally: &mut Tally,
-    output: &mut Output,
-    batch: &mut Batch,
+    live: &mut Live,
     writes: &mpsc::UnboundedSender<Write>,
     row: &mut Run,
     feed: &Feed,
@@ -844,6 +1134,7 @@ fn flush(
     project: &str,
     last: bool,
 ) {
+    let Live { tally, output, batch, .. } = live;
     if let Some(chunk) = output.take(last) {
         batch.stdout.push(chunk);
     }

@@ -74,6 +74,16 @@ impl WorkDir {
         f.write_all(serde_json::to_string(vars).expect("json").as_bytes())?;
         Ok(p)
     }
+
+    /// The `--limit @FILE` of a rolling run's batch `seq`: one host name
+    /// per line, as Ansible reads a limit file.
+    pub fn write_batch(&self, seq: i32, hosts: &[String]) -> std::io::Result<PathBuf> {
+        let p = self.root.join(format!("batch-{seq}.limit"));
+        let mut text = hosts.join("\n");
+        text.push('\n');
+        std::fs::write(&p, text)?;
+        Ok(p)
+    }
 }
 
 impl Drop for WorkDir {

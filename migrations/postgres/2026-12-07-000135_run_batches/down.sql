@@ -1,0 +1,2 @@
+DROP TABLE run_rollouts;
+DROP TABLE run_batches;

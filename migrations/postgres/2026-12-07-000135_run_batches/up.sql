@@ -1,0 +1,27 @@
+-- Rolling runs (issue 10, "Rolling deployments"). A run with `batch` is
+-- cut into batches at submit (craton::rollout::plan over the target's
+-- hosts in the run's `order`); each batch is one ansible-playbook
+-- --limit over the run's recorded bundle.
+-- run_batches: seq counts from 1 across a rollout and its resumes (a
+-- resumed run's first batch keeps the number it had); hosts is the JSON
+-- list of host names; status pending | running | done | skipped | stopped;
+-- failed: hosts of the batch that ended failed or unreachable.
+-- run_rollouts: one row per rolling run; resumed_from is the run it
+-- resumes, resumed_by the run that resumed it (at most one).
+CREATE TABLE run_batches (
+    run_id BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    hosts TEXT NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    rc INTEGER,
+    failed INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    started_at BIGINT,
+    finished_at BIGINT,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE run_rollouts (
+    run_id BIGINT NOT NULL PRIMARY KEY,
+    resumed_from BIGINT,
+    resumed_by BIGINT
+);
