@@ -380,6 +380,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Man(args) => return cratond::packaging_cli::man(Cli::command(), args),
         _ => {}
     }
+    if let Command::Runs { action: cratond::runs_cli::RunsAction::Resume { id, follow, project } } = &cli.command {
+        let code = cratond::runs_cli::resume(*id, *follow, project.as_deref())?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
     let url = database_url(cli.database_url)?;
     if let Command::Run(args) = cli.command {
         // ansible-playbook's exit code, as the process's own.

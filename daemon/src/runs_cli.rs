@@ -6,7 +6,8 @@
 //! exit code is ansible-playbook's, so scripts and CI read it as they would
 //! ansible's. `runs list|show|cancel|approve|deny|prune` work on the database, as the
 //! other administrative commands do (a cancel reaches the daemon running
-//! the run at its next lease renewal).
+//! the run at its next lease renewal); `runs resume` asks the daemon at
+//! CRATON_URL, which runs the new run.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::time::Duration;
@@ -57,6 +58,19 @@ pub struct RunArgs {
     /// Seconds the run may take; then it is killed and ends `error`.
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// A rolling run: batch sizes as Ansible's serial, comma-separated
+    /// (`1,10%,50%`; the last repeats). Each batch is one ansible-playbook.
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Vec<String>,
+    /// Stop the rollout when more than this percentage of a batch fails.
+    #[arg(long, requires = "batch")]
+    pub max_fail_percentage: Option<f64>,
+    /// Seconds between batches.
+    #[arg(long, requires = "batch")]
+    pub pause: Option<u64>,
+    /// Batch order: inventory, sorted, reverse or shuffle.
+    #[arg(long, requires = "batch")]
+    pub order: Option<String>,
     /// Follow the run to its end and exit with ansible-playbook's code.
     #[arg(long)]
     pub follow: bool,
@@ -102,6 +116,17 @@ pub enum RunsAction {
         id: i64,
         #[arg(long)]
         comment: Option<String>,
+    },
+    /// Resume a stopped rollout through the daemon at CRATON_URL (with
+    /// CRATON_TOKEN): a new run of the batches that did not finish, on the
+    /// same bundle and commit. Prints the new run's id.
+    Resume {
+        id: i64,
+        /// Follow the new run and exit with ansible-playbook's code.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, env = "CRATON_PROJECT")]
+        project: Option<String>,
     },
     /// Delete finished runs older than a duration (30d, 12h, 90m, 3600s).
     Prune {
@@ -156,6 +181,21 @@ pub fn request_body(a: &RunArgs) -> Result<Map<String, Value>> {
     }
     if let Some(t) = a.timeout {
         m.insert("timeout_s".into(), json!(t));
+    }
+    if !a.batch.is_empty() {
+        // "2" is the count 2, as the API reads it; "10%" stays a string.
+        let sizes: Vec<Value> =
+            a.batch.iter().map(|b| b.trim().parse::<u64>().map_or_else(|_| json!(b.trim()), |n| json!(n))).collect();
+        m.insert("batch".into(), Value::Array(sizes));
+    }
+    if let Some(p) = a.max_fail_percentage {
+        m.insert("max_fail_percentage".into(), json!(p));
+    }
+    if let Some(p) = a.pause {
+        m.insert("pause_s".into(), json!(p));
+    }
+    if let Some(o) = &a.order {
+        m.insert("order".into(), json!(o));
     }
     Ok(m)
 }
@@ -395,14 +435,14 @@ impl Remote {
         Ok(v)
     }
 
-    fn submit(&self, body: &Map<String, Value>, project: Option<&str>) -> Result<Value> {
+    fn post(&self, path: &str, body: &Map<String, Value>, project: Option<&str>) -> Result<Value> {
         let resp = self
             .agent
-            .post(self.url("/v1/runs", project))
+            .post(self.url(path, project))
             .header("Authorization", &format!("Bearer {}", self.token))
             .send_json(body)
-            .with_context(|| format!("POST {}/v1/runs", self.base))?;
-        Self::answer(resp, "POST /v1/runs")
+            .with_context(|| format!("POST {}{path}", self.base))?;
+        Self::answer(resp, &format!("POST {path}"))
     }
 
     /// Follows run `id` over SSE to its end, reconnecting with
@@ -473,16 +513,29 @@ pub fn run(url: &DbUrl, args: RunArgs) -> Result<i32> {
         return run_local(url, &args, body, terminal);
     }
     let remote = Remote::from_env()?;
-    let run = remote.submit(&body, args.project.as_deref())?;
+    let run = remote.post("/v1/runs", &body, args.project.as_deref())?;
+    submitted(&remote, &run, args.follow, args.project.as_deref(), terminal)
+}
+
+/// Prints a run the daemon just queued and, with `follow`, follows it to
+/// its end: the exit code of the command.
+fn submitted(remote: &Remote, run: &Value, follow: bool, project: Option<&str>, terminal: bool) -> Result<i32> {
     let id = run["id"].as_i64().ok_or_else(|| anyhow!("the daemon answered no run id: {run}"))?;
     println!("{id}");
-    if !args.follow {
+    if !follow {
         return Ok(0);
     }
     let mut progress = Progress::new(id, terminal);
-    let end = remote.follow(id, args.project.as_deref(), &mut progress)?;
+    let end = remote.follow(id, project, &mut progress)?;
     progress.end(&end);
     Ok(exit_code(&end))
+}
+
+/// `cratond runs resume`: through the daemon, which runs the new run.
+pub fn resume(id: i64, follow: bool, project: Option<&str>) -> Result<i32> {
+    let remote = Remote::from_env()?;
+    let run = remote.post(&format!("/v1/runs/{id}/resume"), &Map::new(), project)?;
+    submitted(&remote, &run, follow, project, std::io::stderr().is_terminal())
 }
 
 fn run_local(url: &DbUrl, args: &RunArgs, body: Map<String, Value>, terminal: bool) -> Result<i32> {
@@ -634,6 +687,7 @@ pub fn runs(conn: &mut DbConn, action: RunsAction) -> Result<()> {
             store::runs::request_cancel(conn, r.project_id, id, mode)?;
             println!("asked run {id} to stop ({mode}); the daemon running it acts at its next lease renewal");
         }
+        RunsAction::Resume { .. } => unreachable!("cratond runs resume goes through the daemon (main)"),
         RunsAction::Approve { id, comment } => decide(conn, id, Decision::Approve, comment)?,
         RunsAction::Deny { id, comment } => decide(conn, id, Decision::Deny, comment)?,
         RunsAction::Prune { older_than } => {

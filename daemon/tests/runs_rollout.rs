@@ -247,3 +247,45 @@ async fn pauses_are_on_the_daemon_clock_and_a_cancel_in_one_stops_the_rollout() 
     assert_eq!(b[2], (names(&["h1"]), "skipped".into(), 0));
     assert_eq!(e.host_statuses(id).await.iter().filter(|(_, s)| s == "ok").count(), 4);
 }
+
+/// Three one-second steps per batch.
+const SLOW: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - raw: sleep 1\n    - raw: sleep 1\n    - raw: sleep 1\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_that_ends_mid_rollout_stops_it_at_the_batch_boundary_or_at_once() {
+    for (shutdown, first) in [("graceful", "done"), ("immediate", "stopped")] {
+        // Saturday 2026-11-07 02:59 UTC, a minute before region's window
+        // (Saturdays 01:00-03:00) ends.
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 7, 2, 59, 0).unwrap()));
+        let e = env(Backend::Sqlite, Some(clock.clone())).await;
+        let groups = e.h.expect(200, "GET", "/v1/groups?name=region", &e.root, None).await;
+        let region = groups.body["items"][0]["id"].as_i64().unwrap();
+        let window = json!({"name": "sat", "kind": "cron", "expression": "0 1 * * SAT", "time_zone": "UTC",
+            "duration_s": 7200});
+        e.h.create(&format!("/v1/groups/{region}/windows"), &e.root, window).await;
+        e.repo.write("slow.yml", SLOW);
+        e.repo.commit_push("slow");
+        let body = json!({"playbook": "slow.yml", "repo": e.repo.url(), "ref": "main", "group": "region",
+            "batch": 2, "shutdown": shutdown});
+        let id = e.h.expect(201, "POST", "/v1/runs", &e.root, Some(body)).await.body["id"].as_i64().unwrap();
+        // Inside batch 1's play, the window ends.
+        e.wait(id, "started its play", |r| r["events"]["received"].as_i64().unwrap_or(0) >= 3).await;
+        clock.set(Utc.with_ymd_and_hms(2026, 11, 7, 3, 0, 0).unwrap());
+        let run = e.wait(id, "finished", is_final).await;
+        assert_eq!(run["status"], "canceled", "{shutdown}: {run}");
+        let reason = run["reason"].as_str().unwrap();
+        assert!(reason.contains("maintenance window ended at 2026-11-07T03:00:00Z"), "{shutdown}: {reason}");
+        assert!(reason.contains("batches 2-3 were not run"), "{shutdown}: {reason}");
+        let b = summary(&e.batches(id).await);
+        let statuses: Vec<&str> = b.iter().map(|x| x.1.as_str()).collect();
+        assert_eq!(statuses, [first, "skipped", "skipped"], "{shutdown}: {b:?}");
+        let out = e.h.call("GET", &format!("/v1/runs/{id}/stdout"), &e.root, None).await.text;
+        let tasks = out.matches("TASK [").count();
+        if shutdown == "graceful" {
+            // The batch ran to its end (its recap), and no other started.
+            assert_eq!((tasks, out.matches("PLAY RECAP").count()), (3, 1), "{out}");
+        } else {
+            assert!(tasks < 3, "{tasks} tasks: {out}");
+        }
+    }
+}

@@ -690,8 +690,8 @@ async fn drive(
             deadline,
             window_end,
             shutdown: spec.options.shutdown,
-            // A rollout stops at its next batch boundary (unless this is its
-            // last batch, which then has nothing to stop before).
+            // A rollout stops at its next batch boundary (the last batch's
+            // boundary is its end: it finishes).
             stop_at_boundary: b.is_some(),
         };
         let end = play.run(hub, &project, row, &mut live, feed, &mut cancel_rx, writes).await?;

@@ -364,6 +364,20 @@
     };
     $('run-approve').onclick = answer('approve');
     $('run-deny').onclick = answer('deny');
+    $('run-batches').hidden = true;
+    $('run-batches-body').replaceChildren();
+    $('run-resume').hidden = true;
+    $('run-resume').onclick = async () => {
+      $('run-resume').disabled = true;
+      try {
+        const r = await api('/v1/runs/' + id + '/resume', { method: 'POST', json: {}, signal: ctrl.signal });
+        location.hash = '#/runs/' + r.id;
+      } catch (e) {
+        if (!stopped && !isAbort(e)) flash('Could not resume run #' + id + ': ' + e.message);
+      } finally {
+        $('run-resume').disabled = false;
+      }
+    };
     $('hosts-body').replaceChildren();
     $('stdout').textContent = '';
     $('run-task').textContent = '';
@@ -617,10 +631,39 @@
       schedule();
     }
 
+    // ---- a rollout's batches (read with the stdout tail) ----
+
+    async function loadBatches() {
+      if (!run || !run.options || !run.options.batch) return;
+      let b;
+      try {
+        b = await api('/v1/runs/' + id + '/batches', { signal: ctrl.signal });
+      } catch (e) {
+        if (!stopped && !isAbort(e)) flash('Could not read the batches: ' + e.message);
+        return;
+      }
+      const rows = b.batches.map((x) => el('tr', { 'data-seq': String(x.seq), 'data-status': x.status },
+        el('td', { text: String(x.seq) }),
+        el('td', {}, el('span', { class: 'badge st-' + x.status, text: x.status })),
+        el('td', { text: x.hosts.join(', ') }),
+        el('td', { text: String(x.failed) }),
+        el('td', { text: x.reason || '' })));
+      $('run-batches-body').replaceChildren(...rows);
+      $('run-batches').hidden = rows.length === 0;
+      const note = [];
+      if (b.resumed_from) note.push('resumes #' + b.resumed_from);
+      if (b.resumed_by) note.push('resumed by #' + b.resumed_by);
+      $('run-batches-note').textContent = note.join(', ');
+      const left = b.batches.some((x) => x.status === 'skipped' || x.status === 'stopped');
+      const final = run.status !== 'queued' && run.status !== 'running';
+      $('run-resume').hidden = !(final && left && !b.resumed_by);
+    }
+
     // ---- stdout tail ----
 
     async function pollStdout() {
       clearTimeout(stdoutTimer);
+      loadBatches();
       try {
         const text = await api('/v1/runs/' + id + '/stdout?tail=' + STDOUT_TAIL, { text: true, signal: ctrl.signal });
         if (text !== lastStdout) {
