@@ -209,6 +209,9 @@ pub struct Options {
     /// Which hosts go first.
     #[serde(default)]
     pub order: crate::rollout::Order,
+    /// Each batch after the first waits for an admin's approval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approve_each_batch: bool,
 }
 
 /// `approval` of a run request.
@@ -323,7 +326,7 @@ pub struct RunSpec {
 }
 
 /// The fields `POST /v1/runs` takes.
-pub const FIELDS: [&str; 26] = [
+pub const FIELDS: [&str; 27] = [
     "playbook",
     "repo",
     "ref",
@@ -350,6 +353,7 @@ pub const FIELDS: [&str; 26] = [
     "max_fail_percentage",
     "pause_s",
     "order",
+    "approve_each_batch",
 ];
 
 /// Most forks a run may ask for.
@@ -692,8 +696,9 @@ fn rollout_fields(body: &Map<String, Value>, o: &mut Options, has_limit: bool, o
         }
         Some(_) => out.push(problem("order", "must be \"inventory\", \"sorted\", \"reverse\" or \"shuffle\"")),
     }
+    o.approve_each_batch = flag("approve_each_batch", body.get("approve_each_batch"), out);
     if o.batch.is_none() {
-        for f in ["max_fail_percentage", "pause_s", "order"] {
+        for f in ["max_fail_percentage", "pause_s", "order", "approve_each_batch"] {
             if body.get(f).is_some_and(|v| !v.is_null()) {
                 out.push(problem(f, "needs \"batch\""));
             }
@@ -1071,6 +1076,8 @@ mod tests {
             ["max_fail_percentage", "order"]
         );
         assert!(with(json!({"batch": 1})).unwrap().options.max_fail_percentage.is_none());
+        assert!(with(json!({"batch": 1, "approve_each_batch": true})).unwrap().options.approve_each_batch);
+        assert_eq!(fields(with(json!({"approve_each_batch": true})).unwrap_err()), ["approve_each_batch"]);
     }
 
     #[test]

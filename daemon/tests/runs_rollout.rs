@@ -4,7 +4,9 @@
 //! sequence; a batch over `max_fail_percentage` stops the rollout (the rest
 //! `skipped`); `POST /v1/runs/{id}/resume` runs the rest as a new run on
 //! the same bundle and commit, once. `pause_s` waits on the daemon's clock,
-//! and a cancel during the pause stops the rollout there.
+//! and a cancel during the pause stops the rollout there; a window that
+//! ends mid-rollout stops it at the batch boundary (graceful) or at once;
+//! `approve_each_batch` holds each later batch for another admin's answer.
 
 mod common;
 #[path = "../../tests/common/git.rs"]
@@ -249,7 +251,8 @@ async fn pauses_are_on_the_daemon_clock_and_a_cancel_in_one_stops_the_rollout() 
 }
 
 /// Three one-second steps per batch.
-const SLOW: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - raw: sleep 1\n    - raw: sleep 1\n    - raw: sleep 1\n";
+const SLOW: &str =
+    "- hosts: all\n  gather_facts: false\n  tasks:\n    - raw: sleep 1\n    - raw: sleep 1\n    - raw: sleep 1\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_that_ends_mid_rollout_stops_it_at_the_batch_boundary_or_at_once() {
@@ -287,5 +290,58 @@ async fn a_window_that_ends_mid_rollout_stops_it_at_the_batch_boundary_or_at_onc
         } else {
             assert!(tasks < 3, "{tasks} tasks: {out}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_batch_waits_for_another_admins_approval_and_a_denial_stops_the_rollout() {
+    for b in backends() {
+        let e = env(b, None).await;
+        let (submitter_id, submitter) = e.h.token_with_id(None, Role::Root);
+        let admin = e.h.token(Some("default"), Role::Admin);
+        let body = e.body(json!({"batch": 2, "approve_each_batch": true, "extra_vars": {"fail_on": []}}));
+        let id = e.h.expect(201, "POST", "/v1/runs", &submitter, Some(body)).await.body["id"].as_i64().unwrap();
+        let approve = format!("/v1/runs/{id}/approve");
+        // Batch 1 runs at once; batch 2 waits, and the run says so.
+        let w = e.wait(id, "waited for batch 2", |r| r.get("waiting_for").is_some()).await;
+        assert_eq!(w["status"], "running", "{b:?}: {w}");
+        assert_eq!(
+            w["waiting_for"],
+            json!({"batch_approval": {"seq": 2, "requested_by": format!("token {submitter_id}")}}),
+            "{b:?}: {w}"
+        );
+        let got = summary(&e.batches(id).await);
+        assert_eq!((got[0].1.as_str(), got[1].1.as_str()), ("done", "pending"), "{b:?}: {got:?}");
+        // Real time passing changes nothing; not by its submitter.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(summary(&e.batches(id).await)[1].1, "pending", "{b:?}");
+        let r = e.h.expect(403, "POST", &approve, &submitter, None).await;
+        assert!(r.text.contains("another admin"), "{b:?}: {}", r.text);
+        let r = e.h.expect(200, "POST", &approve, &admin, Some(json!({"comment": "cell1 looks fine"}))).await;
+        assert_eq!(r.body["approval"]["decision"], "approved", "{b:?}: {}", r.text);
+        // Batch 2 runs, then batch 3 waits; a denial ends the rollout.
+        let start = Instant::now();
+        loop {
+            let r = e.h.get(&format!("/v1/runs/{id}"), &e.root).await.body;
+            if r["waiting_for"]["batch_approval"]["seq"] == 3 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{b:?}: batch 3 never waited: {r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(summary(&e.batches(id).await)[1].1, "done", "{b:?}");
+        e.h.expect(200, "POST", &format!("/v1/runs/{id}/deny"), &admin, Some(json!({"comment": "enough"}))).await;
+        let run = e.wait(id, "finished", is_final).await;
+        assert_eq!(run["status"], "canceled", "{b:?}: {run}");
+        let reason = run["reason"].as_str().unwrap();
+        assert!(reason.contains("batch 3 denied by token") && reason.contains(": enough"), "{b:?}: {reason}");
+        assert!(run.get("waiting_for").is_none(), "{b:?}: {run}");
+        let bs = e.batches(id).await;
+        assert_eq!(bs["batches"][1]["approval"]["comment"], "cell1 looks fine", "{b:?}: {bs}");
+        assert_eq!(bs["batches"][2]["approval"]["status"], "denied", "{b:?}: {bs}");
+        assert_eq!(bs["batches"][2]["status"], "skipped", "{b:?}: {bs}");
+        // Nothing waits any more.
+        let r = e.h.expect(409, "POST", &approve, &admin, None).await;
+        assert!(r.text.contains("approval"), "{b:?}: {}", r.text);
     }
 }

@@ -112,6 +112,11 @@ pub fn decide(
 ) -> Result<Answered, StoreError> {
     super::tx::write(conn, |conn| {
         let Some(run) = super::runs::get(conn, Some(pid), id)? else { return Ok(Answered::NoSuchRun) };
+        // A rolling run's batch (approve_each_batch) waits while it runs.
+        if run.status() == RunStatus::Running {
+            return super::rollouts::decide_batch(conn, pid, &run, decision, by, label, comment, clock_ms)?
+                .ok_or_else(|| StoreError::Conflict(format!("run {id} is running, not waiting for approval")));
+        }
         let Some(row) = approval(conn, id)? else {
             return Err(StoreError::Conflict(format!("run {id} was not submitted with \"approval\": \"required\"")));
         };

@@ -564,12 +564,17 @@ diesel::table! {
         reason -> Nullable<Text>,
         started_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
+        approval -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        comment -> Nullable<Text>,
     }
 }
 
 diesel::table! {
     run_rollouts (run_id) {
         run_id -> BigInt,
+        requested_by -> Text,
         resumed_from -> Nullable<BigInt>,
         resumed_by -> Nullable<BigInt>,
     }

@@ -869,6 +869,10 @@ pub struct NewRun {
     /// inventory (default: the target's group order), sorted, reverse or shuffle.
     #[schema(required = false)]
     pub order: String,
+    /// Each batch after the first waits (holding the run's hosts) until an
+    /// admin other than the submitter approves it (POST /v1/runs/{id}/approve).
+    #[schema(required = false)]
+    pub approve_each_batch: bool,
 }
 
 /// POST /v1/runs/{id}/approve and /deny; the body is optional.

@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{created, location, parse_id};
-use super::runs::{check_source_policy, created_by, hub, not_found};
+use super::runs::{check_source_policy, created_by, hub, identity, not_found};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::state::AppState;
@@ -60,7 +60,12 @@ pub async fn batches(
             Ok((rollouts::rollout(conn, id)?, rollouts::of_run(conn, id)?))
         })
         .await?;
-    let rollout = rollout.unwrap_or(rollouts::RolloutRow { run_id: id, resumed_from: None, resumed_by: None });
+    let rollout = rollout.unwrap_or(rollouts::RolloutRow {
+        run_id: id,
+        requested_by: String::new(),
+        resumed_from: None,
+        resumed_by: None,
+    });
     Ok(Json(rollout_json(&rollout, &batches)))
 }
 
@@ -81,6 +86,7 @@ pub async fn resume(
     hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
     let requested = q.get("project").map(str::to_string);
     let who = created_by(&caller);
+    let resumer = identity(&caller);
     let actor = Actor::root_if(caller.is_root());
     let (holder, ttl) = (hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
     // The repository policy as for a new submit, for whoever resumes (a
@@ -129,7 +135,8 @@ pub async fn resume(
             }
             let mut spec = old.spec()?;
             // Whoever resumes answers for it now: no inherited approval or
-            // dependency (they were passed when the rollout started).
+            // dependency (they were passed when the rollout started); its
+            // batches still wait for approval with approve_each_batch.
             spec.options.approval = Approval::None;
             spec.options.approval_timeout_s = None;
             spec.options.after.clear();
@@ -156,7 +163,7 @@ pub async fn resume(
             let first_seq = first.seq;
             let run = craton::store::tx::write(conn, |conn| {
                 let run = store_runs::create(conn, &new)?;
-                rollouts::create(conn, run.id, first_seq, &plan, Some(id))?;
+                rollouts::create(conn, run.id, first_seq, &plan, &resumer, Some(id))?;
                 rollouts::mark_resumed(conn, id, run.id)?;
                 Ok::<_, craton::store::StoreError>(run)
             })?;

@@ -261,7 +261,7 @@ pub async fn submit(
             let run = craton::store::tx::write(conn, |conn| {
                 let run = store_runs::create(conn, &new)?;
                 if let Some(plan) = &plan {
-                    craton::store::rollouts::create(conn, run.id, 1, plan, None)?;
+                    craton::store::rollouts::create(conn, run.id, 1, plan, &submitter, None)?;
                 }
                 if sp.options.approval == core_runs::Approval::Required {
                     craton::store::gates::request_approval(conn, run.id, &submitter, approval_expires)?;

@@ -73,9 +73,10 @@ pub fn run_json(r: &Run, project: &str) -> Value {
         m.insert("commit".into(), json!(r.git_commit));
     }
     let running = matches!(r.status(), RunStatus::Running | RunStatus::Queued);
-    // Only on a queued run that waits (absent otherwise).
+    // Only on a queued run that waits, or a running one whose next batch
+    // waits for approval (absent otherwise).
     let waiting_for = match (r.status(), &r.waiting_for) {
-        (RunStatus::Queued, Some(w)) => serde_json::from_str::<Value>(w).ok(),
+        (RunStatus::Queued | RunStatus::Running, Some(w)) => serde_json::from_str::<Value>(w).ok(),
         _ => None,
     };
     let mut out = json!({
@@ -657,7 +658,9 @@ async fn drive(
     let n = plays.len();
     for (k, b) in plays.iter().enumerate() {
         if k > 0 {
-            if let Some(why) = between_batches(hub, &spec, &mut cancel_rx, deadline, window_end).await {
+            let next = b.map_or(0, |b| b.seq);
+            let gap = Gap { spec: &spec, deadline, window_end, seq: next, project: &project };
+            if let Some(why) = gap.wait(hub, pool, row, feed, &mut cancel_rx).await {
                 stop = Some(why);
                 break;
             }
@@ -804,36 +807,108 @@ async fn drive(
     Ok((status, rc, reason, events_lost))
 }
 
-/// Between two batches of a rolling run: waits `pause_s` on the daemon's
-/// clock; a cancel, the timeout or the window's end during the pause (or
-/// before it) stops the rollout there. None: go on.
-async fn between_batches(
-    hub: &Arc<RunHub>,
-    spec: &RunSpec,
-    cancel_rx: &mut watch::Receiver<Option<CancelMode>>,
+/// The time between two batches of a rolling run.
+struct Gap<'a> {
+    spec: &'a RunSpec,
     deadline: Option<tokio::time::Instant>,
     window_end: Option<DateTime<Utc>>,
-) -> Option<(RunStatus, String)> {
-    let clock = hub.clock();
-    let resume_at = clock.now() + chrono::Duration::seconds(spec.options.pause_s.unwrap_or(0) as i64);
-    loop {
-        if cancel_rx.borrow().is_some() {
-            return Some((RunStatus::Canceled, "canceled between batches".into()));
+    /// The batch that comes next.
+    seq: i32,
+    project: &'a str,
+}
+
+impl Gap<'_> {
+    /// Waits `pause_s` on the daemon's clock, then (approve_each_batch) for
+    /// an admin's answer; a cancel, the timeout, the window's end or a
+    /// denial meanwhile stops the rollout there. None: go on.
+    async fn wait(
+        &self,
+        hub: &Arc<RunHub>,
+        pool: &DbPool,
+        row: &mut Run,
+        feed: &Feed,
+        cancel_rx: &mut watch::Receiver<Option<CancelMode>>,
+    ) -> Option<(RunStatus, String)> {
+        let clock = hub.clock();
+        let resume_at = clock.now() + chrono::Duration::seconds(self.spec.options.pause_s.unwrap_or(0) as i64);
+        let mut asked = false;
+        let id = row.id;
+        loop {
+            if cancel_rx.borrow().is_some() {
+                return Some((RunStatus::Canceled, "canceled between batches".into()));
+            }
+            if self.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Some((RunStatus::Error, "timed out between batches".into()));
+            }
+            let now = clock.now();
+            if let Some(end) = self.window_end.filter(|e| now >= *e) {
+                return Some((RunStatus::Canceled, format!("maintenance window ended at {}", ts(end))));
+            }
+            if now >= resume_at {
+                if !self.spec.options.approve_each_batch {
+                    return None;
+                }
+                let (p, seq) = (pool.clone(), self.seq);
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut conn = p.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    if !asked && !craton::store::rollouts::request_batch_approval(&mut conn, id, seq)? {
+                        return Ok(Some(Err("the run was no longer running".to_string())));
+                    }
+                    craton::store::rollouts::batch_answer(&mut conn, id, seq)
+                })
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())));
+                match r {
+                    Ok(answer) => {
+                        if !asked {
+                            asked = true;
+                            row.waiting_for =
+                                Some(json!({"batch_approval": {"seq": self.seq, "requested_by": null}}).to_string());
+                            self.announce(hub, pool, row, feed, true).await;
+                        }
+                        match answer {
+                            Some(Ok(())) => {
+                                self.announce(hub, pool, row, feed, false).await;
+                                return None;
+                            }
+                            Some(Err(why)) => return Some((RunStatus::Canceled, why)),
+                            None => {}
+                        }
+                    }
+                    // The database is away: ask again at the next poll.
+                    Err(e) => tracing::warn!(run = id, error = %e, "reading the batch approval failed; retrying"),
+                }
+            }
+            tokio::select! {
+                _ = cancel_rx.changed() => {}
+                _ = super::window::sleep_until(clock.clone(), resume_at) => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
         }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            return Some((RunStatus::Error, "timed out between batches".into()));
+    }
+
+    /// Shows the run as stored (its `waiting_for`) on the feed and Redis;
+    /// on the first ask also to the hooks.
+    async fn announce(&self, hub: &Arc<RunHub>, pool: &DbPool, row: &mut Run, feed: &Feed, asked: bool) {
+        let p = pool.clone();
+        let id = row.id;
+        let stored = tokio::task::spawn_blocking(move || {
+            let mut conn = p.get().ok()?;
+            store_runs::get(&mut conn, None, id).ok().flatten()
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(r) = stored {
+            row.waiting_for = r.waiting_for;
+        } else if !asked {
+            row.waiting_for = None;
         }
-        let now = clock.now();
-        if let Some(end) = window_end.filter(|e| now >= *e) {
-            return Some((RunStatus::Canceled, format!("maintenance window ended at {}", ts(end))));
-        }
-        if now >= resume_at {
-            return None;
-        }
-        tokio::select! {
-            _ = cancel_rx.changed() => {}
-            _ = super::window::sleep_until(clock.clone(), resume_at) => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        let json = run_json(row, self.project);
+        feed.set_run(json.clone());
+        hub.publish_status(id, self.project, &json, false);
+        if asked {
+            hub.emit_hook(craton::hooks::RUN_WAITING_FOR_APPROVAL, row, &json);
         }
     }
 }

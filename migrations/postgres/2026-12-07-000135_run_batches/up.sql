@@ -6,7 +6,10 @@
 -- resumed run's first batch keeps the number it had); hosts is the JSON
 -- list of host names; status pending | running | done | skipped | stopped;
 -- failed: hosts of the batch that ended failed or unreachable.
--- run_rollouts: one row per rolling run; resumed_from is the run it
+-- approval (approve_each_batch): NULL, waiting, approved or denied, with
+-- who answered, when (daemon clock) and the comment.
+-- run_rollouts: one row per rolling run; requested_by: the identity of
+-- its submitter (or resumer), who may not approve its batches; resumed_from is the run it
 -- resumes, resumed_by the run that resumed it (at most one).
 CREATE TABLE run_batches (
     run_id BIGINT NOT NULL,
@@ -18,10 +21,15 @@ CREATE TABLE run_batches (
     reason TEXT,
     started_at BIGINT,
     finished_at BIGINT,
+    approval VARCHAR(16),
+    decided_by VARCHAR(255),
+    decided_at BIGINT,
+    comment TEXT,
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE run_rollouts (
     run_id BIGINT NOT NULL PRIMARY KEY,
+    requested_by VARCHAR(255) NOT NULL,
     resumed_from BIGINT,
     resumed_by BIGINT
 );

@@ -166,6 +166,10 @@
       const until = w.approval.expires_at ? ', until ' + fmtTime(w.approval.expires_at) : '';
       return 'approval by an admin' + by + until;
     }
+    if (w.batch_approval) {
+      const by = w.batch_approval.requested_by ? ' (submitted by ' + w.batch_approval.requested_by + ')' : '';
+      return 'approval of batch ' + w.batch_approval.seq + ' by an admin' + by;
+    }
     if (w.concurrency) {
       const c = w.concurrency;
       return 'a free slot (' + (c.running || []).length + ' of ' + c.max + ' running)';
@@ -611,7 +615,7 @@
         ['source', src.config_ref ? 'config ref ' + src.config_ref
           : (src.repo || '') + (src.ref ? ' @ ' + src.ref : '') + (src.commit ? ' (' + String(src.commit).slice(0, 12) + ')' : '')],
         ['target', fmtTarget(r.target)],
-        ['waiting for', r.status === 'queued' ? fmtWaiting(r.waiting_for) : ''],
+        ['waiting for', r.status === 'queued' || r.status === 'running' ? fmtWaiting(r.waiting_for) : ''],
         ['created', fmtTime(r.created_at) + (r.created_by ? ' by ' + r.created_by : '')],
         ['started', fmtTime(r.started_at)],
         ['finished', fmtTime(r.finished_at)],
@@ -626,7 +630,8 @@
         dl.append(el('div', { class: 'kv' }, el('dt', { text: k }), el('dd', { 'data-field': k, text: v })));
       }
       $('run-meta').replaceChildren(dl);
-      $('run-actions').hidden = !(r.status === 'queued' && r.waiting_for && r.waiting_for.approval);
+      const w = r.waiting_for || {};
+      $('run-actions').hidden = !((r.status === 'queued' && w.approval) || (r.status === 'running' && w.batch_approval));
       countsDirty = true;
       schedule();
     }
