@@ -162,3 +162,55 @@ async fn windows_are_inherited_and_next_follows_the_clock() {
         assert_eq!(left, [yearly]);
     }
 }
+
+#[tokio::test]
+async fn the_project_list_shows_each_windows_next_opening_soonest_first() {
+    for b in backends() {
+        // Monday 2026-11-02 00:30 UTC.
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 0, 30, 0).unwrap()));
+        let h = harness(b, &clock);
+        let ed = h.token(Some("default"), Role::Editor);
+        let cell = h.create("/v1/groups", &ed, json!({"name": "cell"})).await;
+        let dc = h.create("/v1/groups", &ed, json!({"name": "dc"})).await;
+        let w = |name: &str, expr: &str, tz: &str, d: i64| json!({"name": name, "kind": "cron", "expression": expr, "time_zone": tz, "duration_s": d});
+        // Saturdays 02:00 in Berlin (01:00 UTC in November), and nightly at
+        // 00:00 UTC for an hour: open now.
+        h.create(&format!("/v1/groups/{cell}/windows"), &ed, w("sat", "0 2 * * SAT", "Europe/Berlin", 7200)).await;
+        h.create(&format!("/v1/groups/{dc}/windows"), &ed, w("nightly", "0 0 * * *", "UTC", 3600)).await;
+        let r = h.expect(200, "GET", "/v1/windows", &ed, None).await;
+        let got: Vec<(String, String, bool, String, String)> = r.body["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["name"].as_str().unwrap().to_string(),
+                    w["group"]["name"].as_str().unwrap().to_string(),
+                    w["open_now"].as_bool().unwrap(),
+                    w["opens_at"].as_str().unwrap().to_string(),
+                    w["closes_at"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let row = |n: &str, g: &str, open: bool, a: &str, z: &str| (n.into(), g.into(), open, a.into(), z.into());
+        assert_eq!(
+            got,
+            vec![
+                row("nightly", "dc", true, "2026-11-02T00:00:00Z", "2026-11-02T01:00:00Z"),
+                row("sat", "cell", false, "2026-11-07T01:00:00Z", "2026-11-07T03:00:00Z"),
+            ],
+            "{b:?}: {}",
+            r.text
+        );
+        assert_eq!(r.body["now"], "2026-11-02T00:30:00Z", "{b:?}");
+        // The clock moves: the nightly one's next opening is tomorrow's.
+        clock.set(Utc.with_ymd_and_hms(2026, 11, 2, 1, 30, 0).unwrap());
+        let r = h.expect(200, "GET", "/v1/windows", &ed, None).await;
+        assert_eq!(r.body["windows"][0]["opens_at"], "2026-11-03T00:00:00Z", "{b:?}: {}", r.text);
+        assert_eq!(r.body["windows"][0]["open_now"], false, "{b:?}");
+        // Another project sees none of them.
+        h.create("/v1/projects", &h.token(None, Role::Root), json!({"name": "other"})).await;
+        let other = h.token(Some("other"), Role::Reader);
+        assert_eq!(h.expect(200, "GET", "/v1/windows", &other, None).await.body["windows"], json!([]), "{b:?}");
+    }
+}

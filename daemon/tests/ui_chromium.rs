@@ -356,7 +356,19 @@ fn run_page_follows_a_real_run_in_chromium() {
     };
     assert!(w["waiting_for"].get("approval").is_some(), "{w}");
     driver.send(&format!("{id} {gated}"));
-    let page = driver.line("the run page", Duration::from_secs(240));
+    // A rollout over web by three: h03 fails in the first batch, which is
+    // over max_fail_percentage 0, so the other two batches are skipped. It
+    // waits for the first run's hosts, then the page watches it end.
+    let mut r = agent()
+        .post(format!("{}/v1/runs", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"playbook": "site.yml", "repo": repo.url(), "ref": "main", "group": "web",
+            "batch": 3, "max_fail_percentage": 0}))
+        .unwrap();
+    let rolled: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let rolled = rolled["id"].as_i64().unwrap_or_else(|| panic!("POST /v1/runs (rollout): {rolled}"));
+    driver.send(&rolled.to_string());
+    let page = driver.line("the run page", Duration::from_secs(360));
 
     let run = api(&server.base, &root, &format!("/v1/runs/{id}"));
     let hosts = run_hosts(&server.base, &root, id);
@@ -463,6 +475,11 @@ fn run_page_follows_a_real_run_in_chromium() {
     let shown = row(waits)["waiting"].as_str().unwrap();
     assert!(shown.starts_with("window at ") && shown.contains("-01-01 "), "run {waits} waits: {shown:?}");
     assert_eq!(row(id)["waiting"], "", "{queue:?}");
+    // The windows the queue waits for, as the page lists them.
+    let windows = page["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert_eq!((windows[0]["name"].as_str(), windows[0]["group"].as_str()), (Some("new year"), Some("later")));
+    assert!(windows[0]["opens"].as_str().unwrap().contains("-01-01 "), "{windows:?}");
     let mut r = agent()
         .post(format!("{}/v1/runs/{waits}/cancel", server.base))
         .header("authorization", format!("Bearer {root}"))
@@ -490,6 +507,25 @@ fn run_page_follows_a_real_run_in_chromium() {
     assert!(!shown_after.starts_with("approval"), "{approval}");
     let mut r = agent()
         .post(format!("{}/v1/runs/{gated}/cancel", server.base))
+        .header("authorization", format!("Bearer {root}"))
+        .send_json(json!({"mode": "immediate"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "cancel: {}", r.body_mut().read_to_string().unwrap());
+
+    // The rollout's page showed its batches as the API has them, and its
+    // Resume button made the run of the rest.
+    let rollout = &page["rollout"];
+    let statuses: Vec<&str> =
+        rollout["before"].as_array().unwrap().iter().map(|b| b["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["done", "skipped", "skipped"], "{rollout}");
+    assert_eq!(rollout["before"][0]["hosts"], "h01, h02, h03", "{rollout}");
+    let resumed = rollout["resumed"].as_i64().unwrap();
+    assert_eq!(api(&server.base, &root, &format!("/v1/runs/{rolled}/batches"))["resumed_by"], resumed, "{rollout}");
+    let seqs: Vec<i64> = rollout["after"].as_array().unwrap().iter().map(|b| b["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3], "{rollout}");
+    assert_eq!(rollout["note"], format!("resumes #{rolled}"), "{rollout}");
+    let mut r = agent()
+        .post(format!("{}/v1/runs/{resumed}/cancel", server.base))
         .header("authorization", format!("Bearer {root}"))
         .send_json(json!({"mode": "immediate"}))
         .unwrap();

@@ -136,6 +136,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/groups/{id}/windows/next",
         "When all hosts below the group are next inside a window at once, and until when",
     ),
+    r("GET", "/v1/windows", "Every maintenance window of the project with its own next opening"),
     r("DELETE", "/v1/windows/{id}", "Delete a maintenance window (editor)"),
     // Schedules (issue 10).
     r("POST", "/v1/schedules", "Add a schedule: a run template fired on an RRULE or cron line in a time zone (editor)"),
@@ -322,6 +323,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         // Maintenance windows (issue 10).
         .route("/v1/groups/{id}/windows", get(windows::list).post(windows::create))
         .route("/v1/groups/{id}/windows/next", get(windows::next))
+        .route("/v1/windows", get(windows::list_all))
         .route("/v1/windows/{id}", delete(windows::delete))
         // Schedules (issue 10).
         .route("/v1/schedules", get(schedules::list).post(schedules::create))

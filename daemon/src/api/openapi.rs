@@ -1351,7 +1351,13 @@ pub struct AuditList {
 
 // Maintenance windows (issue 10).
 #[derive(OpenApi)]
-#[openapi(paths(super::windows::list, super::windows::create, super::windows::next, super::windows::delete,))]
+#[openapi(paths(
+    super::windows::list,
+    super::windows::create,
+    super::windows::next,
+    super::windows::delete,
+    super::windows::list_all,
+))]
 pub struct WindowsDoc;
 
 #[derive(Deserialize, ToSchema)]
@@ -1375,6 +1381,33 @@ pub struct NewMaintenanceWindow {
 pub struct WindowGroup {
     pub id: i64,
     pub name: Option<String>,
+}
+
+/// GET /v1/windows: a project window with its own next opening.
+#[derive(Deserialize, ToSchema)]
+pub struct ProjectWindow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub expression: String,
+    pub time_zone: String,
+    pub duration_s: i64,
+    pub created_at: i64,
+    pub group: WindowGroup,
+    /// True when the window is open at `now`.
+    pub open_now: bool,
+    /// The current (open) or next occurrence; null when none is ahead.
+    #[schema(required)]
+    pub opens_at: Option<String>,
+    #[schema(required)]
+    pub closes_at: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ProjectWindowList {
+    /// The server clock's instant the answer is for.
+    pub now: String,
+    pub windows: Vec<ProjectWindow>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -109,6 +109,48 @@ pub async fn list(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/windows", tag = "windows", security(("bearer" = [])),
+    summary = "Every maintenance window of the project, each with its own next opening (the queue page's view)",
+    params(crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "The windows, soonest next opening first", body = crate::api::openapi::ProjectWindowList),
+        crate::api::openapi::ReadErrors))]
+pub async fn list_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let requested = q.get("project").map(str::to_string);
+    let st = state.clone();
+    state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            let snap = st.snapshot(conn, &project)?;
+            let now = st.clock.now();
+            let mut items: Vec<(Option<DateTime<Utc>>, Value)> = Vec::new();
+            for r in ws::project_windows(conn, project.id)? {
+                let w = r
+                    .window()
+                    .map_err(|e| ApiError::internal(format!("stored window {} does not parse: {e}", r.id)))?;
+                let mut v = window_json(&snap, &r, r.group_id);
+                let _ = v.as_object_mut().map(|m| m.remove("inherited"));
+                // Open now: the interval it is in; else its next occurrence.
+                let next = w
+                    .containing(now)
+                    .map(|i| (i.start, i.end, true))
+                    .or_else(|| w.next_opening(now).map(|s| (s, s + w.duration(), false)));
+                v["open_now"] = json!(next.is_some_and(|n| n.2));
+                v["opens_at"] = json!(next.map(|n| ts(n.0)));
+                v["closes_at"] = json!(next.map(|n| ts(n.1)));
+                items.push((next.map(|n| n.0), v));
+            }
+            // Soonest first; windows that never open again last.
+            items.sort_by_key(|(t, _)| (t.is_none(), *t));
+            Ok(Json(json!({"now": ts(now), "windows": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>()})))
+        })
+        .await
+}
+
 fn new_window(body: &[u8]) -> Result<NewWindow, ApiError> {
     let obj = object_body::<WindowBody>(body)?;
     let mut r = FieldReader::new(&obj);

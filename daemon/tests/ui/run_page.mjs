@@ -149,6 +149,12 @@ try {
     status: r.dataset.status,
     waiting: r.querySelector('[data-col="waiting"]').textContent,
   })));
+  // The project's windows beside it: when the waiting runs may start.
+  await page.waitForSelector('#windows:not([hidden])');
+  const windows = await page.$$eval('#windows-body tr', (rows) => rows.map((r) => ({
+    name: r.children[0].textContent, group: r.children[1].textContent,
+    opens: r.querySelector('[data-col="opens"]').textContent, open: r.dataset.open,
+  })));
 
   // The run waiting for approval: its page says so and offers the
   // answer; clicking Approve shows the answered run.
@@ -164,7 +170,25 @@ try {
   approval.after = await waitingText();
   approval.status = await page.textContent('#run-status');
 
-  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, queue, approval, perf, errors });
+  // "ROLLED": a rollout that stopped after its first batch. Its page
+  // shows the batches and offers Resume, which opens the new run.
+  const { value: line2 } = await lines.next();
+  const rolled = Number(String(line2).trim());
+  if (!rolled) throw new Error('no rollout id on stdin: ' + line2);
+  await page.evaluate((h) => { location.hash = h; }, '#/runs/' + rolled);
+  await page.waitForFunction((r) => document.body.dataset.runEnded === String(r), rolled, { timeout: 180000 });
+  await page.waitForSelector('#run-resume:not([hidden])');
+  const batchRows = () => page.$$eval('#run-batches-body tr', (rs) => rs.map((r) => ({
+    seq: Number(r.dataset.seq), status: r.dataset.status, hosts: r.children[2].textContent })));
+  const rollout = { rolled, before: await batchRows() };
+  await page.click('#run-resume');
+  await page.waitForFunction((r) => /^#\/runs\/\d+$/.test(location.hash) && location.hash !== '#/runs/' + r, rolled);
+  rollout.resumed = Number((await page.evaluate(() => location.hash)).split('/').pop());
+  await page.waitForFunction(() => /resumes #/.test(document.getElementById('run-batches-note').textContent), null, { timeout: 30000 });
+  rollout.after = await batchRows();
+  rollout.note = await page.textContent('#run-batches-note');
+
+  say({ id, snapshots, drop: dropAt, event_requests: eventRequests, connects, final, hosts, bar, stdout, list, queue, windows, approval, rollout, perf, errors });
 } catch (e) {
   // One line the Rust test can show, rather than a silent hang.
   say({ error: String((e && e.stack) || e), errors });

@@ -280,11 +280,25 @@
       $('runs-updated').textContent = 'updated ' + fmtTime(Date.now());
     }
 
+    // The project's windows, soonest first: when queued runs may start.
+    function renderWindows(list) {
+      const rows = (list.windows || []).map((w) => el('tr', { 'data-window': String(w.id), 'data-open': String(w.open_now) },
+        el('td', { text: w.name }),
+        el('td', { text: (w.group && w.group.name) || '' }),
+        el('td', { 'data-col': 'opens', text: w.open_now ? 'open now' : (w.opens_at ? fmtTime(Date.parse(w.opens_at)) : 'never') }),
+        el('td', { 'data-col': 'closes', text: w.closes_at ? fmtTime(Date.parse(w.closes_at)) : '' }),
+        el('td', { class: 'small', text: w.kind + ' ' + w.expression + ' (' + w.time_zone + ', ' + w.duration_s + ' s)' })));
+      $('windows-body').replaceChildren(...rows);
+      $('windows').hidden = rows.length === 0;
+    }
+
     async function load() {
       clearTimeout(timer);
       try {
         const q = '/v1/runs?limit=50' + (marker ? '&marker=' + encodeURIComponent(marker) : '');
-        render(await api(q, { signal: ctrl.signal }));
+        const [page, windows] = await Promise.all([api(q, { signal: ctrl.signal }), api('/v1/windows', { signal: ctrl.signal })]);
+        render(page);
+        renderWindows(windows);
         flash('');
       } catch (e) {
         if (stopped || isAbort(e)) return;
