@@ -444,6 +444,18 @@ async fn tokens_windows_schedules_config_refs_and_approvals_are_audited() {
         assert_eq!((k[1].1.get("secret"), k[1].2["secret"].clone()), (None, json!("replaced")), "{b:?}: {k:?}");
         let text = audit_text(&h);
         assert!(!text.contains("hook-s3cr3t"), "{b:?}: a hook secret in the trail");
+        // A webhook rule: created, changed, deleted.
+        let rule = json!({"name": "deploy-main", "event": "push", "repository": "acme/ops", "branches": ["main"],
+            "template": {"playbook": "site.yml", "repo": "file:///nonexistent", "group": "cell"}});
+        let wr = h.create("/v1/webhook-rules", &root, rule).await;
+        h.expect(200, "PATCH", &format!("/v1/webhook-rules/{wr}"), &root, Some(json!({"branches": ["release/*"]})))
+            .await;
+        h.expect(204, "DELETE", &format!("/v1/webhook-rules/{wr}"), &root, None).await;
+        let r = of("webhook_rule").await;
+        assert_eq!(r.len(), 3, "{b:?}: {r:?}");
+        assert_eq!(r[2].2["repository"], "acme/ops", "{b:?}: {r:?}");
+        assert_eq!((r[1].1["branches"].clone(), r[1].2["branches"].clone()), (json!(["main"]), json!(["release/*"])));
+        assert_eq!((r[0].0.clone(), r[0].2.clone()), (json!("deploy-main"), Value::Null), "{b:?}: {r:?}");
         // A run's approval: who answered it.
         h.create("/v1/hosts", &root, json!({"name": "h1"})).await;
         let run = h

@@ -110,8 +110,8 @@ thread_local! {
 
 /// What a change may be about: the inventory's objects, then what
 /// [`note`] records.
-pub const OBJECT_KINDS: [&str; 9] =
-    ["project", "group", "host", "token", "window", "schedule", "config_ref", "run", "hook"];
+pub const OBJECT_KINDS: [&str; 10] =
+    ["project", "group", "host", "token", "window", "schedule", "config_ref", "run", "hook", "webhook_rule"];
 
 /// Records a change of something outside the inventory view (a token, a
 /// maintenance window, a schedule, a config ref, a run's approval) with

@@ -158,6 +158,17 @@ fn record(r: Row) -> RuleRecord {
     }
 }
 
+/// A rule's settings for the audit trail (its times left out: they are
+/// the change set's own).
+fn audit_json(r: &RuleRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("created_at");
+        m.remove("updated_at");
+    }
+    v
+}
+
 fn json_text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serializes")
 }
@@ -212,7 +223,9 @@ pub fn create(conn: &mut DbConn, pid: i64, new: &NewRule, now_ms: i64) -> Result
             .filter(webhook_rules::name.eq(&new.name))
             .select(columns!())
             .first(conn)?;
-        Ok(record(row))
+        let r = record(row);
+        super::audit::note(pid, "webhook_rule", &r.name, None, Some(&audit_json(&r)));
+        Ok(r)
     })
 }
 
@@ -263,7 +276,9 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &RulePatch, now_ms: i
                 webhook_rules::status_context.eq(patch.status_context.clone().unwrap_or(old.status_context.clone())),
             ))
             .execute(conn)?;
-        get(conn, Some(pid), id)
+        let new = get(conn, Some(pid), id)?;
+        super::audit::note(pid, "webhook_rule", &new.name, Some(&audit_json(&old)), Some(&audit_json(&new)));
+        Ok(new)
     })
 }
 
@@ -271,7 +286,8 @@ pub fn update(conn: &mut DbConn, pid: i64, id: i64, patch: &RulePatch, now_ms: i
 /// stay, their outcome still naming the rule).
 pub fn delete(conn: &mut DbConn, pid: i64, id: i64) -> Result<(), StoreError> {
     super::tx::write(conn, |conn| {
-        get(conn, Some(pid), id)?;
+        let old = get(conn, Some(pid), id)?;
+        super::audit::note(pid, "webhook_rule", &old.name, Some(&audit_json(&old)), None);
         // MySQL and SQLite cascade too; spelled out so no backend differs.
         diesel::delete(webhook_rule_matches::table.filter(webhook_rule_matches::rule_id.eq(id))).execute(conn)?;
         diesel::delete(webhook_rules::table.filter(webhook_rules::id.eq(id)).filter(webhook_rules::project_id.eq(pid)))
