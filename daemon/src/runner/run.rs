@@ -697,7 +697,17 @@ async fn drive(
             // boundary is its end: it finishes).
             stop_at_boundary: b.is_some(),
         };
-        let end = play.run(hub, &project, row, &mut live, feed, &mut cancel_rx, writes).await?;
+        let end = match play.run(hub, &project, row, &mut live, feed, &mut cancel_rx, writes).await {
+            Ok(end) => end,
+            // A later batch that cannot start: the rollout stops there, with
+            // what the earlier batches did kept (this batch is closed as
+            // stopped with the run).
+            Err(why) if k > 0 => {
+                stop = Some((RunStatus::Error, why));
+                break;
+            }
+            Err(why) => return Err(why),
+        };
         counter = end.last_counter;
         window_closed = window_closed.or(end.window_closed);
         let (status, rc, reason) = runs::final_status(end.ending, end.recap_seen);
