@@ -521,15 +521,7 @@ pub async fn execute(
     let _ = writes.send(Write::Finish(fin, reply));
     let recorded = answer.await.unwrap_or_else(|_| Err("writer stopped".into()));
     keeper.abort();
-    let p = pool.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let mut conn = p.get().ok()?;
-        store_runs::get(&mut conn, None, id).ok().flatten()
-    })
-    .await
-    .ok()
-    .flatten();
-    if let Some(r) = stored {
+    if let Some(r) = stored_run(&pool, id).await {
         row = r;
     } else {
         row.status = status.as_str().into();
@@ -549,6 +541,18 @@ pub async fn execute(
 }
 
 type Done = (RunStatus, Option<i32>, Option<String>, bool);
+
+/// Run `id` as the database has it now (None: the database is away).
+async fn stored_run(pool: &DbPool, id: i64) -> Option<Run> {
+    let p = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = p.get().ok()?;
+        store_runs::get(&mut conn, None, id).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten()
+}
 
 async fn drive(
     hub: &Arc<RunHub>,
@@ -900,16 +904,8 @@ impl Gap<'_> {
     /// Shows the run as stored (its `waiting_for`) on the feed and Redis;
     /// on the first ask also to the hooks.
     async fn announce(&self, hub: &Arc<RunHub>, pool: &DbPool, row: &mut Run, feed: &Feed, asked: bool) {
-        let p = pool.clone();
         let id = row.id;
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut conn = p.get().ok()?;
-            store_runs::get(&mut conn, None, id).ok().flatten()
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(r) = stored {
+        if let Some(r) = stored_run(pool, id).await {
             row.waiting_for = r.waiting_for;
         } else if !asked {
             row.waiting_for = None;
