@@ -7,20 +7,47 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use craton::render::{self, Options, Selection};
 use craton::source::SECRETS_OMITTED_HEADER;
+use craton::store::history::{self, At};
+use craton::store::StoreError;
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::query::Query;
 use super::vault_out;
 use crate::state::AppState;
 
-const PARAMS: [&str; 6] = ["project", "group", "vars", "resolved", "pretty", "include_inactive"];
+const PARAMS: [&str; 7] = ["project", "group", "vars", "resolved", "pretty", "include_inactive", "at"];
 
 pub(crate) struct InventoryQuery {
     pub project: Option<String>,
     pub selection: Selection,
     pub options: Options,
+    /// `at=`: the inventory as of a past instant or revision.
+    pub at: Option<At>,
+}
+
+fn at_field(message: impl Into<String>) -> ApiError {
+    ApiError::fields(vec![FieldError { field: "at".into(), message: message.into() }])
+}
+
+/// The project as of `at`, from the audit trail (never cached: the
+/// rebuild is cheap next to a render, see docs/history.md). Secrets are
+/// not rebuilt: `ask` must not want them.
+pub(crate) fn snapshot_at(
+    conn: &mut craton::store::DbConn,
+    project: &craton::model::Project,
+    at: At,
+    ask: &vault_out::Ask,
+) -> Result<(craton::model::Snapshot, usize), ApiError> {
+    if ask.wants_secrets() {
+        return Err(at_field("the inventory as of a past time is served without secrets: drop the vault password"));
+    }
+    let asof = history::snapshot_at(conn, &project.name, at).map_err(|e| match e {
+        StoreError::Invalid(m) => at_field(m.strip_prefix("at: ").unwrap_or(&m).to_string()),
+        other => other.into(),
+    })?;
+    Ok((asof.snapshot, asof.secrets))
 }
 
 pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery, ApiError> {
@@ -34,6 +61,7 @@ pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery,
             include_inactive: q.flag("include_inactive")?,
         },
         options: Options { resolved: q.flag("resolved")?, pretty: q.flag("pretty")?, ..Options::default() },
+        at: q.get("at").map(At::parse).transpose().map_err(at_field)?,
     })
 }
 
@@ -71,8 +99,16 @@ async fn render_doc(
     let (body, omitted) = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
-            let prepared = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
-            let (snap, omitted) = (prepared.snap, prepared.omitted);
+            let (snap, omitted) = match q.at {
+                Some(at) => {
+                    let (snap, omitted) = snapshot_at(conn, &project, at, &ask)?;
+                    (std::sync::Arc::new(snap), omitted)
+                }
+                None => {
+                    let prepared = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
+                    (prepared.snap, prepared.omitted)
+                }
+            };
             let e = render::emit(&snap, &q.selection, q.options).map_err(render_error)?;
             let mut out = Vec::with_capacity(1 << 16);
             match &host {

@@ -268,6 +268,10 @@ pub struct InventoryQuery {
     pub pretty: Option<bool>,
     /// Include inactive hosts.
     pub include_inactive: Option<bool>,
+    /// The inventory as it was at this instant (RFC 3339) or project
+    /// revision (digits), rebuilt from the audit trail; without secrets.
+    /// An instant the retained trail does not cover is a 400 naming it.
+    pub at: Option<String>,
 }
 
 /// The bundle route's file name.
