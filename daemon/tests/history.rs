@@ -64,6 +64,18 @@ fn inventory_refused(h: &Harness, args: &[&str], want: &str) {
     assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
 }
 
+fn cratond_out(h: &Harness, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_cratond"))
+        .args(args)
+        .env("CRATON_DATABASE_URL", &h.db.url)
+        .env("CRATON_CONFIG", "/dev/null")
+        .env_remove("CRATON_PROJECT")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cratond {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 fn cratond(h: &Harness, args: &[&str]) {
     let o = Command::new(env!("CARGO_BIN_EXE_cratond"))
         .args(args)
@@ -253,6 +265,43 @@ async fn inventory_as_of_every_captured_instant_is_the_captured_bytes() {
         assert!(o.stdout.is_empty());
         assert!(String::from_utf8_lossy(&o.stderr).contains("without secrets"));
 
+        // The diff between "web2, db1" and "var deleted": web1 got z and,
+        // its own port deleted, the group's; web2 only the group's. Blame:
+        // the three sets that touched port on web1 or its group, one on web2.
+        let (r3, r5) = (caps[3].revision, caps[5].revision);
+        let path = format!("/v1/inventory/diff?from={r3}&to={}", enc(&format_rfc3339(caps[5].at_ms)));
+        h.expect(403, "GET", &path, &reader, None).await;
+        let d = h.expect(200, "GET", &path, &admin, None).await.body;
+        assert_eq!(d["from"]["revision"], r3, "{b:?}: {d}");
+        assert_eq!(d["to"]["revision"], r5, "{b:?}: {d}");
+        let web1v = &d["variables"]["web1"];
+        assert_eq!(
+            (web1v["port"]["before"].clone(), web1v["port"]["after"].clone()),
+            (Value::Null, json!(8080)),
+            "{d}"
+        );
+        assert_eq!(web1v["z"]["after"], json!([1, {"a": null}]), "{d}");
+        assert_eq!(web1v["port"]["blame"].as_array().unwrap().len(), 3, "{b:?}: {d}");
+        let web2b = d["variables"]["web2"]["port"]["blame"].as_array().unwrap().clone();
+        assert_eq!(web2b.len(), 1, "{b:?}: {d}");
+        assert!(d["variables"].get("db1").is_none(), "{b:?}: db1 changed nothing: {d}");
+        let ids: Vec<Value> = d["changesets"].as_array().unwrap().iter().map(|c| c["id"].clone()).collect();
+        assert!(ids.contains(&web2b[0]), "{d}");
+        assert_eq!(ids.len(), 3, "{b:?}: {d}");
+        let d =
+            h.expect(200, "GET", &format!("/v1/inventory/diff?from={}&to={r3}", caps[2].revision), &admin, None).await;
+        assert_eq!(d.body["hosts"]["added"], json!(["db1", "web2"]), "{}", d.text);
+        assert_eq!(
+            d.body["memberships"]["added"],
+            json!([{"from": "db1", "to": "db"}, {"from": "web2", "to": "db"}, {"from": "web2", "to": "web"}]),
+            "{}",
+            d.text
+        );
+        let r = h.expect(400, "GET", "/v1/inventory/diff", &admin, None).await;
+        assert_eq!(r.detail_fields(), ["from"], "{}", r.text);
+        let text = cratond_out(&h, &["diff", "--from", &r3.to_string(), "--to", &r5.to_string()]);
+        assert!(text.contains(&format!("~ web2 port: (unset) -> 8080 [#{}]", web2b[0])), "{b:?}: {text}");
+
         // Pruning the trail: instants before what is kept are refused,
         // naming the instant; later ones still answer.
         let keep_from = caps[6].at_ms;
@@ -262,6 +311,8 @@ async fn inventory_as_of_every_captured_instant_is_the_captured_bytes() {
         assert!(r.text.contains(&old) && r.text.contains("pruned"), "{b:?}: {}", r.text);
         inventory_refused(&h, &["--list", "--at", &old], &old);
         inventory_refused(&h, &["--list", "--at", &caps[3].revision.to_string()], "pruned");
+        let r = h.expect(400, "GET", &format!("/v1/inventory/diff?from={r3}"), &admin, None).await;
+        assert_eq!(r.detail_fields(), ["from"], "{}", r.text);
         for c in &caps[7..] {
             assert!(inventory_ok(&h, &["--list", "--at", &format_rfc3339(c.at_ms)]) == c.list, "{b:?}: after prune");
         }

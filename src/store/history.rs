@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
+use serde::Serialize;
 
 use super::audit::{self, Change, View};
 use super::schema::audit_changesets;
@@ -521,6 +522,239 @@ pub fn snapshot_at(conn: &mut DbConn, project: &str, at: At) -> Result<AsOf, Sto
         }
         let snapshot = snapshot_from_view(&view, then).map_err(|e| StoreError::Invalid(format!("at: {e}")))?;
         Ok(AsOf { snapshot, changeset, undone: undo_heads.len(), secrets })
+    })
+}
+
+/// One end of a [`diff`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// As asked (`2026-11-30T12:00:00.000Z`, `revision 42`, `now`).
+    pub asked: String,
+    pub revision: i64,
+    /// The newest change set included (None: before the first).
+    pub changeset: Option<i64>,
+}
+
+/// A direct membership or child edge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+}
+
+/// Added and removed names or edges.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delta<T> {
+    pub added: Vec<T>,
+    pub removed: Vec<T>,
+}
+
+/// A resolved variable of one host that differs, with the change sets in
+/// between that could have changed it (blame).
+#[derive(Debug, Clone, Serialize)]
+pub struct VarDiff {
+    /// Absent (null) when the host did not have it (or did not exist).
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub blame: Vec<i64>,
+}
+
+/// A change set in the range of a [`diff`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Blame {
+    pub id: i64,
+    pub at: String,
+    pub actor: audit::Actor,
+}
+
+/// What changed in a project's inventory between two points.
+#[derive(Debug, Clone, Serialize)]
+pub struct InventoryDiff {
+    pub project: String,
+    pub from: Point,
+    pub to: Point,
+    pub groups: Delta<String>,
+    pub hosts: Delta<String>,
+    /// host -> group (direct memberships).
+    pub memberships: Delta<Edge>,
+    /// parent -> child.
+    pub children: Delta<Edge>,
+    /// host -> key -> before/after, of every host in either inventory,
+    /// resolved as `--list --resolved --include-inactive` shows them
+    /// (Ansible's precedence).
+    pub variables: BTreeMap<String, BTreeMap<String, VarDiff>>,
+    /// The change sets between the two points, oldest first.
+    pub changesets: Vec<Blame>,
+}
+
+fn resolved_hostvars(snap: &Snapshot) -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+    let sel = crate::render::Selection { include_inactive: true, ..Default::default() };
+    let opts = crate::render::Options { resolved: true, ..Default::default() };
+    let mut buf = Vec::new();
+    // A reserved group name makes the inventory unrenderable at either
+    // end; it then has no resolved variables to compare.
+    let Ok(e) = crate::render::emit(snap, &sel, opts) else { return BTreeMap::new() };
+    if crate::render::write_list(&e, opts, &mut buf).is_err() {
+        return BTreeMap::new();
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&buf).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    if let Some(hv) = doc.pointer("/_meta/hostvars").and_then(|v| v.as_object()) {
+        for (h, vars) in hv {
+            let vars = vars.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+            out.insert(h.clone(), vars.unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn edges(snap: &Snapshot) -> (Vec<Edge>, Vec<Edge>) {
+    let mut members = Vec::new();
+    let mut children = Vec::new();
+    for g in &snap.groups {
+        for &h in &g.hosts {
+            members.push(Edge { from: snap.hosts[h].name.clone(), to: g.name.clone() });
+        }
+        for &c in &g.children {
+            children.push(Edge { from: g.name.clone(), to: snap.groups[c].name.clone() });
+        }
+    }
+    members.sort();
+    children.sort();
+    (members, children)
+}
+
+fn delta<T: Ord + Clone>(before: &[T], after: &[T]) -> Delta<T> {
+    let b: std::collections::BTreeSet<&T> = before.iter().collect();
+    let a: std::collections::BTreeSet<&T> = after.iter().collect();
+    Delta {
+        added: a.difference(&b).map(|x| (*x).clone()).collect(),
+        removed: b.difference(&a).map(|x| (*x).clone()).collect(),
+    }
+}
+
+/// The groups host `name` is in (directly or through children) in `snap`.
+fn groups_of(snap: &Snapshot, name: &str) -> Vec<String> {
+    match snap.host_index(name) {
+        Some(h) => snap.host_groups(h).into_iter().map(|g| snap.groups[g].name.clone()).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Whether change `c` can have changed resolved key `key` of host `host`,
+/// whose groups (either end) are `groups`.
+fn blames(c: &Change, host: &str, key: &str, groups: &[String]) -> bool {
+    let on_host = c.object_kind == "host" && c.object_name == host;
+    let on_group = c.object_kind == "group" && groups.contains(&c.object_name);
+    match c.attr_kind.as_str() {
+        "var" | "file_var" => c.attr == key && (on_host || on_group || c.object_kind == "project"),
+        // Membership, existence and the structure above the host.
+        "group" | "object" => on_host || on_group,
+        "child" | "field" => on_group || (on_host && c.attr == "active"),
+        _ => false,
+    }
+}
+
+/// The pure part of [`diff`]: the two inventories and the change sets
+/// between them (any order; each with its changes).
+pub fn diff_snapshots(
+    from: &Snapshot,
+    to: &Snapshot,
+    points: (Point, Point),
+    sets: &[audit::ChangeSet],
+) -> InventoryDiff {
+    let names = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<_>>();
+    let (fg, tg) =
+        (names(from.groups.iter().map(|g| &g.name).collect()), names(to.groups.iter().map(|g| &g.name).collect()));
+    let (fh, th) =
+        (names(from.hosts.iter().map(|h| &h.name).collect()), names(to.hosts.iter().map(|h| &h.name).collect()));
+    let ((fm, fc), (tm, tc)) = (edges(from), edges(to));
+    let (fv, tv) = (resolved_hostvars(from), resolved_hostvars(to));
+    let empty = BTreeMap::new();
+    let mut variables = BTreeMap::new();
+    let mut hosts: Vec<&String> = fv.keys().chain(tv.keys()).collect();
+    hosts.sort();
+    hosts.dedup();
+    for h in hosts {
+        let (b, a) = (fv.get(h).unwrap_or(&empty), tv.get(h).unwrap_or(&empty));
+        let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut groups = groups_of(from, h);
+        groups.extend(groups_of(to, h));
+        let mut per_host = BTreeMap::new();
+        for k in keys {
+            if b.get(k) == a.get(k) {
+                continue;
+            }
+            let blame =
+                sets.iter().filter(|cs| cs.changes.iter().any(|c| blames(c, h, k, &groups))).map(|cs| cs.id).collect();
+            per_host.insert(k.clone(), VarDiff { before: b.get(k).cloned(), after: a.get(k).cloned(), blame });
+        }
+        if !per_host.is_empty() {
+            variables.insert(h.clone(), per_host);
+        }
+    }
+    let mut changesets: Vec<Blame> =
+        sets.iter().map(|cs| Blame { id: cs.id, at: format_rfc3339(cs.at), actor: cs.actor.clone() }).collect();
+    changesets.sort_by_key(|b| b.id);
+    InventoryDiff {
+        project: to.project.name.clone(),
+        from: points.0,
+        to: points.1,
+        groups: delta(&fg, &tg),
+        hosts: delta(&fh, &th),
+        memberships: delta(&fm, &tm),
+        children: delta(&fc, &tc),
+        variables,
+        changesets,
+    }
+}
+
+/// What changed in project `project` between `from` and `to` (None: its
+/// current inventory). Either end is refused as [`snapshot_at`] refuses it.
+pub fn diff(conn: &mut DbConn, project: &str, from: At, to: Option<At>) -> Result<InventoryDiff, StoreError> {
+    super::tx::read(conn, |conn| {
+        // Refusals name the end they are about (`from: `, `to: `).
+        let end = |name: &'static str| {
+            move |e: StoreError| match e {
+                StoreError::Invalid(m) => {
+                    StoreError::Invalid(format!("{name}: {}", m.strip_prefix("at: ").unwrap_or(&m)))
+                }
+                other => other,
+            }
+        };
+        let a = snapshot_at(conn, project, from).map_err(end("from"))?;
+        let (b, to_asked) = match to {
+            Some(t) => (snapshot_at(conn, project, t).map_err(end("to"))?, t.describe()),
+            None => {
+                let current = find_project(conn, project)?
+                    .ok_or_else(|| StoreError::UnknownProject(project.to_string()))?
+                    .revision;
+                (snapshot_at(conn, project, At::Revision(current))?, "now".to_string())
+            }
+        };
+        let pid = b.snapshot.project.id;
+        let (lo, hi) = {
+            let (x, y) = (a.changeset.unwrap_or(0), b.changeset.unwrap_or(0));
+            (x.min(y), x.max(y))
+        };
+        let ids: Vec<i64> = audit_changesets::table
+            .filter(audit_changesets::project_id.eq(pid))
+            .filter(audit_changesets::id.gt(lo))
+            .filter(audit_changesets::id.le(hi))
+            .order(audit_changesets::id.asc())
+            .select(audit_changesets::id)
+            .load(conn)?;
+        let mut sets = Vec::with_capacity(ids.len());
+        for id in ids {
+            sets.extend(audit::get(conn, id, Some(pid))?);
+        }
+        let points = (
+            Point { asked: from.describe(), revision: a.snapshot.project.revision, changeset: a.changeset },
+            Point { asked: to_asked, revision: b.snapshot.project.revision, changeset: b.changeset },
+        );
+        Ok(diff_snapshots(&a.snapshot, &b.snapshot, points, &sets))
     })
 }
 

@@ -164,3 +164,36 @@ pub async fn host(
 ) -> Result<Response, ApiError> {
     render_doc(state, caller, raw, Some(name), headers).await
 }
+
+#[utoipa::path(get, path = "/v1/inventory/diff", tag = "inventory", security(("bearer" = [])),
+    summary = "What changed between two points (admin): groups, hosts, memberships, children and resolved variables per host, with the change sets in between as blame",
+    params(crate::api::openapi::InventoryDiffQuery),
+    responses((status = 200, description = "The diff (see docs/history.md)", body = crate::api::openapi::JsonObject), crate::api::openapi::AdminReadErrors))]
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "from", "to"])?;
+    caller.require(craton::store::tokens::Role::Admin)?;
+    let field = |name: &str, m: String| ApiError::fields(vec![FieldError { field: name.into(), message: m }]);
+    let from = q
+        .get("from")
+        .ok_or_else(|| field("from", "required: an RFC 3339 instant or a revision".into()))
+        .and_then(|f| At::parse(f).map_err(|m| field("from", m)))?;
+    let to = q.get("to").map(At::parse).transpose().map_err(|m| field("to", m))?;
+    let requested = q.get("project").map(str::to_string);
+    let d = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            history::diff(conn, &project.name, from, to).map_err(|e| match e {
+                StoreError::Invalid(m) => match craton::store::edit::split_field(&m, &["from", "to"]) {
+                    Some((f, rest)) => field(f, rest.to_string()),
+                    None => ApiError::bad(m),
+                },
+                other => other.into(),
+            })
+        })
+        .await?;
+    Ok(axum::Json(serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))?))
+}

@@ -274,6 +274,18 @@ pub struct InventoryQuery {
     pub at: Option<String>,
 }
 
+/// GET /v1/inventory/diff.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryDiffQuery {
+    /// Root only: the project (default `default`).
+    pub project: Option<String>,
+    /// The earlier point: an RFC 3339 instant or a project revision (digits).
+    pub from: String,
+    /// The later point (same forms; default: now).
+    pub to: Option<String>,
+}
+
 /// The bundle route's file name.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -1050,6 +1062,7 @@ impl Modify for OperationIds {
         meta::openapi,
         inventory::list,
         inventory::host,
+        inventory::diff,
         bundles::project_tgz,
         bundles::project_zip,
         bundles::group,
