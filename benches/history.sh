@@ -24,7 +24,7 @@ python3 benches/gen_inventory.py "$hosts" 20 10 > "$work/inv.json"
 "$CRATOND" import ansible "$work/inv.json" >/dev/null
 "$CRATOND" serve --insecure-no-auth --no-sync --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 python3 - "$port" "$hosts" "$writes" <<'EOF'
 import json, sys, urllib.request
