@@ -175,20 +175,20 @@ pub struct Mismatch {
 /// Undoes one change set on `view`: every inventory attribute it changed is
 /// set back to its `before`, after checking that it holds the `after`
 /// (secrets excepted, see the module doc).
-pub fn undo(view: &mut View, changes: &[Change]) -> Result<(), Mismatch> {
+pub fn undo(view: &mut View, changes: &[Change]) -> Result<(), Box<Mismatch>> {
     for c in changes.iter().filter(|c| INVENTORY_KINDS.contains(&c.object_kind.as_str())) {
         let key = (c.object_kind.clone(), c.object_name.clone());
         let attr = (c.attr_kind.clone(), c.attr.clone());
         let attrs = view.entry(key.clone()).or_default();
         if c.attr_kind != "secret" && attrs.get(&attr) != c.after.as_ref() {
-            return Err(Mismatch {
+            return Err(Box::new(Mismatch {
                 object_kind: c.object_kind.clone(),
                 object_name: c.object_name.clone(),
                 attr_kind: c.attr_kind.clone(),
                 attr: c.attr.clone(),
                 expected: c.after.clone(),
                 found: attrs.get(&attr).cloned(),
-            });
+            }));
         }
         match &c.before {
             Some(b) => attrs.insert(attr, b.clone()),
@@ -273,8 +273,10 @@ pub fn snapshot_from_view(view: &View, mut project: Project) -> Result<Snapshot,
 
     let mut all_vars = OwnVars::default();
     let mut project_seen = false;
-    let mut groups: Vec<(i64, &str, &BTreeMap<(String, String), String>)> = Vec::new();
-    let mut hosts: Vec<(i64, &str, &BTreeMap<(String, String), String>)> = Vec::new();
+    // (id, name, attributes) of each object.
+    type Object<'v> = (i64, &'v str, &'v BTreeMap<(String, String), String>);
+    let mut groups: Vec<Object> = Vec::new();
+    let mut hosts: Vec<Object> = Vec::new();
     for ((kind, name), attrs) in view {
         match kind.as_str() {
             "project" => {
