@@ -46,6 +46,9 @@ pub struct DbSource {
     /// vault values (opened through the key provider of the environment).
     #[cfg(feature = "secrets")]
     pub vault: Option<crate::secrets::VaultPassword>,
+    /// `--at`: the inventory as of a past instant or revision, rebuilt
+    /// from the audit trail (without secrets).
+    pub at: Option<crate::store::history::At>,
     snapshot: Option<crate::model::Snapshot>,
     omitted: Option<usize>,
 }
@@ -58,6 +61,7 @@ impl DbSource {
             project,
             #[cfg(feature = "secrets")]
             vault: None,
+            at: None,
             snapshot: None,
             omitted: None,
         }
@@ -66,6 +70,18 @@ impl DbSource {
     fn snapshot(&mut self) -> Result<&crate::model::Snapshot, SourceError> {
         if self.snapshot.is_none() {
             let mut conn = crate::store::connect_ready(&self.url)?;
+            if let Some(at) = self.at {
+                #[cfg(feature = "secrets")]
+                if self.vault.is_some() {
+                    return Err(SourceError::Secrets(
+                        "the inventory as of a past time is served without secrets: --at cannot be combined with a vault password".into(),
+                    ));
+                }
+                let asof = crate::store::history::snapshot_at(&mut conn, &self.project, at)?;
+                self.omitted = Some(asof.secrets);
+                self.snapshot = Some(asof.snapshot);
+                return Ok(self.snapshot.as_ref().expect("just loaded"));
+            }
             let snap = crate::store::load::load_snapshot(&mut conn, &self.project)?;
             #[cfg(feature = "secrets")]
             let snap = self.with_secrets(&mut conn, snap)?;
@@ -135,6 +151,8 @@ pub struct RestSource {
     /// Sent as `X-Craton-Vault-Password`: the daemon then includes the
     /// project's secrets, vault-encrypted under it.
     pub vault_password: Option<zeroize::Zeroizing<String>>,
+    /// `--at`, passed on as `?at=` (the daemon checks it).
+    pub at: Option<String>,
     omitted: Option<usize>,
 }
 
@@ -158,6 +176,7 @@ impl RestSource {
             project,
             agent,
             vault_password: None,
+            at: None,
             omitted: None,
         })
     }
@@ -170,6 +189,9 @@ impl RestSource {
         }
         if let Some(g) = &sel.group {
             req = req.query("group", g);
+        }
+        if let Some(at) = &self.at {
+            req = req.query("at", at);
         }
         for (k, v) in &sel.filters {
             req = req.query("vars", format!("{k}:{v}"));

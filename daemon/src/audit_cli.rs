@@ -133,3 +133,67 @@ pub fn audit(conn: &mut DbConn, args: AuditArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cratond diff`: what changed in a project's inventory between two points.
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The earlier point: an RFC 3339 instant or a project revision.
+    #[arg(long)]
+    pub from: String,
+    /// The later point (same forms; default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, env = "CRATON_PROJECT", default_value = craton::DEFAULT_PROJECT)]
+    pub project: String,
+    /// The diff as one JSON document (as GET /v1/inventory/diff answers).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the diff: one line per change, `+`/`-`/`~`, blame in brackets.
+pub fn diff(conn: &mut DbConn, args: DiffArgs) -> Result<()> {
+    use craton::store::history::{self, At};
+    let from = At::parse(&args.from).map_err(|e| anyhow!("--from: {e}"))?;
+    let to = args.to.as_deref().map(At::parse).transpose().map_err(|e| anyhow!("--to: {e}"))?;
+    let d = history::diff(conn, &args.project, from, to)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(());
+    }
+    println!(
+        "project {}: {} (revision {}) -> {} (revision {}), {} change set(s)",
+        d.project,
+        d.from.asked,
+        d.from.revision,
+        d.to.asked,
+        d.to.revision,
+        d.changesets.len()
+    );
+    for (what, delta) in [("group", &d.groups), ("host", &d.hosts)] {
+        for n in &delta.added {
+            println!("+ {what} {n}");
+        }
+        for n in &delta.removed {
+            println!("- {what} {n}");
+        }
+    }
+    for (what, delta) in [("member", &d.memberships), ("child", &d.children)] {
+        for e in &delta.added {
+            println!("+ {what} {} -> {}", e.from, e.to);
+        }
+        for e in &delta.removed {
+            println!("- {what} {} -> {}", e.from, e.to);
+        }
+    }
+    let show = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
+    for (host, vars) in &d.variables {
+        for (k, v) in vars {
+            let blame: Vec<String> = v.blame.iter().map(|b| format!("#{b}")).collect();
+            println!("~ {host} {k}: {} -> {} [{}]", show(&v.before), show(&v.after), blame.join(" "));
+        }
+    }
+    for cs in &d.changesets {
+        println!("  #{} {} {}:{} {}", cs.id, cs.at, cs.actor.kind, cs.actor.id, cs.actor.via);
+    }
+    Ok(())
+}

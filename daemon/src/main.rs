@@ -68,6 +68,10 @@ enum Command {
     /// The audit trail: change sets newest first (filters --host, --group,
     /// --key, --actor, --source, --since, --until), and `audit prune`.
     Audit(cratond::audit_cli::AuditArgs),
+    /// What changed in a project's inventory between two points (RFC 3339
+    /// or revision): groups, hosts, memberships, children and resolved
+    /// variables per host, with the change sets in between as blame.
+    Diff(cratond::audit_cli::DiffArgs),
     /// Renew the keys that protect stored secrets (online, resumable):
     /// rotate rewraps the data keys, reencrypt replaces them.
     Secrets {
@@ -425,6 +429,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Schedule { action } => cratond::schedule_cli::schedule(&mut connect_migrated(&url)?, action),
         Command::Secrets { action } => cratond::secrets_cli::secrets(&mut connect_migrated(&url)?, action),
         Command::Audit(args) => cratond::audit_cli::audit(&mut connect_migrated(&url)?, args),
+        Command::Diff(args) => cratond::audit_cli::diff(&mut connect_migrated(&url)?, args),
         Command::ConfigRef { action } => {
             let mut conn = connect_migrated(&url)?;
             match action {

@@ -55,6 +55,34 @@ fn rest_backend_prints_the_same_bytes_as_the_database() {
         let mut resp = agent().get(format!("{}/v1/inventory", server.base)).header("X-Auth-Token", &t).call().unwrap();
         let body = resp.body_mut().read_to_string().unwrap();
         assert_eq!(format!("{body}\n"), ok(inventory(&db).arg("--list")), "{b:?}");
+
+        // --at passes through as ?at=: after another import, the REST
+        // backend prints the inventory as it was, as the database one does.
+        let (then_list, then_host) = (ok(inventory(&db).arg("--list")), ok(inventory(&db).args(["--host", "h3"])));
+        let then = craton::store::history::format_rfc3339(craton::store::now_ms());
+        std::thread::sleep(Duration::from_millis(3));
+        let dir = tempfile::tempdir().unwrap();
+        let more = dir.path().join("more.yml");
+        std::fs::write(&more, "all:\n  hosts:\n    h3: {k1: later}\n    h99: {}\n").unwrap();
+        ok(cratond(&db).args(["import", "ansible"]).arg(&more));
+        assert_ne!(ok(inventory(&db).arg("--list")), then_list, "{b:?}: the import changed nothing");
+        for (args, want) in [(vec!["--list"], &then_list), (vec!["--host", "h3"], &then_host)] {
+            let over_rest = ok(inventory(&db)
+                .args(&args)
+                .args(["--at", &then])
+                .env_remove("CRATON_DATABASE_URL")
+                .env("CRATON_URL", &server.base)
+                .env("CRATON_TOKEN", &t));
+            assert_eq!(&over_rest, want, "{b:?} {args:?} --at {then}");
+        }
+        fails(
+            inventory(&db)
+                .args(["--list", "--at", "soon"])
+                .env_remove("CRATON_DATABASE_URL")
+                .env("CRATON_URL", &server.base)
+                .env("CRATON_TOKEN", &t),
+            "HTTP 400",
+        );
     }
 }
 

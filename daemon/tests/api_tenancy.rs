@@ -389,6 +389,11 @@ async fn foreign_tokens_see_nothing_on_any_route() {
                 let r = h.expect(200, "GET", path, token, None).await;
                 assert_no_leak(&r, &[], path);
             }
+            // The inventory as of now (rebuilt from B's trail) is B's too.
+            let now = craton::store::history::format_rfc3339(craton::store::now_ms());
+            let path = format!("/v1/inventory?at={}", now.replace(':', "%3A"));
+            let r = h.expect(200, "GET", &path, token, None).await;
+            assert_no_leak(&r, &[], &path);
             let r = h.expect(200, "GET", "/v1/projects", token, None).await;
             assert_eq!(r.names(), ["bravo"]);
             // The audit trail: admins only, and only B's change sets.

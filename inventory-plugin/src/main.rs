@@ -16,7 +16,7 @@ use craton::render::{parse_filter, Options, Selection};
 use craton::source::InventorySource;
 
 const USAGE: &str = "usage: craton-inventory (--list | --host NAME) [--project NAME] [--group G] \
-[--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--database-url URL] [--verbose]";
+[--filter KEY=JSON]... [--resolved] [--include-inactive] [--pretty] [--at RFC3339|REVISION] [--database-url URL] [--verbose]";
 
 /// A file holding the vault password: with it the project's secrets are in
 /// the output as vault values (`--vault-id craton@FILE` opens them).
@@ -30,6 +30,8 @@ struct Args {
     database_url: Option<String>,
     selection: Selection,
     options: Options,
+    /// `--at`: the inventory as of a past instant (RFC 3339) or revision.
+    at: Option<String>,
     /// Say on stderr how many secrets were left out (Ansible reports any
     /// stderr of an inventory script, so only when asked).
     verbose: bool,
@@ -56,6 +58,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--resolved" => args.options.resolved = true,
             "--include-inactive" => args.selection.include_inactive = true,
             "--pretty" => args.options.pretty = true,
+            "--at" => args.at = Some(value("--at")?),
             "--verbose" | "-v" => args.verbose = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -79,7 +82,7 @@ fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let settings = Settings::resolve(args.database_url.clone(), args.project.clone()).map_err(|e| anyhow!(e))?;
     let vault = vault_password()?;
     let has_vault = vault.is_some();
-    let mut source = pick_source(&settings, vault)?;
+    let mut source = pick_source(&settings, vault, args.at.as_deref())?;
     match &args.host {
         Some(h) => source.host(h, &args.selection, args.options, out)?,
         None => source.list(&args.selection, args.options, out)?,
@@ -103,12 +106,13 @@ fn run(args: Args, out: &mut dyn Write) -> Result<()> {
 /// database (the embedded SQLite default when nothing is configured).
 /// Features decide which of the two this build has: a REST-only build
 /// carries no database drivers at all.
-fn pick_source(settings: &Settings, vault: Option<Vault>) -> Result<Box<dyn InventorySource>> {
+fn pick_source(settings: &Settings, vault: Option<Vault>, at: Option<&str>) -> Result<Box<dyn InventorySource>> {
     #[cfg(feature = "rest")]
     if let (Some(url), None) = (&settings.url, &settings.database_url) {
         let project = settings.project_explicit.then(|| settings.project.clone());
         let mut src = craton::source::RestSource::new(url, settings.token.clone(), project)?;
         src.vault_password = vault;
+        src.at = at.map(str::to_string);
         return Ok(Box::new(src));
     }
     #[cfg(feature = "db")]
@@ -120,6 +124,7 @@ fn pick_source(settings: &Settings, vault: Option<Vault>) -> Result<Box<dyn Inve
         };
         let mut src = craton::source::DbSource::new(url, settings.project.clone());
         src.vault = vault.map(|pw| craton::secrets::VaultPassword::new(pw.as_bytes()));
+        src.at = at.map(craton::store::history::At::parse).transpose().map_err(|e| anyhow!("--at: {e}"))?;
         Ok(Box::new(src))
     }
     #[cfg(not(feature = "db"))]

@@ -390,8 +390,33 @@ fn after_json(prev: Option<&str>) -> String {
 
 /// The project as [`View`]: the snapshot plus its secrets (as fingerprints).
 pub fn view(conn: &mut DbConn, snap: &Snapshot) -> Result<View, StoreError> {
+    let (mut proj, mut groups, mut hosts) = inventory_view(snap);
+    add_secrets(conn, snap, &mut proj, &mut groups, &mut hosts)?;
+    Ok(assemble(snap, proj, groups, hosts))
+}
+
+/// The project as [`View`] without its secrets: everything rendering reads
+/// (no database needed; [`super::history`] turns it back into a snapshot).
+pub fn view_of(snap: &Snapshot) -> View {
+    let (proj, groups, hosts) = inventory_view(snap);
+    assemble(snap, proj, groups, hosts)
+}
+
+type Attrs = BTreeMap<(String, String), String>;
+
+fn assemble(snap: &Snapshot, proj: Attrs, groups: Vec<Attrs>, hosts: Vec<Attrs>) -> View {
     let mut v = View::new();
-    let pname = snap.project.name.clone();
+    v.insert(("project".into(), snap.project.name.clone()), proj);
+    for (g, a) in snap.groups.iter().zip(groups) {
+        v.insert(("group".into(), g.name.clone()), a);
+    }
+    for (h, a) in snap.hosts.iter().zip(hosts) {
+        v.insert(("host".into(), h.name.clone()), a);
+    }
+    v
+}
+
+fn inventory_view(snap: &Snapshot) -> (Attrs, Vec<Attrs>, Vec<Attrs>) {
     let mut proj = BTreeMap::new();
     proj.insert(("object".into(), String::new()), format!("{{\"id\":{}}}", snap.project.id));
     put_vars(&mut proj, &snap.all_vars);
@@ -446,6 +471,16 @@ pub fn view(conn: &mut DbConn, snap: &Snapshot) -> Result<View, StoreError> {
             prev = Some(snap.hosts[h].name.as_str());
         }
     }
+    (proj, groups, hosts)
+}
+
+fn add_secrets(
+    conn: &mut DbConn,
+    snap: &Snapshot,
+    proj: &mut Attrs,
+    groups: &mut [Attrs],
+    hosts: &mut [Attrs],
+) -> Result<(), StoreError> {
     // Secrets: version and ciphertext fingerprint, never the value.
     let rows: Vec<(String, i64, String, i64, Vec<u8>)> =
         secrets::table
@@ -467,20 +502,13 @@ pub fn view(conn: &mut DbConn, snap: &Snapshot) -> Result<View, StoreError> {
         let attrs = match kind.as_str() {
             "host" => snap.hosts.binary_search_by_key(&owner, |h| h.id).ok().map(|i| &mut hosts[i]),
             "group" => snap.groups.binary_search_by_key(&owner, |g| g.id).ok().map(|i| &mut groups[i]),
-            _ => Some(&mut proj),
+            _ => Some(&mut *proj),
         };
         if let Some(a) = attrs {
             a.insert(("secret".into(), name), value);
         }
     }
-    v.insert(("project".into(), pname), proj);
-    for (g, a) in snap.groups.iter().zip(groups) {
-        v.insert(("group".into(), g.name.clone()), a);
-    }
-    for (h, a) in snap.hosts.iter().zip(hosts) {
-        v.insert(("host".into(), h.name.clone()), a);
-    }
-    Ok(v)
+    Ok(())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -632,7 +660,7 @@ fn parse_document(id: i64, doc: &str) -> Result<Vec<Change>, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Invalid(format!("audit change set {id}: bad document: {e}")))
 }
 
-fn changes_of(conn: &mut DbConn, id: i64, doc: Option<String>) -> Result<Vec<Change>, StoreError> {
+pub(crate) fn changes_of(conn: &mut DbConn, id: i64, doc: Option<String>) -> Result<Vec<Change>, StoreError> {
     if doc.is_some() {
         let pieces: Vec<Option<String>> = audit_changes::table
             .filter(audit_changes::changeset_id.eq(id))

@@ -165,5 +165,18 @@ fn load_rows(conn: &mut DbConn, project: Project) -> Result<Snapshot, StoreError
         };
         target.insert(key, var);
     }
+    // Each owner's keys in byte order whatever the collation (a PostgreSQL
+    // database in a language's collation, MariaDB's PAD SPACE): the output
+    // is the same on every backend, and the inventory as of a past time
+    // (super::history), rebuilt from the trail, orders them the same way.
+    // Already sorted under C / binary collations: one pass, no sort.
+    for vars in std::iter::once(&mut all_vars)
+        .chain(groups.iter_mut().map(|g| &mut g.vars))
+        .chain(hosts.iter_mut().map(|h| &mut h.vars))
+    {
+        if !vars.keys().is_sorted() {
+            vars.sort_unstable_keys();
+        }
+    }
     Ok(Snapshot { project, all_vars, groups, hosts, depth_memo: Default::default() })
 }

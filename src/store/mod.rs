@@ -26,6 +26,7 @@ pub mod config_refs;
 pub mod edit;
 pub mod gates;
 pub mod groups;
+pub mod history;
 pub mod hooks;
 pub mod hosts;
 pub mod load;

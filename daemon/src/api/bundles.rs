@@ -56,6 +56,10 @@ async fn serve_bundle(
     let (bundle, omitted): (Arc<Bundle>, usize) = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
+            if let Some(at) = q.at {
+                let (snap, omitted) = super::inventory::snapshot_at(conn, &project, at, &ask)?;
+                return Ok((Arc::new(bundle::build(&snap, &q.selection, format).map_err(render_error)?), omitted));
+            }
             if ask.wants_secrets() {
                 let out = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
                 return Ok((Arc::new(build_vaulted(&out, &q.selection, format)?), 0));
@@ -80,7 +84,7 @@ async fn serve_bundle(
     Ok(r)
 }
 
-const ALLOWED: [&str; 7] = ["project", "group", "vars", "resolved", "pretty", "include_inactive", "vault"];
+const ALLOWED: [&str; 8] = ["project", "group", "vars", "resolved", "pretty", "include_inactive", "vault", "at"];
 
 /// A bundle with secrets, from a prepared output. Not cached: building it
 /// opened the secrets (and recorded that), which a cache hit would skip;

@@ -7,20 +7,47 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use craton::render::{self, Options, Selection};
 use craton::source::SECRETS_OMITTED_HEADER;
+use craton::store::history::{self, At};
+use craton::store::StoreError;
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, FieldError};
 use super::extract::Path;
 use super::query::Query;
 use super::vault_out;
 use crate::state::AppState;
 
-const PARAMS: [&str; 6] = ["project", "group", "vars", "resolved", "pretty", "include_inactive"];
+const PARAMS: [&str; 7] = ["project", "group", "vars", "resolved", "pretty", "include_inactive", "at"];
 
 pub(crate) struct InventoryQuery {
     pub project: Option<String>,
     pub selection: Selection,
     pub options: Options,
+    /// `at=`: the inventory as of a past instant or revision.
+    pub at: Option<At>,
+}
+
+fn at_field(message: impl Into<String>) -> ApiError {
+    ApiError::fields(vec![FieldError { field: "at".into(), message: message.into() }])
+}
+
+/// The project as of `at`, from the audit trail (never cached: the
+/// rebuild is cheap next to a render, see docs/history.md). Secrets are
+/// not rebuilt: `ask` must not want them.
+pub(crate) fn snapshot_at(
+    conn: &mut craton::store::DbConn,
+    project: &craton::model::Project,
+    at: At,
+    ask: &vault_out::Ask,
+) -> Result<(craton::model::Snapshot, usize), ApiError> {
+    if ask.wants_secrets() {
+        return Err(at_field("the inventory as of a past time is served without secrets: drop the vault password"));
+    }
+    let asof = history::snapshot_at(conn, &project.name, at).map_err(|e| match e {
+        StoreError::Invalid(m) => at_field(m.strip_prefix("at: ").unwrap_or(&m).to_string()),
+        other => other.into(),
+    })?;
+    Ok((asof.snapshot, asof.secrets))
 }
 
 pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery, ApiError> {
@@ -34,6 +61,7 @@ pub(crate) fn parse(raw: Option<&str>, extra: &[&str]) -> Result<InventoryQuery,
             include_inactive: q.flag("include_inactive")?,
         },
         options: Options { resolved: q.flag("resolved")?, pretty: q.flag("pretty")?, ..Options::default() },
+        at: q.get("at").map(At::parse).transpose().map_err(at_field)?,
     })
 }
 
@@ -71,8 +99,16 @@ async fn render_doc(
     let (body, omitted) = state
         .db(move |conn| {
             let project = caller.project(conn, q.project.as_deref())?;
-            let prepared = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
-            let (snap, omitted) = (prepared.snap, prepared.omitted);
+            let (snap, omitted) = match q.at {
+                Some(at) => {
+                    let (snap, omitted) = snapshot_at(conn, &project, at, &ask)?;
+                    (std::sync::Arc::new(snap), omitted)
+                }
+                None => {
+                    let prepared = vault_out::prepare(&st, conn, &caller, &project, &ask)?;
+                    (prepared.snap, prepared.omitted)
+                }
+            };
             let e = render::emit(&snap, &q.selection, q.options).map_err(render_error)?;
             let mut out = Vec::with_capacity(1 << 16);
             match &host {
@@ -127,4 +163,37 @@ pub async fn host(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     render_doc(state, caller, raw, Some(name), headers).await
+}
+
+#[utoipa::path(get, path = "/v1/inventory/diff", tag = "inventory", security(("bearer" = [])),
+    summary = "What changed between two points (admin): groups, hosts, memberships, children and resolved variables per host, with the change sets in between as blame",
+    params(crate::api::openapi::InventoryDiffQuery),
+    responses((status = 200, description = "The diff (see docs/history.md)", body = crate::api::openapi::JsonObject), crate::api::openapi::AdminReadErrors))]
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &["project", "from", "to"])?;
+    caller.require(craton::store::tokens::Role::Admin)?;
+    let field = |name: &str, m: String| ApiError::fields(vec![FieldError { field: name.into(), message: m }]);
+    let from = q
+        .get("from")
+        .ok_or_else(|| field("from", "required: an RFC 3339 instant or a revision".into()))
+        .and_then(|f| At::parse(f).map_err(|m| field("from", m)))?;
+    let to = q.get("to").map(At::parse).transpose().map_err(|m| field("to", m))?;
+    let requested = q.get("project").map(str::to_string);
+    let d = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            history::diff(conn, &project.name, from, to).map_err(|e| match e {
+                StoreError::Invalid(m) => match craton::store::edit::split_field(&m, &["from", "to"]) {
+                    Some((f, rest)) => field(f, rest.to_string()),
+                    None => ApiError::bad(m),
+                },
+                other => other.into(),
+            })
+        })
+        .await?;
+    Ok(axum::Json(serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))?))
 }

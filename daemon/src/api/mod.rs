@@ -66,6 +66,11 @@ pub const ROUTES: &[Route] = &[
     public("GET", "/v1/openapi.json", "This document"),
     r("GET", "/v1/inventory", "The inventory as `craton-inventory --list` prints it"),
     r("GET", "/v1/inventory/hosts/{name}", "One host's variables as `craton-inventory --host` prints them"),
+    r(
+        "GET",
+        "/v1/inventory/diff",
+        "What changed between two points (admin): hosts, groups, memberships, resolved variables, blame",
+    ),
     r("GET", "/v1/inventory.tgz", "The project as a bundle (ansible.cfg + hosts/), gzipped tar"),
     r("GET", "/v1/inventory.zip", "The project as a bundle (ansible.cfg + hosts/), zip"),
     r("GET", "/v1/inventory/{bundle}", "A group's subtree as a bundle: GROUP.tgz or GROUP.zip"),
@@ -276,6 +281,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/openapi.json", get(meta::openapi))
         .route("/v1/inventory", get(inventory::list))
         .route("/v1/inventory/hosts/{name}", get(inventory::host))
+        .route("/v1/inventory/diff", get(inventory::diff))
         .route("/v1/inventory.tgz", get(bundles::project_tgz))
         .route("/v1/inventory.zip", get(bundles::project_zip))
         .route("/v1/inventory/{bundle}", get(bundles::group))

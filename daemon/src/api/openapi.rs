@@ -268,6 +268,22 @@ pub struct InventoryQuery {
     pub pretty: Option<bool>,
     /// Include inactive hosts.
     pub include_inactive: Option<bool>,
+    /// The inventory as it was at this instant (RFC 3339) or project
+    /// revision (digits), rebuilt from the audit trail; without secrets.
+    /// An instant the retained trail does not cover is a 400 naming it.
+    pub at: Option<String>,
+}
+
+/// GET /v1/inventory/diff.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryDiffQuery {
+    /// Root only: the project (default `default`).
+    pub project: Option<String>,
+    /// The earlier point: an RFC 3339 instant or a project revision (digits).
+    pub from: String,
+    /// The later point (same forms; default: now).
+    pub to: Option<String>,
 }
 
 /// The bundle route's file name.
@@ -1098,6 +1114,7 @@ impl Modify for OperationIds {
         meta::openapi,
         inventory::list,
         inventory::host,
+        inventory::diff,
         bundles::project_tgz,
         bundles::project_zip,
         bundles::group,
