@@ -137,7 +137,8 @@ pub fn audit(conn: &mut DbConn, args: AuditArgs) -> Result<()> {
 /// `cratond diff`: what changed in a project's inventory between two points.
 #[derive(Args)]
 pub struct DiffArgs {
-    /// The earlier point: an RFC 3339 instant or a project revision.
+    /// The earlier point: an RFC 3339 instant, a project revision, or
+    /// run:ID (the revision that run's inventory was built from).
     #[arg(long)]
     pub from: String,
     /// The later point (same forms; default: now).
@@ -152,9 +153,14 @@ pub struct DiffArgs {
 
 /// Prints the diff: one line per change, `+`/`-`/`~`, blame in brackets.
 pub fn diff(conn: &mut DbConn, args: DiffArgs) -> Result<()> {
-    use craton::store::history::{self, At};
-    let from = At::parse(&args.from).map_err(|e| anyhow!("--from: {e}"))?;
-    let to = args.to.as_deref().map(At::parse).transpose().map_err(|e| anyhow!("--to: {e}"))?;
+    use craton::store::history::{self, Since};
+    let from = Since::parse(&args.from).map_err(|e| anyhow!("--from: {e}"))?;
+    let to = args.to.as_deref().map(Since::parse).transpose().map_err(|e| anyhow!("--to: {e}"))?;
+    let pid = craton::store::find_project(conn, &args.project)?
+        .ok_or_else(|| anyhow!("project {:?} not found", args.project))?
+        .id;
+    let from = from.resolve(conn, pid).map_err(|e| anyhow!("--from: {e}"))?;
+    let to = to.map(|t| t.resolve(conn, pid)).transpose().map_err(|e| anyhow!("--to: {e}"))?;
     let d = history::diff(conn, &args.project, from, to)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&d)?);

@@ -4,7 +4,9 @@
 //! naming its path (rows for a small import, one document for a large one),
 //! and a failing import leaves neither change nor entry; a config-ref sync
 //! names ref and commit; secrets appear only as fingerprints; the routes
-//! are admin-only; `cratond audit prune` removes old change sets only.
+//! are admin-only; `cratond audit prune` removes old change sets only; a
+//! `cratond import` killed (SIGKILL) while it writes leaves its change and
+//! its entry together or neither.
 
 mod common;
 
@@ -475,5 +477,94 @@ async fn tokens_windows_schedules_config_refs_and_approvals_are_audited() {
             "{b:?}"
         );
         assert_eq!(a[0].2["approval"]["comment"], "freeze", "{b:?}");
+    }
+}
+
+/// Change sets written by `cratond import`.
+fn import_sets(h: &Harness) -> i64 {
+    audit_changesets::table.filter(audit_changesets::source.eq("import")).count().get_result(&mut h.conn()).unwrap()
+}
+
+/// kill -9 of `cratond import` while it writes: its hosts and its change
+/// set are both there or neither (the trail is written in the import's own
+/// transaction), and the next import of the same file is whole.
+#[tokio::test]
+async fn a_killed_import_leaves_change_and_entry_together_or_neither() {
+    const HOSTS: i64 = 6000;
+    for b in backends() {
+        let h = Harness::new(b);
+        let dir = tempfile::tempdir().unwrap();
+        let big = inventory(dir.path(), "big.ini", HOSTS as usize);
+        // How long a whole import takes here, into a scratch database.
+        let scratch = Harness::new(b);
+        let start = std::time::Instant::now();
+        assert!(cratond(&scratch, &["import", "ansible", &big]).status.success());
+        let whole = start.elapsed();
+        let mut killed_mid = 0;
+        let mut done = false;
+        // Kills from a third of the way to just before its end: in the write.
+        for fraction in [0.35, 0.5, 0.65, 0.8, 0.9, 0.95] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_cratond"))
+                .args(["import", "ansible", &big])
+                .env("CRATON_DATABASE_URL", &h.db.url)
+                .env("USER", "audit-tester")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(whole.mul_f64(fraction));
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let state = (count_hosts(&h), import_sets(&h));
+            assert!(state == (0, 0) || state == (HOSTS, 1), "{b:?}: after a kill at {fraction}: {state:?}");
+            if state == (HOSTS, 1) {
+                done = true;
+                break;
+            }
+            if !status.success() {
+                killed_mid += 1;
+            }
+        }
+        assert!(killed_mid > 0, "{b:?}: no kill landed before the import committed ({whole:?} for a whole one)");
+        if !done {
+            let out = cratond(&h, &["import", "ansible", &big]);
+            assert!(out.status.success(), "{b:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_eq!((count_hosts(&h), import_sets(&h)), (HOSTS, 1), "{b:?}");
+    }
+}
+
+/// A run records the revision its inventory was built from, and
+/// `from=run:ID` diffs from there: "what changed since that run".
+#[tokio::test]
+async fn what_changed_since_a_run_is_one_call() {
+    for b in backends() {
+        let h = Harness::new(b);
+        let root = h.token(None, Role::Root);
+        let admin = h.token(Some("default"), Role::Admin);
+        let web1 = h.create("/v1/hosts", &root, json!({"name": "web1"})).await;
+        h.expect(200, "PUT", &format!("/v1/hosts/{web1}/variables"), &root, Some(json!({"port": 80}))).await;
+        // The run's playbook never exists: it ends `error`, its inventory recorded all the same.
+        let body = json!({"playbook": "site.yml", "repo": "file:///nonexistent", "ref": "main"});
+        let run = h.expect(201, "POST", "/v1/runs", &root, Some(body)).await.body["id"].as_i64().unwrap();
+        let r = h.expect(200, "GET", &format!("/v1/runs/{run}"), &root, None).await;
+        let rev = r.body["inventory_revision"].clone();
+        let project = h.expect(200, "GET", "/v1/projects?name=default", &root, None).await;
+        assert_eq!(rev, project.body["items"][0]["revision"], "{b:?}: {}", r.text);
+        h.expect(200, "PUT", &format!("/v1/hosts/{web1}/variables"), &root, Some(json!({"port": 8080}))).await;
+        h.create("/v1/hosts", &root, json!({"name": "web2"})).await;
+        let d = h.expect(200, "GET", &format!("/v1/inventory/diff?from=run:{run}"), &admin, None).await.body;
+        assert_eq!(d["from"]["revision"], rev, "{b:?}: {d}");
+        assert_eq!(d["hosts"]["added"], json!(["web2"]), "{b:?}: {d}");
+        let port = &d["variables"]["web1"]["port"];
+        assert_eq!((port["before"].clone(), port["after"].clone()), (json!(80), json!(8080)), "{b:?}: {d}");
+        let r = h.expect(400, "GET", "/v1/inventory/diff?from=run:999999", &admin, None).await;
+        assert_eq!(r.detail_fields(), ["from"], "{b:?}: {}", r.text);
+        let r = h.expect(400, "GET", &format!("/v1/inventory/diff?from=0&to=run:x{run}"), &admin, None).await;
+        assert_eq!(r.detail_fields(), ["to"], "{b:?}: {}", r.text);
+        // The CLI takes the same points.
+        let out = cratond(&h, &["diff", "--from", &format!("run:{run}")]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("+ host web2"), "{b:?}: {text}");
     }
 }

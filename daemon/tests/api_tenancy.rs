@@ -158,6 +158,7 @@ async fn tenant(h: &Harness, root: &str, name: &str, prefix: &str) -> Tenant {
             bundle: b"not a bundle",
             bundle_etag: "\"e\"",
             hosts: &[host_name.clone()],
+            inventory_revision: None,
             holder: "tenancy-test",
             lease_ttl_ms: 3_600_000,
         };

@@ -436,6 +436,7 @@ async fn a_lost_run_is_reported_finished() {
             bundle: b"x",
             bundle_etag: "\"e\"",
             hosts: &["h1".to_string()],
+            inventory_revision: None,
             holder: "a-dead-daemon",
             lease_ttl_ms: -60_000,
         };

@@ -130,6 +130,7 @@ async fn a_dead_daemons_claim_expires_and_the_waiting_run_starts() {
                 bundle: b"",
                 bundle_etag: "e",
                 hosts: &hosts,
+                inventory_revision: None,
                 holder: "ghost",
                 lease_ttl_ms: 1_500,
             };

@@ -60,6 +60,38 @@ impl At {
     }
 }
 
+/// A point of a diff: an instant or revision, or `run:ID`, the revision a
+/// run's inventory was built from ("what changed since the last good run").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    At(At),
+    Run(i64),
+}
+
+impl Since {
+    pub fn parse(s: &str) -> Result<Since, String> {
+        match s.trim().strip_prefix("run:") {
+            Some(id) => id.parse::<i64>().map(Since::Run).map_err(|_| format!("{s:?}: run:ID takes a run id")),
+            None => At::parse(s).map(Since::At),
+        }
+    }
+
+    /// The point in project `pid`'s history.
+    pub fn resolve(self, conn: &mut DbConn, pid: i64) -> Result<At, String> {
+        match self {
+            Since::At(a) => Ok(a),
+            Since::Run(id) => {
+                if super::runs::get(conn, Some(pid), id).map_err(|e| e.to_string())?.is_none() {
+                    return Err(format!("no run {id} in this project"));
+                }
+                super::runs::inventory_revision(conn, id).map_err(|e| e.to_string())?.map(At::Revision).ok_or_else(
+                    || format!("run {id} has no recorded inventory revision (it predates them, or was pruned)"),
+                )
+            }
+        }
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as ms since the epoch. Kept here
 /// rather than through chrono: the store builds without it.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {

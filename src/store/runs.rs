@@ -117,6 +117,8 @@ pub struct NewRun<'a> {
     pub bundle_etag: &'a str,
     /// The target's hosts (they start as `pending`).
     pub hosts: &'a [String],
+    /// The project revision of the inventory in `bundle`.
+    pub inventory_revision: Option<i64>,
     pub holder: &'a str,
     pub lease_ttl_ms: i64,
 }
@@ -154,7 +156,11 @@ pub fn create(conn: &mut DbConn, new: &NewRun) -> Result<Run, StoreError> {
             .select(runs::id)
             .first::<i64>(conn)?;
         diesel::insert_into(run_bundles::table)
-            .values((run_bundles::run_id.eq(id), run_bundles::bytes.eq(new.bundle)))
+            .values((
+                run_bundles::run_id.eq(id),
+                run_bundles::bytes.eq(new.bundle),
+                run_bundles::inventory_revision.eq(new.inventory_revision),
+            ))
             .execute(conn)?;
         for chunk in chunked(new.hosts) {
             let rows: Vec<_> = chunk
@@ -557,6 +563,12 @@ pub fn stdout(conn: &mut DbConn, id: i64) -> Result<String, StoreError> {
 }
 
 /// The bundle bytes the run read.
+/// The project revision run `id`'s bundle was built from (None: a run
+/// stored before revisions were recorded).
+pub fn inventory_revision(conn: &mut DbConn, id: i64) -> Result<Option<i64>, StoreError> {
+    Ok(run_bundles::table.find(id).select(run_bundles::inventory_revision).first(conn).optional()?.flatten())
+}
+
 pub fn bundle(conn: &mut DbConn, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(run_bundles::table.find(id).select(run_bundles::bytes).first(conn).optional()?)
 }

@@ -213,6 +213,7 @@ diesel::table! {
     run_bundles (run_id) {
         run_id -> BigInt,
         bytes -> Binary,
+        inventory_revision -> Nullable<BigInt>,
     }
 }
 

@@ -179,13 +179,15 @@ pub async fn diff(
     let field = |name: &str, m: String| ApiError::fields(vec![FieldError { field: name.into(), message: m }]);
     let from = q
         .get("from")
-        .ok_or_else(|| field("from", "required: an RFC 3339 instant or a revision".into()))
-        .and_then(|f| At::parse(f).map_err(|m| field("from", m)))?;
-    let to = q.get("to").map(At::parse).transpose().map_err(|m| field("to", m))?;
+        .ok_or_else(|| field("from", "required: an RFC 3339 instant, a revision or run:ID".into()))
+        .and_then(|f| history::Since::parse(f).map_err(|m| field("from", m)))?;
+    let to = q.get("to").map(history::Since::parse).transpose().map_err(|m| field("to", m))?;
     let requested = q.get("project").map(str::to_string);
     let d = state
         .db(move |conn| {
             let project = caller.project(conn, requested.as_deref())?;
+            let from = from.resolve(conn, project.id).map_err(|m| field("from", m))?;
+            let to = to.map(|t| t.resolve(conn, project.id)).transpose().map_err(|m| field("to", m))?;
             history::diff(conn, &project.name, from, to).map_err(|e| match e {
                 StoreError::Invalid(m) => match craton::store::edit::split_field(&m, &["from", "to"]) {
                     Some((f, rest)) => field(f, rest.to_string()),

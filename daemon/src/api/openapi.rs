@@ -280,7 +280,8 @@ pub struct InventoryQuery {
 pub struct InventoryDiffQuery {
     /// Root only: the project (default `default`).
     pub project: Option<String>,
-    /// The earlier point: an RFC 3339 instant or a project revision (digits).
+    /// The earlier point: an RFC 3339 instant, a project revision (digits),
+    /// or `run:ID` (the revision that run's inventory was built from).
     pub from: String,
     /// The later point (same forms; default: now).
     pub to: Option<String>,
@@ -941,6 +942,10 @@ pub struct RunDoc {
     pub options: Value,
     #[schema(required)]
     pub bundle_etag: Option<String>,
+    /// GET /v1/runs/{id} only: the project revision the run's inventory is
+    /// from (`GET /v1/inventory/diff?from=run:ID` starts there).
+    #[schema(required = false)]
+    pub inventory_revision: Option<i64>,
     pub created_by: String,
     pub created_at: i64,
     #[schema(required)]

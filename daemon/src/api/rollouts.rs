@@ -157,6 +157,7 @@ pub async fn resume(
                 bundle: &bytes,
                 bundle_etag: &etag,
                 hosts: &hosts,
+                inventory_revision: store_runs::inventory_revision(conn, id)?,
                 holder: &holder,
                 lease_ttl_ms: ttl,
             };

@@ -33,3 +33,7 @@ CREATE TABLE run_rollouts (
     resumed_from BIGINT,
     resumed_by BIGINT
 );
+-- run_bundles.inventory_revision (issue 12): the project revision of the
+-- inventory the bundle was built from, so "what changed since this run" is
+-- GET /v1/inventory/diff?from=run:ID.
+ALTER TABLE run_bundles ADD COLUMN inventory_revision BIGINT;
