@@ -40,6 +40,7 @@ fn submit(c: &mut DbConn, pid: i64, holder: &str, hosts: &[&str], priority: i32)
         bundle: b"",
         bundle_etag: "e",
         hosts: &hosts,
+        inventory_revision: None,
         holder,
         lease_ttl_ms: TTL,
     };
