@@ -942,10 +942,6 @@ pub struct RunDoc {
     pub options: Value,
     #[schema(required)]
     pub bundle_etag: Option<String>,
-    /// GET /v1/runs/{id} only: the project revision the run's inventory is
-    /// from (`GET /v1/inventory/diff?from=run:ID` starts there).
-    #[schema(required = false)]
-    pub inventory_revision: Option<i64>,
     pub created_by: String,
     pub created_at: i64,
     #[schema(required)]

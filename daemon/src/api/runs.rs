@@ -366,11 +366,7 @@ pub async fn get_one(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let id = parse_id("run", &id)?;
     let (run, project) = visible_run(&state, caller, &q, id).await?;
-    let rev = state.db(move |conn| Ok(store_runs::inventory_revision(conn, id)?)).await?;
-    let mut json = run_json(&run, &project);
-    // The revision its inventory is from (GET /v1/inventory/diff?from=run:ID).
-    json["inventory_revision"] = json!(rev);
-    Ok(Json(json))
+    Ok(Json(run_json(&run, &project)))
 }
 
 #[utoipa::path(get, path = "/v1/runs/{id}/hosts", tag = "runs", security(("bearer" = [])),
