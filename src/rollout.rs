@@ -192,6 +192,25 @@ pub fn plan(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>> {
     out
 }
 
+/// The text of a batch's `--limit @FILE`: one host name a line. Ansible
+/// reads each line as a pattern, but takes one that is exactly a host's
+/// name as that host, before any pattern syntax (so `web`, a host that is
+/// also a group, or `a*`, `x:y`, `p,q`, `~w.*` stay one host); only a
+/// leading `!` or `&` still counts, and would widen the batch to every
+/// host, so such names are refused (the error names the host).
+pub fn limit_file(hosts: &[String]) -> Result<String, String> {
+    if let Some(h) = hosts.iter().find(|h| h.starts_with(['!', '&'])) {
+        return Err(format!(
+            "host {h:?} starts with {:?}, which an Ansible limit reads as an exclusion or intersection: \
+             a rolling run cannot target it exactly (rename it, or run without batch)",
+            &h[..1]
+        ));
+    }
+    let mut text = hosts.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
 /// Whether a finished batch of `size` hosts, `failed` of them failed or
 /// unreachable, stops the rollout; the reason when it does.
 pub fn stops(size: usize, failed: usize, max_fail_percentage: Option<f64>) -> Option<String> {
@@ -258,6 +277,16 @@ mod tests {
 
     fn sizes_of(p: &[Vec<String>]) -> Vec<usize> {
         p.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn a_limit_file_is_one_name_a_line_and_refuses_what_ansible_would_widen() {
+        let hosts = vec!["web".to_string(), "a*".into(), "x:y".into()];
+        assert_eq!(limit_file(&hosts).unwrap(), "web\na*\nx:y\n");
+        for bad in ["!w1", "&q"] {
+            let e = limit_file(&[String::from("ok"), bad.into()]).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
     }
 
     #[test]

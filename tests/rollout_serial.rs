@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::{ansible, ansible_env, ok};
-use craton::rollout::{parse_sizes, plan};
+use craton::rollout::{limit_file, parse_sizes, plan};
 use serde_json::{json, Value};
 
 #[test]
@@ -49,5 +49,55 @@ fn batches_equal_ansibles_serial_batches() {
         let hosts: Vec<String> = (1..=*n).map(|h| format!("c{i}h{h:02}")).collect();
         let ours = plan(&hosts, &parse_sizes(sizes).unwrap());
         assert_eq!(ours, ansible_batches, "case {i}: serial {sizes} over {n} hosts\n{out}");
+    }
+}
+
+/// The hosts real Ansible targets with `--limit @FILE` of `text`.
+fn limited(dir: &std::path::Path, text: &str) -> Vec<String> {
+    let f = dir.join("batch.limit");
+    std::fs::write(&f, text).unwrap();
+    let mut cmd = Command::new(ansible("ansible"));
+    ansible_env(&mut cmd, dir).args(["all", "--list-hosts", "-i"]).arg(dir.join("inv.yml"));
+    cmd.arg(format!("--limit=@{}", f.display()));
+    let out = ok(&mut cmd);
+    let mut hosts: Vec<String> =
+        out.lines().skip_while(|l| !l.contains("hosts (")).skip(1).map(|l| l.trim().to_string()).collect();
+    hosts.sort();
+    hosts
+}
+
+/// A batch's limit file makes Ansible target exactly the batch, whatever
+/// pattern syntax its host names spell (a host that is also a group's name,
+/// `*`, `:`, `,`, `~`), and refuses the names Ansible would widen it with.
+#[test]
+fn a_batch_limit_file_targets_exactly_its_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = ["w1", "w2"];
+    let tricky = ["web", "a*", "w?", "x:y", "p,q", "~w.*", "db"];
+    let widening = ["!w1", "&w2"];
+    let mut inv = String::from("all:\n  children:\n    web:\n      hosts:\n");
+    for h in plain {
+        inv.push_str(&format!("        {h}: {{}}\n"));
+    }
+    inv.push_str("    db:\n      hosts:\n");
+    for h in tricky.iter().chain(&widening) {
+        inv.push_str(&format!("        {}: {{}}\n", json!(h)));
+    }
+    std::fs::write(dir.path().join("inv.yml"), inv).unwrap();
+    let batches: Vec<Vec<String>> = tricky
+        .iter()
+        .map(|h| vec![h.to_string()])
+        .chain([tricky.iter().map(|h| h.to_string()).collect(), vec!["w1".into(), "~w.*".into(), "web".into()]])
+        .collect();
+    for batch in batches {
+        let mut want = batch.clone();
+        want.sort();
+        assert_eq!(limited(dir.path(), &limit_file(&batch).unwrap()), want, "batch {batch:?}");
+    }
+    for h in widening {
+        let e = limit_file(&["w1".to_string(), h.to_string()]).unwrap_err();
+        assert!(e.contains(&format!("{h:?}")), "{e}");
+        // What the refusal prevents: Ansible reads the line as a pattern.
+        assert_ne!(limited(dir.path(), &format!("{h}\n")), vec![h.to_string()], "{h}");
     }
 }

@@ -244,13 +244,13 @@ impl Keystone {
                     *self.service.lock().expect("service token poisoned") = None;
                     renewed = true;
                 }
-                Err(Failure::ServiceRejected) => return Err(ApiError::AuthUnavailable(
+                Err(Failure::ServiceRejected) => return Err(ApiError::Missing(
                     "Keystone rejects cratond's service token (check [keystone] username, password and project_name)"
                         .into(),
                 )),
                 Err(Failure::Unavailable(m)) => {
                     tracing::warn!(url = %self.settings.base, error = %m, "keystone validation failed");
-                    return Err(ApiError::AuthUnavailable(m));
+                    return Err(ApiError::Missing(m));
                 }
             }
         }
@@ -280,21 +280,23 @@ impl Keystone {
             .agent
             .post(format!("{}/auth/tokens?nocatalog", s.base))
             .send_json(&body)
-            .map_err(|e| ApiError::AuthUnavailable(self.unreachable(e)))?;
+            .map_err(|e| ApiError::Missing(self.unreachable(e)))?;
         let status = resp.status().as_u16();
         if status != 201 {
-            return Err(ApiError::AuthUnavailable(format!(
+            return Err(ApiError::Missing(format!(
                 "Keystone refused cratond's service credentials (HTTP {status}; check [keystone] username, password, project_name and their domains)"
             )));
         }
-        let secret =
-            resp.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string).ok_or_else(
-                || ApiError::AuthUnavailable("Keystone issued no X-Subject-Token for the service user".into()),
-            )?;
+        let secret = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Missing("Keystone issued no X-Subject-Token for the service user".into()))?;
         let doc: Value = resp
             .into_body()
             .read_json()
-            .map_err(|e| ApiError::AuthUnavailable(format!("Keystone's token response is not JSON: {e}")))?;
+            .map_err(|e| ApiError::Missing(format!("Keystone's token response is not JSON: {e}")))?;
         let lifetime = doc["token"]["expires_at"].as_str().and_then(seconds_until).unwrap_or(0);
         // Renewed with a margin of a tenth of its lifetime (at most five
         // minutes), so no validation runs on a token about to expire.

@@ -694,6 +694,20 @@ fn bad_input_is_a_400_naming_the_field() {
         assert!(fields.contains(&field), "{body}: {fields:?} should name {field}: {r}");
     }
     assert_eq!(env.get("/v1/runs")["items"], json!([]), "bad requests queued nothing");
+
+    // A daemon without ansible-playbook says so at submit time (a 503 that
+    // names it, not the database's generic one), and still answers 404 for a
+    // run that does not exist, whatever the route.
+    let bare = Env::new(Backend::Sqlite, &[("CRATON_ANSIBLE_PLAYBOOK", "/nonexistent/ansible-playbook")]);
+    let (s, r) = bare.call("POST", "/v1/runs", Some(base.clone()));
+    assert_eq!(s, 503, "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ansible-playbook not found") && message.contains("CRATON_ANSIBLE_PLAYBOOK"), "{r}");
+    for route in ["/v1/runs/987654/resume", "/v1/runs/987654/cancel", "/v1/runs/-9223372036854775808/resume"] {
+        let (s, r) = bare.call("POST", route, None);
+        assert_eq!(s, 404, "POST {route}: {r}");
+    }
+    assert_eq!(bare.get("/v1/runs")["items"], json!([]), "a daemon without ansible-playbook queued nothing");
 }
 
 /// A run sees its project's secrets through the bundle's vault client,

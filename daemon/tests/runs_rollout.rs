@@ -345,3 +345,21 @@ async fn each_batch_waits_for_another_admins_approval_and_a_denial_stops_the_rol
         assert!(r.text.contains("approval"), "{b:?}: {}", r.text);
     }
 }
+
+/// A host whose name an Ansible limit file would read as an exclusion or
+/// intersection (`!h6`, `&h7`) cannot be a batch: the submit is a 400
+/// naming `batch` and the host, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_run_refuses_host_names_a_limit_file_would_widen() {
+    let e = env(Backend::Sqlite, None).await;
+    let cell = e.h.get("/v1/groups?name=cell2", &e.root).await.body["items"][0]["id"].as_i64().unwrap();
+    for n in ["!h6", "&h7"] {
+        e.h.create("/v1/hosts", &e.root, json!({"name": n, "groups": [cell]})).await;
+    }
+    let r = e.h.expect(400, "POST", "/v1/runs", &e.root, Some(e.body(json!({"batch": 2})))).await;
+    let d = &r.body["error"]["details"][0];
+    assert_eq!(d["field"], "batch", "{}", r.body);
+    assert!(d["message"].as_str().unwrap().contains("\"!h6\""), "{}", r.body);
+    let runs = e.h.expect(200, "GET", "/v1/runs", &e.root, None).await.body;
+    assert_eq!(runs["items"], json!([]), "nothing queued: {runs}");
+}

@@ -43,11 +43,13 @@ pub enum ApiError {
     Timeout,
     #[error("{0}")]
     Unavailable(String),
-    /// The identity service cannot be asked (Keystone down, refusing the
-    /// service credentials): a 503 whose message says so, unlike
-    /// [`ApiError::Unavailable`]'s generic one. Never carries a token.
+    /// Something outside the database the request needs is not there: the
+    /// identity service cannot be asked (Keystone down, refusing the
+    /// service credentials), or ansible-playbook is not installed. A 503
+    /// whose message says which, unlike [`ApiError::Unavailable`]'s generic
+    /// one. Never carries a token.
     #[error("{0}")]
-    AuthUnavailable(String),
+    Missing(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -74,7 +76,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) | ApiError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Missing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

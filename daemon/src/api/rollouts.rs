@@ -83,7 +83,6 @@ pub async fn resume(
     let q = Query::parse(raw.as_deref(), &["project"])?;
     let id = parse_id("run", &id)?;
     let hub = hub(&state)?;
-    hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
     let requested = q.get("project").map(str::to_string);
     let who = created_by(&caller);
     let resumer = identity(&caller);
@@ -104,6 +103,9 @@ pub async fn resume(
     tokio::task::spawn_blocking(move || check_source_policy(&h, &project_name, actor, &old_spec))
         .await
         .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))??;
+    // As for a submit: after the run is known to exist and the caller may
+    // resume it, so an unknown run is a 404 on any daemon.
+    hub.settings.resolve_playbook_binary().map_err(ApiError::Missing)?;
     let (run, project, spec, config_ref, bundle, commit) = state
         .db(move |conn| {
             let project = caller.project(conn, requested.as_deref())?;

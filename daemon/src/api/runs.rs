@@ -180,7 +180,7 @@ pub async fn submit(
     tokio::task::spawn_blocking(move || check_source_policy(&h, &name, actor, &sp))
         .await
         .map_err(|e| ApiError::internal(format!("policy check failed: {e}")))??;
-    hub.settings.resolve_playbook_binary().map_err(ApiError::Unavailable)?;
+    hub.settings.resolve_playbook_binary().map_err(ApiError::Missing)?;
     let st = state.clone();
     let (sp, holder, ttl) = (spec.clone(), hub.settings.holder.clone(), hub.settings.lease_ttl_ms);
     let again = requested_project;
@@ -222,6 +222,11 @@ pub async fn submit(
             if hosts.is_empty() {
                 let f = if sel.filters.is_empty() { "group" } else { "filter" };
                 return Err(field(f, "the target selects no hosts"));
+            }
+            if let Some(plan) = &plan {
+                for b in plan {
+                    craton::rollout::limit_file(b).map_err(|m| field("batch", m))?;
+                }
             }
             if sp.options.if_busy == core_runs::IfBusy::Refuse {
                 busy(conn, project.id, &hosts)?;

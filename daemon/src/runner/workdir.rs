@@ -79,8 +79,7 @@ impl WorkDir {
     /// per line, as Ansible reads a limit file.
     pub fn write_batch(&self, seq: i32, hosts: &[String]) -> std::io::Result<PathBuf> {
         let p = self.root.join(format!("batch-{seq}.limit"));
-        let mut text = hosts.join("\n");
-        text.push('\n');
+        let text = craton::rollout::limit_file(hosts).map_err(std::io::Error::other)?;
         std::fs::write(&p, text)?;
         Ok(p)
     }
