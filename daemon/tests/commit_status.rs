@@ -291,6 +291,12 @@ async fn rule_runs_report_pending_then_their_result_retried_on_the_clock() {
         })
         .await;
         assert_eq!((s[0].attempts, s[1].attempts), (2, 1), "{b:?}: {s:?}");
+        // The same record through the API, and none of it for another project.
+        let api = e.h.expect(200, "GET", &format!("/v1/runs/{run}/commit-statuses"), &e.root, None).await.body;
+        assert_eq!(api["items"], serde_json::to_value(&s).unwrap(), "{b:?}");
+        assert_eq!(api["items"][0]["last_status"], 201, "{b:?}: {api}");
+        let other = e.h.token(Some("other"), Role::Admin);
+        e.h.expect(404, "GET", &format!("/v1/runs/{run}/commit-statuses"), &other, None).await;
 
         // A failing playbook: failure, under the rule's own context.
         let broken =

@@ -126,6 +126,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/v1/runs/{id}/deny", "Deny a run waiting for approval: it ends canceled (admin, not its submitter)"),
     r("GET", "/v1/runs/{id}/batches", "A rolling run's batches: hosts, status, failed hosts; resumed from/by"),
     r("POST", "/v1/runs/{id}/resume", "Resume a stopped rollout: a new run of its unfinished batches (editor)"),
+    r("GET", "/v1/runs/{id}/commit-statuses", "The GitHub commit statuses a rule's run posts, with their delivery"),
     // Audit trail (issue 12).
     r("GET", "/v1/audit", "Change sets of the audit trail, newest first (admin)"),
     r("GET", "/v1/audit/{id}", "One change set with its changes before and after (admin)"),
@@ -322,6 +323,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/v1/runs/{id}/approve", post(approvals::approve))
         .route("/v1/runs/{id}/deny", post(approvals::deny))
         .route("/v1/runs/{id}/batches", get(rollouts::batches))
+        .route("/v1/runs/{id}/commit-statuses", get(webhook_rules::commit_statuses))
         .route("/v1/runs/{id}/resume", post(rollouts::resume))
         // Audit trail (issue 12).
         .route("/v1/audit", get(audit::list))

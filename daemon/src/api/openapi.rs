@@ -1025,6 +1025,45 @@ pub struct RolloutDoc {
     pub batches: Vec<RunBatch>,
 }
 
+/// One GitHub commit status of a run (GET /v1/runs/{id}/commit-statuses).
+#[derive(Deserialize, ToSchema)]
+pub struct CommitStatusDoc {
+    pub id: i64,
+    pub project_id: i64,
+    pub run_id: i64,
+    /// The webhook rule whose match submitted the run.
+    pub rule_id: i64,
+    /// run.queued (the pending status) or run.finished (the result).
+    pub event: String,
+    /// GitHub's owner/name.
+    pub repository: String,
+    pub sha: String,
+    pub context: String,
+    /// GitHub's state: pending, success, failure or error.
+    pub state: String,
+    pub description: String,
+    #[schema(required)]
+    pub target_url: Option<String>,
+    /// pending (not sent yet, or to be retried), delivered or failed.
+    pub delivery: String,
+    pub attempts: i32,
+    /// When the next attempt is due (ms since the epoch, the daemon clock).
+    pub next_attempt_at: i64,
+    /// The HTTP status of the last attempt.
+    #[schema(required)]
+    pub last_status: Option<i32>,
+    #[schema(required)]
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    #[schema(required)]
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CommitStatusList {
+    pub items: Vec<CommitStatusDoc>,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RunHostList {
     pub items: Vec<RunHost>,
@@ -1168,6 +1207,7 @@ impl Modify for OperationIds {
         crate::api::approvals::deny,
         crate::api::rollouts::batches,
         crate::api::rollouts::resume,
+        crate::api::webhook_rules::commit_statuses,
     )
 )]
 pub struct ApiDoc;

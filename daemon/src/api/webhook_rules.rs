@@ -544,3 +544,27 @@ pub mod doc {
         pub links: Links,
     }
 }
+
+#[utoipa::path(get, path = "/v1/runs/{id}/commit-statuses", tag = "runs", security(("bearer" = [])),
+    summary = "The GitHub commit statuses a rule's run posts (pending, then its result): state, delivery, attempts, last response",
+    params(crate::api::openapi::IdPath, crate::api::openapi::ProjectQuery),
+    responses((status = 200, description = "Oldest first (empty for a run no rule with commit_status submitted)", body = crate::api::openapi::CommitStatusList),
+        crate::api::openapi::ReadErrors))]
+pub async fn commit_statuses(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
+    let id = parse_id("run", &id)?;
+    let requested = q.get("project").map(str::to_string);
+    let items = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            craton::store::runs::get(conn, Some(project.id), id)?.ok_or_else(|| super::runs::not_found(id))?;
+            Ok(craton::store::commit_statuses::of_run(conn, id)?)
+        })
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}
