@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::extract::Path;
 use super::query::Query;
 use super::resource::{created, location, parse_id};
-use super::runs::{check_source_policy, created_by, hub, identity, not_found};
+use super::runs::{check_source_policy, created_by, hub, identity, not_found, of_visible_run};
 use crate::repo_policy::Actor;
 use crate::runner::run::{run_json, Launch};
 use crate::state::AppState;
@@ -50,16 +50,10 @@ pub async fn batches(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["project"])?;
-    let id = parse_id("run", &id)?;
-    let requested = q.get("project").map(str::to_string);
-    let (rollout, batches) = state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            store_runs::get(conn, Some(project.id), id)?.ok_or_else(|| not_found(id))?;
-            Ok((rollouts::rollout(conn, id)?, rollouts::of_run(conn, id)?))
-        })
-        .await?;
+    let (id, (rollout, batches)) = of_visible_run(&state, caller, raw.as_deref(), &id, |conn, id| {
+        Ok((rollouts::rollout(conn, id)?, rollouts::of_run(conn, id)?))
+    })
+    .await?;
     let rollout = rollout.unwrap_or(rollouts::RolloutRow {
         run_id: id,
         requested_by: String::new(),

@@ -43,6 +43,30 @@ pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("run {id} not found"))
 }
 
+/// What `load` reads of run `id` (the path's text) of the caller's project,
+/// for the read routes under `/v1/runs/{id}/` that take only `?project=`:
+/// a bad id is a 400, another project's run or none a 404. Returns the id
+/// with it.
+pub(crate) async fn of_visible_run<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    raw: Option<&str>,
+    id: &str,
+    load: impl FnOnce(&mut craton::store::DbConn, i64) -> Result<T, ApiError> + Send + 'static,
+) -> Result<(i64, T), ApiError> {
+    let q = Query::parse(raw, &["project"])?;
+    let id = parse_id("run", id)?;
+    let requested = q.get("project").map(str::to_string);
+    let got = state
+        .db(move |conn| {
+            let project = caller.project(conn, requested.as_deref())?;
+            store_runs::get(conn, Some(project.id), id)?.ok_or_else(|| not_found(id))?;
+            load(conn, id)
+        })
+        .await?;
+    Ok((id, got))
+}
+
 fn field(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::fields(vec![FieldError { field: field.into(), message: message.into() }])
 }
@@ -384,16 +408,8 @@ pub async fn hosts(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["project"])?;
-    let id = parse_id("run", &id)?;
-    let requested = q.get("project").map(str::to_string);
-    let rows = state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            store_runs::get(conn, Some(project.id), id)?.ok_or_else(|| not_found(id))?;
-            Ok(store_runs::hosts_of(conn, id)?)
-        })
-        .await?;
+    let (id, rows) =
+        of_visible_run(&state, caller, raw.as_deref(), &id, |conn, id| Ok(store_runs::hosts_of(conn, id)?)).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|h| {

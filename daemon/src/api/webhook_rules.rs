@@ -556,15 +556,9 @@ pub async fn commit_statuses(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &ONE_PARAMS)?;
-    let id = parse_id("run", &id)?;
-    let requested = q.get("project").map(str::to_string);
-    let items = state
-        .db(move |conn| {
-            let project = caller.project(conn, requested.as_deref())?;
-            craton::store::runs::get(conn, Some(project.id), id)?.ok_or_else(|| super::runs::not_found(id))?;
-            Ok(craton::store::commit_statuses::of_run(conn, id)?)
-        })
-        .await?;
+    let (_, items) = super::runs::of_visible_run(&state, caller, raw.as_deref(), &id, |conn, id| {
+        Ok(craton::store::commit_statuses::of_run(conn, id)?)
+    })
+    .await?;
     Ok(Json(json!({ "items": items })))
 }
